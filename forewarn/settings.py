@@ -1,0 +1,94 @@
+"""Forewarn's settings: one place, environment prefix ``FOREWARN_``.
+
+Only entry points (the CLI, the BentoML service module) build a `Settings`; every stage
+receives the values it needs as arguments. This module imports nothing of ours.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every tunable of Forewarn, overridable as ``FOREWARN_<NAME>`` (lists as JSON)."""
+
+    model_config = SettingsConfigDict(env_prefix="FOREWARN_", extra="ignore")
+
+    # --- where things go -------------------------------------------------------------
+    out_dir: Path = Field(Path("forewarn-out"), description="default folder for outputs")
+    models_dir: Path = Field(Path("models"), description="local MLflow store and artifacts")
+    tracking_uri: str | None = Field(
+        None,
+        description="MLflow tracking URI; MLFLOW_TRACKING_URI wins, then this, then "
+        "sqlite:///<models_dir>/mlflow.db",
+    )
+    experiment: str = Field("forewarn", description="MLflow experiment for training runs")
+    monitoring_experiment: str = Field("forewarn-monitoring", description="for drift runs")
+
+    # --- labels ------------------------------------------------------------------------
+    delay_tolerance: float = Field(0.05, ge=0, description="late when slip exceeds this")
+    overrun_tolerance: float = Field(0.05, ge=0, description="over budget above this")
+
+    # --- features ----------------------------------------------------------------------
+    extra_attributes: list[str] = Field(
+        default_factory=list, description="extra projects columns to use as features"
+    )
+
+    # --- models and RAG ---------------------------------------------------------------
+    red_threshold: float = Field(0.60, gt=0, lt=1, description="p at or above: red")
+    amber_threshold: float = Field(0.35, gt=0, lt=1, description="p at or above: amber")
+    seed: int = 42
+    holdout_days: int = Field(91, gt=0, description="retraining holdout: last quarter")
+    min_holdout_projects: int = Field(30, gt=0, description="fewer: grouped CV instead")
+    gate_auc_margin: float = Field(0.01, ge=0, description="challenger may lose this AUC")
+    gate_brier_margin: float = Field(0.005, ge=0, description="and gain this Brier")
+
+    # --- serving -----------------------------------------------------------------------
+    api_key: str | None = Field(None, description="bearer token; required off loopback")
+    host: str = "127.0.0.1"
+    port: int = 3000
+    max_body_bytes: int = Field(5_000_000, gt=0, description="larger bodies get 413")
+    max_projects_per_request: int = Field(500, gt=0)
+    request_timeout_s: int = Field(30, gt=0)
+    max_concurrency: int = Field(64, gt=0)
+    workers: int = Field(1, gt=0)
+    threads: int = Field(8, gt=0)
+    top_drivers: int = Field(3, gt=0)
+
+    # --- monitoring --------------------------------------------------------------------
+    drift_share_threshold: float = Field(
+        0.30, gt=0, le=1, description="fail when this share of features drifted"
+    )
+    drift_stattest_threshold: float = Field(0.05, gt=0, lt=1)
+    prediction_drift_threshold: float = Field(0.1, gt=0)
+    performance_auc_drop: float = Field(0.05, ge=0)
+    performance_brier_rise: float = Field(0.05, ge=0)
+
+    @field_validator("extra_attributes", mode="before")
+    @classmethod
+    def _split_attributes(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip().startswith("["):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _amber_below_red(self) -> Settings:
+        if self.amber_threshold >= self.red_threshold:
+            raise ValueError("amber_threshold must be below red_threshold")
+        return self
+
+    def resolved_tracking_uri(self) -> str:
+        """The tracking URI in force: MLFLOW_TRACKING_URI, then ours, then the local store."""
+        env = os.environ.get("MLFLOW_TRACKING_URI")
+        if env:
+            return env
+        if self.tracking_uri:
+            return self.tracking_uri
+        return f"sqlite:///{self.models_dir.resolve()}/mlflow.db"
+
+    def artifact_root(self) -> str:
+        return (self.models_dir.resolve() / "artifacts").as_uri()
