@@ -16,10 +16,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from forewarn.settings import Settings
-
 if TYPE_CHECKING:
     from features.loading import LoadResult
+    from forewarn.settings import Settings
 
 app = typer.Typer(
     name="forewarn",
@@ -43,6 +42,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object on 
 
 
 def _settings() -> Settings:
+    # Imported here: pydantic-settings alone costs ~0.4 s, and --help must stay fast.
+    from forewarn.settings import Settings
+
     try:
         return Settings()
     except Exception as exc:  # pydantic's ValidationError: show it, no traceback
