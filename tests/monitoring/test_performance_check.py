@@ -1,0 +1,92 @@
+"""Unit tests of the performance check on hand-built scored frames."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import brier_score_loss, roc_auc_score
+
+from monitoring.performance import (
+    baseline_from_figures,
+    check_performance,
+    stage_figures,
+    weighted_auc,
+    weighted_brier,
+)
+
+TARGETS = {"delay": ("late", "p_late")}
+
+
+def _scored(n_projects: int, seed: int) -> pd.DataFrame:
+    """Projects with 5-12 report rows each; p is informative and calibrated."""
+    rng = np.random.default_rng(seed)
+    rows = rng.integers(5, 13, n_projects)
+    pid = np.repeat([f"P{seed}-{i}" for i in range(n_projects)], rows)
+    risk = np.repeat(rng.normal(0, 1.2, n_projects), rows)
+    elapsed = np.concatenate([np.linspace(0, 1.2, r) for r in rows])
+    # The outcome is per project; the score sharpens as the project advances.
+    late = np.repeat(
+        (rng.uniform(size=n_projects) < 1 / (1 + np.exp(-risk[np.cumsum(rows) - 1]))).astype(float),
+        rows,
+    )
+    noise = rng.normal(0, 1.5 * (1.3 - elapsed))
+    p = 1 / (1 + np.exp(-(risk + noise) * 0.8))
+    return pd.DataFrame(
+        {
+            "project_id": pid,
+            "weight": np.repeat(1.0 / rows, rows),
+            "elapsed_fraction": elapsed,
+            "late": late,
+            "p_late": p,
+        }
+    )
+
+
+def _baseline(seed: int = 1) -> dict:
+    return baseline_from_figures({"delay": stage_figures(_scored(1500, seed), "late", "p_late")})
+
+
+def test_weighted_figures_match_scikit_learn() -> None:
+    rng = np.random.default_rng(3)
+    p = np.round(rng.uniform(size=500), 2)  # ties on purpose
+    y = (rng.uniform(size=500) < p).astype(float)
+    w = rng.uniform(0.1, 1.0, 500)
+    assert weighted_auc(y, p, w)[0] == pytest.approx(roc_auc_score(y, p, sample_weight=w))
+    assert weighted_brier(y, p, w)[0] == pytest.approx(brier_score_loss(y, p, sample_weight=w))
+
+
+def test_same_model_on_fresh_projects_passes() -> None:
+    result = check_performance(_scored(300, 2), _baseline(), targets=TARGETS)
+    assert result.passed, result.to_dict()["failures"]
+    judged = [c for c in result.checks if not c.note]
+    assert len(judged) >= 3 * 7  # three figures, overall and six stages
+
+
+def test_shuffled_labels_fail_and_name_the_stage() -> None:
+    scored = _scored(300, 2)
+    # Shuffle outcomes between projects, keeping each project's rows together.
+    outcome = scored.groupby("project_id", sort=False)["late"].first()
+    shuffled = pd.Series(
+        np.random.default_rng(9).permutation(outcome.to_numpy()), index=outcome.index
+    )
+    scored["late"] = scored["project_id"].map(shuffled)
+    result = check_performance(scored, _baseline(), targets=TARGETS)
+    assert not result.passed
+    failed_auc = {c.stage for c in result.failures if c.metric == "auc"}
+    assert "overall" in failed_auc and "80-100%" in failed_auc
+    summary = json.loads(result.to_json())
+    assert any(f.startswith("delay at stage 80-100%: auc") for f in summary["failures"])
+
+
+def test_small_stage_is_reported_not_judged() -> None:
+    scored = _scored(300, 2)
+    scored = scored[(scored["elapsed_fraction"] < 1.0) | (scored.index % 50 == 0)]
+    # Make the few overdue rows terrible: still not judged, too few projects.
+    overdue = scored["elapsed_fraction"] >= 1.0
+    scored.loc[overdue, "p_late"] = 1.0 - scored.loc[overdue, "late"]
+    result = check_performance(scored, _baseline(), targets=TARGETS, min_projects=20)
+    late_stage = [c for c in result.checks if c.stage == ">100%"]
+    assert late_stage and all(not c.failed and c.note.startswith("not judged") for c in late_stage)
