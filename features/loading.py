@@ -1,15 +1,58 @@
-"""Reading, validating and writing portfolios in data contract v1."""
+"""Reading, validating and writing portfolios in data contract v1.
+
+Reading keeps every cell as it was written (text for CSV and Parquet, the cell's value for a
+workbook) so that a bad value ends in the quarantine instead of crashing the load.
+`validate_frames` then parses each column once, runs the contract's rules as pandera checks
+over whole columns, and splits every input row into loaded or quarantined: nothing is
+dropped silently. Whole-file problems (no such file, a missing table or required column,
+unreadable bytes) raise `ContractError` instead.
+"""
 
 from __future__ import annotations
 
+import csv
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
+import pandera.pandas as pa
+import pyarrow as pyarrow_lib
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
 
-from features.contract import TABLES, Portfolio, column_names
+from features.contract import (
+    COLUMNS,
+    TABLES,
+    Column,
+    Portfolio,
+    column_names,
+    conform,
+    required_columns,
+)
 
 QUARANTINE_COLUMNS = ["table", "file", "row", "column", "value", "rule"]
+
+# The row number a person sees: the header is row 1, so the first data row is row 2.
+FIRST_DATA_ROW = 2
+
+DATA_SUFFIXES = (".csv", ".parquet")
+WORKBOOK_SUFFIXES = (".xlsx", ".xlsm")
+
+# Spellings of "no value" in number, date and category columns (pandas' usual set, lower
+# case). Identifier and name columns treat only an empty cell as missing: "NA" may be a name.
+MISSING_TOKENS = frozenset(
+    {"na", "n/a", "nan", "-nan", "null", "none", "<na>", "nat", "#n/a", "#na", "#n/a n/a"}
+)
+
+# A date is year-month-day, optionally followed by a time that the contract ignores.
+_DATE_SHAPE = r"^\d{4}-\d{1,2}-\d{1,2}(?:[T ].*)?$"
+
+_TEXT = pd.ArrowDtype(pyarrow_lib.string())
 
 
 class ContractError(Exception):
@@ -29,6 +72,820 @@ class LoadResult:
         default_factory=lambda: pd.DataFrame(columns=QUARANTINE_COLUMNS)
     )
     files: dict[str, str] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------ reading
+
+
+def load_portfolio(path: Path, extra_attributes: Sequence[str] = ()) -> LoadResult:
+    """Read and validate a portfolio: a folder of CSV/Parquet tables or one .xlsx workbook.
+
+    The folder holds ``projects``, ``status_reports`` and optionally ``changes``, each as
+    ``.csv`` or ``.parquet``; a workbook holds sheets of those names. Rows that break the
+    contract are in ``quarantine``; whole-file problems raise `ContractError`.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ContractError(f"{path}: no such file or folder")
+    if path.is_dir():
+        frames, files = _read_folder(path)
+    elif path.suffix.lower() in WORKBOOK_SUFFIXES:
+        frames, files = _read_workbook(path)
+    else:
+        raise ContractError(
+            f"{path}: expected a folder of projects/status_reports/changes files "
+            f"(.csv or .parquet) or an Excel workbook (.xlsx), not a {path.suffix or 'plain'} file"
+        )
+    return _validate(frames, files, list(extra_attributes), source=str(path))
+
+
+def _read_folder(folder: Path) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    frames: dict[str, pd.DataFrame] = {}
+    files: dict[str, str] = {}
+    for table in TABLES:
+        found = [
+            folder / f"{table}{s}" for s in DATA_SUFFIXES if (folder / f"{table}{s}").is_file()
+        ]
+        if len(found) > 1:
+            raise ContractError(
+                f"{folder}: both {found[0].name} and {found[1].name} exist; keep one"
+            )
+        if not found:
+            if table == "changes":  # optional: a portfolio may have no change requests
+                continue
+            present = sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+            raise ContractError(
+                f"{folder}: no {table} table: expected {table}.csv or {table}.parquet"
+                + (f" (found: {', '.join(present[:10])})" if present else " (the folder is empty)")
+            )
+        file = found[0]
+        frames[table] = _read_csv(file) if file.suffix == ".csv" else _read_parquet(file)
+        files[table] = file.name
+    return frames, files
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    """Every cell as text, indexed by the line its record starts on (the header is line 1)."""
+    try:
+        # The header is read apart because readers silently rename duplicate columns.
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            header = next(csv.reader(fh), None)
+    except UnicodeDecodeError as exc:
+        raise ContractError(_not_utf8(path, exc)) from exc
+    except csv.Error as exc:
+        raise ContractError(f"{path}: cannot be read as CSV: {exc}") from exc
+    if header is None:
+        raise ContractError(f"{path}: the file is empty; line 1 must name the columns")
+    names = _column_names(header, str(path))
+    try:
+        frame = _read_csv_arrow(path, names)
+    except pyarrow_lib.ArrowInvalid:
+        # Ragged rows or bad bytes: pandas reads short rows and words its errors with the
+        # line number, so let it have a go before giving up.
+        frame = _read_csv_pandas(path, names)
+    # A quoted value may span lines; the next record then starts that many lines later.
+    newlines = np.zeros(len(frame), dtype=np.int64)
+    for col in frame.columns:
+        if frame[col].str.contains("\n", regex=False).any():  # cheap test, rare count
+            newlines += frame[col].str.count("\n").fillna(0).to_numpy(dtype=np.int64)
+    starts = FIRST_DATA_ROW + np.concatenate([[0], np.cumsum(1 + newlines)[:-1]])
+    frame.index = pd.Index(starts[: len(frame)], name="row")
+    return _drop_blank_rows(frame)
+
+
+def _read_csv_arrow(path: Path, names: list[str]) -> pd.DataFrame:
+    """Arrow's multithreaded reader, all columns text; blank lines kept as rows."""
+    table = pcsv.read_csv(
+        path,
+        read_options=pcsv.ReadOptions(column_names=names, skip_rows=1),
+        parse_options=pcsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
+        convert_options=pcsv.ConvertOptions(
+            column_types=dict.fromkeys(names, pyarrow_lib.string()),
+            null_values=[],
+            strings_can_be_null=False,
+        ),
+    )
+    return table.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def _read_csv_pandas(path: Path, names: list[str]) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(
+            path,
+            dtype=str,
+            header=0,
+            names=names,
+            encoding="utf-8-sig",
+            keep_default_na=False,
+            na_filter=False,
+            skip_blank_lines=False,  # keeps positions equal to line numbers
+        )
+    except UnicodeDecodeError as exc:
+        raise ContractError(_not_utf8(path, exc)) from exc
+    except (pd.errors.ParserError, ValueError) as exc:
+        raise ContractError(f"{path}: cannot be read as CSV: {exc}") from exc
+    return frame.astype(_TEXT)
+
+
+def _not_utf8(path: Path, exc: UnicodeDecodeError) -> str:
+    return f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as 'CSV UTF-8'"
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    """Every column cast to text where Arrow can (so ids stay '101', not '101.0')."""
+    try:
+        table = pq.read_table(path)
+    except (OSError, pyarrow_lib.ArrowException) as exc:
+        raise ContractError(f"{path}: cannot be read as Parquet: {exc}") from exc
+    names = _column_names(table.column_names, str(path))
+    columns: dict[str, pd.Series] = {}
+    for name, array in zip(names, table.columns, strict=True):
+        try:
+            columns[name] = pd.Series(pc.cast(array, pyarrow_lib.string()), dtype=_TEXT)
+        except pyarrow_lib.ArrowException:
+            # Nested or exotic types: keep the values; validation reports what does not fit.
+            columns[name] = pd.Series(array.to_pandas(), dtype=object)
+    frame = pd.DataFrame(columns)
+    frame.index = pd.Index(np.arange(len(frame)) + FIRST_DATA_ROW, name="row")
+    return frame
+
+
+def _read_workbook(path: Path) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """One sheet per table (names matched case-insensitively), indexed by sheet row."""
+    import openpyxl  # only workbooks need it
+
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises zipfile, KeyError and its own errors alike
+        raise ContractError(f"{path}: cannot be read as an Excel workbook: {exc}") from exc
+    try:
+        sheets = {name.strip().lower(): name for name in book.sheetnames}
+        frames: dict[str, pd.DataFrame] = {}
+        files: dict[str, str] = {}
+        for table in TABLES:
+            if table not in sheets:
+                if table == "changes":
+                    continue
+                raise ContractError(
+                    f"{path}: no sheet named {table} (the workbook's sheets: "
+                    f"{', '.join(book.sheetnames)}); the contract needs sheets projects, "
+                    "status_reports and optionally changes"
+                )
+            where = f"{path.name} (sheet {sheets[table]})"
+            rows = list(book[sheets[table]].iter_rows(min_row=1, values_only=True))
+            if not rows:
+                raise ContractError(f"{where}: the sheet is empty; row 1 must name the columns")
+            names = _column_names(rows[0], where)
+            body = pd.DataFrame(rows[1:], columns=names, dtype=object)
+            body.index = pd.Index(np.arange(len(body)) + FIRST_DATA_ROW, name="row")
+            frames[table] = _drop_blank_rows(body)
+            files[table] = where
+    finally:
+        book.close()
+    return frames, files
+
+
+def _column_names(header: Iterable[Any], where: str) -> list[str]:
+    """Header names stripped; blank ones named by position; duplicates are a file error."""
+    names = ["" if h is None else str(h).strip() for h in header]
+    names = [n if n else f"(column {i + 1})" for i, n in enumerate(names)]
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ContractError(f"{where}: column {name!r} appears twice in the header")
+        seen.add(name)
+    return names
+
+
+def _drop_blank_rows(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows with every cell empty are layout (a blank line, a formatted Excel row), not data."""
+    if frame.empty:
+        return frame
+    # Only rows whose first cell is empty can be blank: test the rest on those alone.
+    first = _clean(frame.iloc[:, 0], tokens=False)
+    candidates = frame.loc[first.isna().to_numpy(dtype=bool)]
+    blank = np.ones(len(candidates), dtype=bool)
+    for col in candidates.columns:
+        blank &= _clean(candidates[col], tokens=False).isna().to_numpy(dtype=bool)
+    return frame.drop(index=candidates.index[blank]) if blank.any() else frame
+
+
+# ---------------------------------------------------------------------------- validation
+
+
+def validate_frames(
+    frames: dict[str, pd.DataFrame],
+    files: dict[str, str],
+    extra_attributes: Sequence[str] = (),
+) -> LoadResult:
+    """Validate in-memory tables of raw values (text or already typed) against contract v1.
+
+    ``frames`` maps table names to frames (``changes`` may be absent); ``files`` maps them to
+    the label the quarantine shows. Quarantine rows count from 2 (the 0-based position + 2),
+    as if each frame were a file with a header line.
+    """
+    indexed = {
+        table: frame.set_axis(pd.Index(np.arange(len(frame)) + FIRST_DATA_ROW, name="row"))
+        for table, frame in frames.items()
+        if table in TABLES
+    }
+    return _validate(indexed, dict(files), list(extra_attributes), source="")
+
+
+@dataclass(frozen=True)
+class _Rule:
+    """One contract rule, run by pandera over a whole column (or the whole frame).
+
+    ``check`` returns True where a row obeys the rule; it gets the column's parsed values, or
+    the parsed frame when ``on_frame``. ``text`` is what the quarantine says, fixed or built
+    from the failing rows of the parsed frame.
+    """
+
+    key: str
+    column: str
+    check: Callable[[Any], pd.Series]
+    text: str | Callable[[pd.DataFrame], pd.Series]
+    on_frame: bool = False
+
+
+def _validate(
+    frames: dict[str, pd.DataFrame],
+    files: dict[str, str],
+    extra_attributes: list[str],
+    source: str,
+) -> LoadResult:
+    """Frames are indexed by the row number the quarantine reports."""
+    for table in ("projects", "status_reports"):
+        if table not in frames:
+            raise ContractError(f"{source or 'input'}: no {table} table")
+    files = {t: files.get(t) or t for t in frames}
+    inputs = {t: _checked_columns(frames[t], t, files[t], extra_attributes) for t in frames}
+    inputs.setdefault("changes", _blank_raw("changes"))
+    raw = {t: _normalise(inputs[t], t) for t in TABLES}
+    typed = {t: _parse(raw[t], t) for t in TABLES}
+
+    quarantine = {
+        "projects": _apply_rules(
+            typed["projects"],
+            raw["projects"],
+            _project_rules(raw["projects"]),
+            "projects",
+            files.get("projects", "projects"),
+        )
+    }
+    # Ids compare as text: a workbook or JSON may hold 101 where a CSV holds '101'.
+    known_ids = pd.Index(typed["projects"]["project_id"].dropna().astype(str).unique())
+    project_start = (
+        typed["projects"][["planned_start", "actual_start"]]
+        .min(axis=1)
+        .groupby(typed["projects"]["project_id"])
+        .min()
+    )
+    for table in ("status_reports", "changes"):
+        rules = _child_rules(table, raw[table], known_ids, project_start)
+        quarantine[table] = _apply_rules(
+            typed[table], raw[table], rules, table, files.get(table, table)
+        )
+    # A child of a quarantined project cannot be loaded without it: quarantine it as well,
+    # with the reason, so that every row is accounted for.
+    bad_projects = typed["projects"].loc[_rows(quarantine["projects"]), "project_id"]
+    bad_projects = bad_projects.dropna().astype(str).unique()
+    for table in ("status_reports", "changes"):
+        ids = typed[table]["project_id"]
+        hit = ids[ids.isin(bad_projects)]
+        if len(hit):
+            cascade = pd.DataFrame(
+                {
+                    "table": table,
+                    "file": files.get(table, table),
+                    "row": hit.index.to_numpy(dtype=np.int64),
+                    "column": "project_id",
+                    "value": hit.astype(object).to_numpy(),
+                    "rule": ("project " + hit.astype(str) + " was quarantined").to_numpy(),
+                }
+            )
+            quarantine[table] = pd.concat([quarantine[table], cascade], ignore_index=True)
+
+    loaded: dict[str, pd.DataFrame] = {}
+    for table in TABLES:
+        bad = _rows(quarantine[table])
+        loaded[table] = conform(typed[table].drop(index=bad), table)
+        # The contract's promise: every input row is loaded or quarantined, never both.
+        if len(loaded[table]) + len(bad) != len(raw[table]) or not bad.isin(raw[table].index).all():
+            raise AssertionError(
+                f"{table}: {len(raw[table])} rows in, {len(loaded[table])} loaded and "
+                f"{len(bad)} quarantined"
+            )
+    portfolio = Portfolio(
+        projects=loaded["projects"],
+        status_reports=loaded["status_reports"],
+        changes=loaded["changes"],
+        source=source,
+        extra_attributes=extra_attributes,
+    )
+    result = pd.concat([quarantine[t] for t in TABLES], ignore_index=True)
+    result["table"] = pd.Categorical(result["table"], categories=list(TABLES), ordered=True)
+    result = result.sort_values(["table", "row"], kind="stable").reset_index(drop=True)
+    result["table"] = result["table"].astype(str)
+    result["row"] = result["row"].astype(np.int64)
+    return LoadResult(portfolio=portfolio, quarantine=result[QUARANTINE_COLUMNS], files=files)
+
+
+def _checked_columns(
+    frame: pd.DataFrame, table: str, where: str, extra_attributes: list[str]
+) -> pd.DataFrame:
+    """Whole-file column checks; returns the frame with clean names and no empty unnamed column."""
+    frame = frame.set_axis(_column_names(frame.columns, where), axis=1)
+    for name in [c for c in frame.columns if c.startswith("(column ")]:
+        if frame[name].pipe(_clean, tokens=False).notna().any():
+            raise ContractError(f"{where}: {name} has values but no name in the header")
+        frame = frame.drop(columns=name)
+    for name in required_columns(table):
+        if name not in frame.columns:
+            raise ContractError(f"{where}: missing required column {name!r}{_hint(frame, name)}")
+    if table == "projects":
+        for name in extra_attributes:
+            if name not in frame.columns:
+                raise ContractError(
+                    f"{where}: no column {name!r}, which FOREWARN_EXTRA_ATTRIBUTES lists"
+                )
+    return frame
+
+
+def _hint(frame: pd.DataFrame, name: str) -> str:
+    """Why a required column may look missing: the usual spreadsheet-export slips."""
+    if len(frame.columns) == 1 and ";" in frame.columns[0]:
+        return " (the file looks semicolon-separated; the contract needs commas)"
+    near = [c for c in frame.columns if c.lower().replace(" ", "_") == name]
+    if near:
+        return f" (found {near[0]!r}: column names are lower case with underscores)"
+    return f" (columns found: {', '.join(map(str, frame.columns))})"
+
+
+def _blank_raw(table: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        {c: pd.Series([], dtype=object) for c in column_names(table)},
+        index=pd.Index([], dtype=np.int64, name="row"),
+    )
+
+
+def _as_text(values: pd.Series) -> pd.Series | None:
+    """The column as Arrow text when every present value is text (files), else None."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.ArrowDtype) and pyarrow_lib.types.is_string(dtype.pyarrow_dtype):
+        return values
+    textual = pd.api.types.is_object_dtype(dtype) or isinstance(dtype, pd.StringDtype)
+    if textual and pd.api.types.infer_dtype(values, skipna=True) in ("string", "empty"):
+        return values.astype(_TEXT)
+    return None
+
+
+def _clean(values: pd.Series, tokens: bool) -> pd.Series:
+    """Text stripped, and every spelling of "no value" made null: empty, None, NaN and, when
+    ``tokens``, words such as 'N/A'. Text stays Arrow text; other values are left as given."""
+    text = _as_text(values)
+    if text is not None:
+        stripped = text.str.strip()
+        blank = stripped.eq("")
+        if tokens:
+            blank = blank | stripped.str.lower().isin(MISSING_TOKENS)
+        return stripped.mask(blank.fillna(False).astype(bool))
+    if values.dtype != object:
+        return values  # numbers, dates, booleans typed by the caller; NaN/NaT are missing
+
+    def one(v: Any) -> Any:
+        if isinstance(v, str):
+            v = v.strip()
+            return None if not v or (tokens and v.lower() in MISSING_TOKENS) else v
+        return None if v is None or v is pd.NA or v is pd.NaT or v != v else v
+
+    return values.map(one).astype(object)
+
+
+def _normalise(frame: pd.DataFrame, table: str) -> pd.DataFrame:
+    """The contract's columns (absent optional ones added empty) plus, for projects, extras,
+    with missing values in one spelling. Unknown columns of status_reports and changes are
+    dropped: the contract ignores them."""
+    contract = column_names(table)
+    extras = [c for c in frame.columns if c not in contract] if table == "projects" else []
+    kinds = {c.name: c.kind for c in COLUMNS[table]}
+    out: dict[str, pd.Series] = {}
+    for name in contract + extras:
+        if name not in frame.columns:
+            out[name] = pd.Series(None, index=frame.index, dtype=object)
+        else:
+            # Identifiers and names keep 'NA' (it may be a name); other columns read it as empty.
+            out[name] = _clean(frame[name], tokens=kinds.get(name) != "string")
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _parse(raw: pd.DataFrame, table: str) -> pd.DataFrame:
+    """Each column in its contract type. A value that does not parse becomes null here; the
+    type rule reports it by comparing this with what was written, so parsing happens once."""
+    typed: dict[str, pd.Series] = {}
+    for col in COLUMNS[table]:
+        typed[col.name] = _PARSERS[col.kind](raw[col.name])
+    for name in raw.columns.difference(column_names(table), sort=False):
+        # Extra project attributes: numbers when every value is one, text otherwise.
+        numbers = _to_number(raw[name])
+        parsed_all = bool(numbers.notna().eq(raw[name].notna()).all())
+        typed[name] = numbers if parsed_all else _to_text(raw[name]).astype(object)
+    return pd.DataFrame(typed, index=raw.index)
+
+
+def _to_text(values: pd.Series) -> pd.Series:
+    if _as_text(values) is not None:
+        return values
+
+    def one(v: Any) -> Any:
+        if v is None or isinstance(v, str) or v != v:
+            return None if v is None or v != v else v
+        if isinstance(v, float) and v.is_integer():
+            return str(int(v))  # an id typed as 101 in a number cell stays '101'
+        return str(v)
+
+    return values.astype(object).map(one).astype(object)
+
+
+def _to_category(values: pd.Series) -> pd.Series:
+    text = _to_text(values)
+    return text.str.lower() if _as_text(text) is not None else text.where(text.isna(), None)
+
+
+def _to_number(values: pd.Series) -> pd.Series:
+    text = _as_text(values)
+    if text is not None:
+        try:  # Arrow's parser is ~20x faster than to_numeric; it fails on any bad cell
+            arrow = pc.cast(pyarrow_lib.array(text.array), pyarrow_lib.float64())
+            numbers = pd.Series(arrow.to_numpy(zero_copy_only=False), index=values.index)
+        except pyarrow_lib.ArrowInvalid:
+            numbers = pd.to_numeric(text.astype(object), errors="coerce").astype("float64")
+    elif pd.api.types.is_bool_dtype(values.dtype):
+        numbers = pd.Series(np.nan, index=values.index)  # true/false is not an amount
+    elif pd.api.types.is_numeric_dtype(values.dtype):
+        numbers = values.astype("float64")
+    else:
+        usable = values.map(lambda v: not isinstance(v, bool | np.bool_)).astype(bool)
+        numbers = pd.to_numeric(values.where(usable), errors="coerce").astype("float64")
+    return numbers.where(np.isfinite(numbers))
+
+
+def _to_integer(values: pd.Series) -> pd.Series:
+    numbers = _to_number(values)
+    return numbers.where(numbers % 1 == 0)
+
+
+def _to_date(values: pd.Series) -> pd.Series:
+    """Year-month-day text (a time part is ignored), or date/datetime values; else null.
+
+    A bare number in a date column (an Excel serial day, a Unix time) is ambiguous and does
+    not parse; neither does day-first or month-first text.
+    """
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        dates = pd.Series(values)
+        if getattr(dates.dt, "tz", None) is not None:
+            dates = dates.dt.tz_localize(None)  # the date as written, not shifted to UTC
+        return dates.astype("datetime64[ns]").dt.normalize()
+    out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    text = _as_text(values)
+    if text is None and values.dtype == object:
+        is_text = values.map(lambda v: isinstance(v, str)).astype(bool)
+        text = values.where(is_text).astype(_TEXT)
+        others = values[~is_text & values.notna()]
+        is_date = others.map(lambda v: hasattr(v, "year") and hasattr(v, "day")).astype(bool)
+        stamps = [pd.Timestamp(v).tz_localize(None) for v in others[is_date]]
+        out[others[is_date].index] = pd.to_datetime(
+            pd.Series(stamps, index=others[is_date].index, dtype=object), errors="coerce"
+        )
+    if text is not None:
+        plain = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
+        out = out.where(plain.isna(), plain)
+        # The rest: a date followed by a time ('2021-03-01T09:30', '2021-03-01 00:00:00').
+        rest = text[plain.isna().to_numpy() & text.notna().to_numpy()]
+        shaped = rest[rest.str.match(_DATE_SHAPE).fillna(False).astype(bool)]
+        day = shaped.str.replace(r"[T ].*$", "", regex=True)
+        out[day.index] = pd.to_datetime(day, format="%Y-%m-%d", errors="coerce")
+    return out.dt.normalize()
+
+
+_PARSERS: dict[str, Callable[[pd.Series], pd.Series]] = {
+    "string": _to_text,
+    "category": _to_category,
+    "number": _to_number,
+    "integer": _to_integer,
+    "date": _to_date,
+}
+
+_TYPE_TEXT = {
+    "number": "must be a number",
+    "integer": "must be a whole number",
+    "date": "must be a date written YYYY-MM-DD",
+}
+
+
+def _column_rules(table: str, raw: pd.DataFrame) -> list[_Rule]:
+    """The rules each contract column declares: required, type, range, allowed values."""
+    rules: list[_Rule] = []
+    for col in COLUMNS[table]:
+        written = raw[col.name].notna()
+        if col.required:
+            rules.append(_required_rule(col, written))
+        if col.kind in _TYPE_TEXT:
+            rules.append(_type_rule(col, written))
+        if col.minimum is not None or col.maximum is not None:
+            rules.append(_range_rule(col))
+        if col.allowed:
+            rules.append(_allowed_rule(col))
+    return rules
+
+
+def _required_rule(col: Column, written: pd.Series) -> _Rule:
+    def check(parsed: pd.Series) -> pd.Series:
+        return written  # present as written; a value that does not parse is the type rule's
+
+    return _Rule(f"{col.name}:required", col.name, check, f"{col.name} is required")
+
+
+def _type_rule(col: Column, written: pd.Series) -> _Rule:
+    def check(parsed: pd.Series) -> pd.Series:
+        # Parsing happened once, in _parse: here a value was written but did not parse.
+        return parsed.notna() | ~written
+
+    return _Rule(f"{col.name}:type", col.name, check, f"{col.name} {_TYPE_TEXT[col.kind]}")
+
+
+def _allowed_rule(col: Column) -> _Rule:
+    def check(parsed: pd.Series) -> pd.Series:
+        return parsed.isna() | parsed.isin(col.allowed)
+
+    text = f"{col.name} must be one of {', '.join(col.allowed)}"
+    return _Rule(f"{col.name}:allowed", col.name, check, text)
+
+
+def _range_rule(col: Column) -> _Rule:
+    low = -np.inf if col.minimum is None else col.minimum
+    high = np.inf if col.maximum is None else col.maximum
+    if col.maximum is None:
+        text = f"{col.name} must be ≥ {col.minimum:g}"
+    elif col.minimum is None:
+        text = f"{col.name} must be ≤ {col.maximum:g}"
+    else:
+        text = f"{col.name} must be between {col.minimum:g} and {col.maximum:g}"
+    return _Rule(
+        f"{col.name}:range",
+        col.name,
+        lambda s: s.isna() | ((s >= low) & (s <= high)),
+        text,
+    )
+
+
+def _ordered(later: str, earlier: str, strict: bool) -> Callable[[pd.DataFrame], pd.Series]:
+    def check(frame: pd.DataFrame) -> pd.Series:
+        a, b = frame[later], frame[earlier]
+        ok = a > b if strict else a >= b
+        return a.isna() | b.isna() | ok
+
+    return check
+
+
+def _repeats(
+    keys: list[str], describe: Callable[[pd.DataFrame], pd.Series]
+) -> Callable[[pd.DataFrame], pd.Series]:
+    """Text for rows sharing a key that must be unique: what repeats, and on which rows."""
+
+    def text(failing: pd.DataFrame) -> pd.Series:
+        rows = pd.Series(failing.index.astype(str), index=failing.index)
+        listed = rows.groupby([failing[k] for k in keys]).transform(
+            lambda r: ", ".join(r.iloc[:5]) + (", …" if len(r) > 5 else "")
+        )
+        return describe(failing) + " (rows " + listed + ")"
+
+    return text
+
+
+def _show(values: pd.Series) -> pd.Series:
+    if pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return values.dt.strftime("%Y-%m-%d")
+    return values.astype(str)
+
+
+def _project_rules(raw: pd.DataFrame) -> list[_Rule]:
+    def unique_id(s: pd.Series) -> pd.Series:
+        return s.isna() | ~s.duplicated(keep=False)
+
+    def closed_has_finish(frame: pd.DataFrame) -> pd.Series:
+        return (
+            (frame["status"] != "closed")
+            | frame["actual_finish"].notna()
+            | raw["actual_finish"].notna()
+        )  # an unparseable finish is reported by its type rule, not here too
+
+    return [
+        *_column_rules("projects", raw),
+        _Rule(
+            "project_id:unique",
+            "project_id",
+            unique_id,
+            _repeats(
+                ["project_id"],
+                lambda f: "project_id " + _show(f["project_id"]) + " appears more than once",
+            ),
+        ),
+        _Rule(
+            "planned_finish:order",
+            "planned_finish",
+            _ordered("planned_finish", "planned_start", strict=True),
+            "planned_finish must be after planned_start",
+            on_frame=True,
+        ),
+        _Rule(
+            "actual_finish:order",
+            "actual_finish",
+            _ordered("actual_finish", "actual_start", strict=False),
+            "actual_finish must not be before actual_start",
+            on_frame=True,
+        ),
+        _Rule(
+            "actual_finish:closed",
+            "actual_finish",
+            closed_has_finish,
+            "status is closed but actual_finish is empty",
+            on_frame=True,
+        ),
+    ]
+
+
+def _child_rules(
+    table: str, raw: pd.DataFrame, known_ids: pd.Index, project_start: pd.Series
+) -> list[_Rule]:
+    """Rules of status_reports and changes, which also look at their projects."""
+    rules = [
+        *_column_rules(table, raw),
+        _Rule(
+            "project_id:known",
+            "project_id",
+            lambda s: s.isna() | s.isin(known_ids),
+            "unknown project_id: not in projects",
+        ),
+    ]
+    if table == "changes":
+        rules.append(
+            _Rule(
+                "decided_date:order",
+                "decided_date",
+                _ordered("decided_date", "raised_date", strict=False),
+                "decided_date must not be before raised_date",
+                on_frame=True,
+            )
+        )
+        return rules
+
+    def unique_date(frame: pd.DataFrame) -> pd.Series:
+        keyed = frame["project_id"].notna() & frame["report_date"].notna()
+        return ~keyed | ~frame.duplicated(["project_id", "report_date"], keep=False)
+
+    def start_of(frame: pd.DataFrame) -> pd.Series:
+        return frame["project_id"].map(project_start)
+
+    def after_start(frame: pd.DataFrame) -> pd.Series:
+        start = start_of(frame)
+        return frame["report_date"].isna() | start.isna() | (frame["report_date"] >= start)
+
+    def before_start_text(failing: pd.DataFrame) -> pd.Series:
+        return "report_date before the project's start " + _show(start_of(failing))
+
+    rules += [
+        _Rule(
+            "report_date:unique",
+            "report_date",
+            unique_date,
+            _repeats(
+                ["project_id", "report_date"],
+                lambda f: (
+                    "report_date "
+                    + _show(f["report_date"])
+                    + " appears more than once for project "
+                    + _show(f["project_id"])
+                ),
+            ),
+            on_frame=True,
+        ),
+        _Rule("report_date:start", "report_date", after_start, before_start_text, on_frame=True),
+    ]
+    return rules
+
+
+def _apply_rules(
+    typed: pd.DataFrame, raw: pd.DataFrame, rules: list[_Rule], table: str, file: str
+) -> pd.DataFrame:
+    """Run the rules as one pandera schema (lazily: every failure, not the first) and turn
+    each failure into a quarantine row naming the row, column, value as written and rule."""
+    by_key = {rule.key: rule for rule in rules}
+
+    def check(rule: _Rule) -> pa.Check:
+        # ignore_na=False: the rules decide themselves what a missing value means.
+        return pa.Check(rule.check, error=rule.key, element_wise=False, ignore_na=False)
+
+    columns: dict[str, list[pa.Check]] = {}
+    for rule in rules:
+        if not rule.on_frame:
+            columns.setdefault(rule.column, []).append(check(rule))
+    schema = pa.DataFrameSchema(
+        {name: pa.Column(checks=checks, nullable=True) for name, checks in columns.items()},
+        checks=[check(rule) for rule in rules if rule.on_frame],
+    )
+    try:
+        schema.validate(typed, lazy=True)
+        return pd.DataFrame(columns=QUARANTINE_COLUMNS)
+    except pa.errors.SchemaErrors as errors:
+        failures = errors.failure_cases
+    unexpected = failures[~failures["check"].isin(by_key) | failures["index"].isna()]
+    if len(unexpected):  # a rule that crashed or a schema problem: a bug of ours, not the data
+        raise RuntimeError(f"validating {table} failed: {unexpected.head().to_dict('records')}")
+    # A frame-wide check reports a failing row once per column: keep one per row.
+    failures = failures[["check", "index"]].drop_duplicates()
+    parts = []
+    for key, group in failures.groupby("check", sort=False):
+        rule = by_key[str(key)]
+        rows = pd.Index(group["index"].astype(np.int64))
+        failing = typed.loc[rows]
+        text = rule.text if isinstance(rule.text, str) else rule.text(failing)
+        written = raw.loc[rows, rule.column]
+        parts.append(
+            pd.DataFrame(
+                {
+                    "table": table,
+                    "file": file,
+                    "row": rows.to_numpy(),
+                    "column": rule.column,
+                    "value": written.astype(object)
+                    .map(lambda v: "" if pd.isna(v) else str(v))
+                    .to_numpy(),
+                    "rule": np.asarray(text, dtype=object) if not isinstance(text, str) else text,
+                }
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def _rows(quarantine: pd.DataFrame) -> pd.Index:
+    """The distinct rows a quarantine frame names."""
+    return pd.Index(quarantine["row"].astype(np.int64).unique())
+
+
+def quarantined_rows(quarantine: pd.DataFrame) -> dict[str, int]:
+    """How many distinct rows of each table are quarantined (a row may break several rules)."""
+    counts = quarantine.drop_duplicates(["table", "row"]).groupby("table").size()
+    return {table: int(counts.get(table, 0)) for table in TABLES}
+
+
+# The rule texts that name a project, a date or rows, with those details taken out, so
+# that a summary has one line per kind of problem rather than one per project.
+_RULE_DETAILS = (
+    (re.compile(r"^project .* was quarantined$"), "its project was quarantined"),
+    (
+        re.compile(r"^project_id .* appears more than once \(rows .*\)$"),
+        "project_id appears more than once",
+    ),
+    (
+        re.compile(r"^report_date .* appears more than once for project .*$"),
+        "report_date appears more than once for the same project",
+    ),
+    (
+        re.compile(r"^report_date before the project's start .*$"),
+        "report_date before the project's start",
+    ),
+)
+
+
+def summarise_quarantine(quarantine: pd.DataFrame) -> pd.DataFrame:
+    """Quarantined rows per file and kind of rule: columns ``file, rule, rows``, most first."""
+    rules = quarantine["rule"].astype(str)
+    for pattern, general in _RULE_DETAILS:
+        rules = rules.where(~rules.str.match(pattern), general)
+    summary = (
+        quarantine.assign(rule=rules)
+        .groupby(["file", "rule"], sort=False)["row"]
+        .nunique()
+        .reset_index(name="rows")
+    )
+    return summary.sort_values(["rows", "file"], ascending=[False, True], kind="stable")
+
+
+# ------------------------------------------------------------------------------ writing
+
+
+def write_quarantine(quarantine: pd.DataFrame, out_dir: Path) -> Path:
+    """Write ``quarantine.csv`` (columns ``QUARANTINE_COLUMNS``) under out_dir; returns its path.
+
+    The caller chooses out_dir; by design it is never the portfolio's own folder.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "quarantine.csv"
+    # utf-8-sig: Excel, where analysts open it, then reads "≥" and accents correctly.
+    quarantine.reindex(columns=QUARANTINE_COLUMNS).to_csv(path, index=False, encoding="utf-8-sig")
+    return path
 
 
 def write_portfolio(portfolio: Portfolio, out_dir: Path, fmt: str = "csv") -> dict[str, Path]:

@@ -71,16 +71,27 @@ def _parse_date(value: str | None, option: str = "--as-of") -> date | None:
 
 def _load(data: Path, settings: Settings, out_dir: Path | None = None) -> LoadResult:
     """Load and validate a portfolio; quarantine goes under out_dir; whole-file errors exit 2."""
-    from features.loading import ContractError, load_portfolio, write_quarantine
+    from rich.markup import escape
+
+    from features.loading import (
+        ContractError,
+        load_portfolio,
+        quarantined_rows,
+        write_quarantine,
+    )
 
     try:
         result = load_portfolio(data, extra_attributes=settings.extra_attributes)
     except ContractError as exc:
-        _fail(str(exc))
+        _fail(escape(str(exc)))  # file names and values are not rich markup
+    target = out_dir or settings.out_dir
+    if len(result.quarantine) or (target / "quarantine.csv").exists():
+        # Rewritten even when clean, so that a stale file never describes an older load.
+        path = write_quarantine(result.quarantine, target)
     if len(result.quarantine):
-        path = write_quarantine(result.quarantine, out_dir or settings.out_dir)
+        rows = sum(quarantined_rows(result.quarantine).values())
         console.print(
-            f"[yellow]{len(result.quarantine)} row(s) quarantined[/] → {path} "
+            f"[yellow]{rows} row(s) quarantined[/] → {escape(str(path))} "
             "(each with file, row, column, value and rule)"
         )
     return result
@@ -151,42 +162,47 @@ def validate(
     json_out: JsonOpt = False,
 ) -> None:
     """Check a portfolio against data contract v1; bad rows go to a quarantine file."""
+    from rich.markup import escape
+
+    from features.loading import quarantined_rows, summarise_quarantine
+
     settings = _settings()
     result = _load(data, settings, out)
     counts = result.portfolio.counts()
-    by_rule = (
-        result.quarantine.groupby(["file", "rule"]).size().reset_index(name="rows")
-        if len(result.quarantine)
-        else None
-    )
+    held = quarantined_rows(result.quarantine)  # distinct rows; a row may break several rules
+    n_held = sum(held.values())
+    by_rule = summarise_quarantine(result.quarantine)
     if json_out:
         _print_json(
             {
                 "source": str(data),
                 "loaded": counts,
-                "quarantined": len(result.quarantine),
-                "by_rule": [] if by_rule is None else by_rule.to_dict(orient="records"),
+                "quarantined": n_held,
+                "quarantined_by_table": held,
+                "problems": len(result.quarantine),
+                "quarantine_file": str((out or settings.out_dir) / "quarantine.csv")
+                if n_held
+                else None,
+                "by_rule": by_rule.to_dict(orient="records"),
             }
         )
     else:
-        table = Table(title=f"Contract v1 check of {data}")
+        table = Table(title=escape(f"Contract v1 check of {data}"))
         table.add_column("table")
         table.add_column("loaded", justify="right")
         table.add_column("quarantined", justify="right")
-        q = result.quarantine
         for name, n in counts.items():
-            nq = int((q["table"] == name).sum()) if len(q) else 0
-            table.add_row(name, f"{n:,}", f"{nq:,}")
+            table.add_row(name, f"{n:,}", f"{held[name]:,}")
         stdout.print(table)
-        if by_rule is not None:
+        if len(by_rule):
             rules = Table(title="Quarantined rows by rule")
             for col in ("file", "rule", "rows"):
-                rules.add_column(col)
+                rules.add_column(col, justify="right" if col == "rows" else "left")
             for row in by_rule.itertuples(index=False):
-                rules.add_row(str(row.file), str(row.rule), str(row.rows))
+                rules.add_row(escape(str(row.file)), escape(str(row.rule)), f"{row.rows:,}")
             stdout.print(rules)
-        stdout.print(f"{len(result.quarantine)} quarantined")
-    if strict and len(result.quarantine):
+        stdout.print(f"{sum(counts.values()):,} rows loaded, {n_held:,} quarantined")
+    if strict and n_held:
         raise typer.Exit(1)
 
 
