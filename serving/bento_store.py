@@ -1,0 +1,115 @@
+"""The champions inside a Bento: exported to BentoML's model store at `bentoml build`.
+
+`bentoml build` asks each model the service declares for its `to_info()`; `ChampionExport`
+answers by copying the MLflow champions (booster text, calibrator JSON, portfolio context)
+into the local BentoML model store as one model, ``forewarn-champions``, so the build packs
+exactly the champions of that moment. A built Bento then serves from its own copy
+(`load_from_bento_store`) and needs no MLflow. Serving from source never reads this store:
+there the registry is the truth, and an export left by an earlier build must not shadow a
+newer champion.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import bentoml
+from _bentoml_sdk.models import Model as ModelReference  # the SDK's base of BentoModel
+from bentoml.exceptions import NotFound
+
+from serving.champions import (
+    Champions,
+    identities,
+    load_from_registry,
+    read_champions,
+    write_champions,
+)
+
+logger = logging.getLogger(__name__)
+
+BENTO_MODEL = "forewarn-champions"
+
+
+def export_version(champions: Champions) -> str:
+    """A tag version naming the registry versions, e.g. ``delay3-overrun2-1a2b3c4d``.
+
+    Derived from the registry versions and runs, so exporting the same champions twice
+    gives the same tag and the second export is skipped.
+    """
+    parts = [f"{t}{c.version}" for t, c in sorted(champions.by_target.items())]
+    runs = ",".join(f"{t}:{c.run_id}" for t, c in sorted(champions.by_target.items()))
+    return "-".join([*parts, hashlib.sha1(runs.encode()).hexdigest()[:8]])
+
+
+def export_champions(champions: Champions) -> Any:
+    """Copy the champions into the local BentoML model store; returns the stored model."""
+    tag = f"{BENTO_MODEL}:{export_version(champions)}"
+    try:
+        return bentoml.models.get(tag)
+    except NotFound:
+        pass
+    metadata = {"targets": identities(champions)}
+    with bentoml.models.create(tag, labels={"project": "forewarn"}, metadata=metadata) as stored:
+        write_champions(champions, Path(stored.path))
+    logger.info(
+        "exported %s to the BentoML model store as %s",
+        ", ".join(f"{c.name} v{c.version}" for c in champions.by_target.values()),
+        tag,
+    )
+    return bentoml.models.get(tag)
+
+
+def load_from_bento_store() -> Champions:
+    """The champions packed in this Bento (the latest ``forewarn-champions`` of the store).
+
+    Raises LookupError when there is none.
+    """
+    try:
+        stored = bentoml.models.get(f"{BENTO_MODEL}:latest")
+    except NotFound as exc:
+        raise LookupError(
+            f"no {BENTO_MODEL} model in the BentoML store: rebuild the Bento with "
+            "`bentoml build` while the MLflow registry has champions"
+        ) from exc
+    targets: Any = dict(stored.info.metadata).get("targets", {})
+    return read_champions(Path(stored.path), targets, source="bento")
+
+
+class ChampionExport(ModelReference[Any]):
+    """The model the service declares so that `bentoml build` packs the MLflow champions.
+
+    BentoML calls `to_info` only when building: it exports the champions of the registry
+    at `tracking_uri` and describes the stored copy. Before serving from source BentoML
+    calls `resolve`: nothing to do (the service reads the registry itself), so None.
+    """
+
+    def __init__(self, tracking_uri: str) -> None:
+        self.tracking_uri = tracking_uri
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ChampionExport) and other.tracking_uri == self.tracking_uri
+
+    def __hash__(self) -> int:
+        return hash(self.tracking_uri)
+
+    def __repr__(self) -> str:
+        return f"ChampionExport({self.tracking_uri!r})"
+
+    def to_info(self, alias: str | None = None) -> Any:
+        from bentoml._internal.bento.bento import BentoModelInfo
+
+        stored = export_champions(load_from_registry(self.tracking_uri))
+        return BentoModelInfo.from_bento_model(stored, alias)
+
+    @classmethod
+    def from_info(cls, info: Any) -> Any:
+        return bentoml.models.BentoModel(info.tag)
+
+    def to_create_schema(self) -> Any:
+        raise NotImplementedError("push the built Bento, whose model is a plain BentoModel")
+
+    def resolve(self, base_path: Any = None) -> None:
+        return None

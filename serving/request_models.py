@@ -1,0 +1,217 @@
+"""What the service accepts: projects in data contract v1, documented field by field.
+
+Field names, types and bounds are contract v1's (`features.contract`); a test keeps the two
+in step. A project carries its own status reports and changes, so their `project_id` is
+optional (when given it must match the project's). Unknown fields are refused rather than
+ignored: a misspelt `budjet` would otherwise silently score a project as having no budget.
+Rules that span rows or tables (a report before the project's start, say) are checked
+afterwards by `features.loading.validate_frames`, through `serving.intake`.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+
+ProjectStatus = Literal["active", "closed", "cancelled", "on_hold"]
+ChangeKind = Literal["scope", "schedule", "cost", "baseline", "other"]
+ChangeStatus = Literal["pending", "approved", "rejected", "withdrawn"]
+
+# NaN and infinity are not numbers a PMO reports; JSON has no such values either.
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, str_strip_whitespace=True)
+
+
+class StatusReportIn(BaseModel):
+    """One status report of a project: the `status_reports` table of contract v1."""
+
+    model_config = _STRICT
+
+    project_id: str | None = Field(
+        None, description="optional; when given it must equal the enclosing project's"
+    )
+    report_date: date = Field(description="reporting date (YYYY-MM-DD); unique per project")
+    percent_complete: float | None = Field(
+        None, ge=0, le=100, description="physical progress, 0–100"
+    )
+    planned_value: float | None = Field(None, ge=0, description="cumulative planned value (PV)")
+    earned_value: float | None = Field(None, ge=0, description="cumulative earned value (EV)")
+    actual_cost: float | None = Field(None, ge=0, description="cumulative actual cost (AC)")
+    forecast_finish: date | None = Field(
+        None, description="the project manager's current forecast finish date"
+    )
+    forecast_cost: float | None = Field(
+        None, ge=0, description="the project manager's current forecast cost at completion"
+    )
+    milestones_planned: int | None = Field(
+        None, ge=0, description="milestones due by this date per the baseline"
+    )
+    milestones_done: int | None = Field(None, ge=0, description="milestones done by this date")
+    open_risks: int | None = Field(None, ge=0, description="open risks on this date")
+    open_issues: int | None = Field(None, ge=0, description="open issues on this date")
+
+
+class ChangeIn(BaseModel):
+    """One change request of a project: the `changes` table of contract v1."""
+
+    model_config = _STRICT
+
+    project_id: str | None = Field(
+        None, description="optional; when given it must equal the enclosing project's"
+    )
+    raised_date: date = Field(description="when the change request was raised")
+    change_id: str | None = Field(None, description="the change request's identifier")
+    kind: ChangeKind | None = Field(None, description="what the change touches")
+    decided_date: date | None = Field(None, description="when it was decided, if it has been")
+    status: ChangeStatus | None = Field(None, description="the decision")
+    cost_impact: float | None = Field(None, description="requested or approved cost impact")
+    schedule_impact_days: float | None = Field(None, description="schedule impact in days")
+
+
+class ProjectIn(BaseModel):
+    """One project: its approved baseline (the `projects` row), status reports and changes."""
+
+    model_config = _STRICT
+
+    project_id: str = Field(min_length=1, description="unique identifier")
+    name: str | None = Field(None, description="display name")
+    portfolio: str | None = Field(None, description="programme or department")
+    project_type: str | None = Field(
+        None, description="kind of project (it, construction, ...), as in the training data"
+    )
+    planned_start: date = Field(description="approved baseline start")
+    planned_finish: date = Field(description="approved baseline finish")
+    budget: float | None = Field(
+        None,
+        ge=0,
+        description="budget at completion (BAC) of the baseline; without it the overrun "
+        "risk is not scored and a reason is given instead",
+    )
+    actual_start: date | None = Field(None, description="actual start")
+    actual_finish: date | None = Field(None, description="set once delivered")
+    final_cost: float | None = Field(None, ge=0, description="set once closed")
+    status: ProjectStatus | None = Field(None, description="derived from actual_finish when absent")
+    attributes: dict[str, str | float | None] = Field(
+        default_factory=dict,
+        description="extra project columns (kept as attributes; features only when listed "
+        "in FOREWARN_EXTRA_ATTRIBUTES)",
+    )
+    status_reports: list[StatusReportIn] = Field(
+        default_factory=list, description="the project's status reports, any order"
+    )
+    changes: list[ChangeIn] = Field(
+        default_factory=list, description="the project's change requests, any order"
+    )
+
+    @model_validator(mode="after")
+    def _rows_belong_to_project(self) -> ProjectIn:
+        given = [("status_reports", i, r.project_id) for i, r in enumerate(self.status_reports)]
+        given += [("changes", i, c.project_id) for i, c in enumerate(self.changes)]
+        for table, i, project_id in given:
+            if project_id is not None and project_id != self.project_id:
+                raise ValueError(
+                    f"{table}[{i}].project_id {project_id!r} is not this project's "
+                    f"({self.project_id!r}): send each project's rows inside it"
+                )
+        return self
+
+
+_EXAMPLE_PROJECT: dict[str, Any] = {
+    "project_id": "P-0042",
+    "name": "Billing platform migration",
+    "portfolio": "Finance IT",
+    "project_type": "it",
+    "planned_start": "2024-01-08",
+    "planned_finish": "2024-12-20",
+    "budget": 1_200_000,
+    "actual_start": "2024-01-15",
+    "status": "active",
+    "status_reports": [
+        {
+            "report_date": "2024-04-29",
+            "percent_complete": 27,
+            "planned_value": 360_000,
+            "earned_value": 330_000,
+            "actual_cost": 345_000,
+            "forecast_finish": "2024-12-20",
+            "forecast_cost": 1_200_000,
+            "milestones_planned": 3,
+            "milestones_done": 3,
+            "open_risks": 4,
+            "open_issues": 2,
+        },
+        {
+            "report_date": "2024-06-24",
+            "percent_complete": 36,
+            "planned_value": 540_000,
+            "earned_value": 440_000,
+            "actual_cost": 520_000,
+            "forecast_finish": "2025-01-31",
+            "forecast_cost": 1_350_000,
+            "milestones_planned": 5,
+            "milestones_done": 4,
+            "open_risks": 7,
+            "open_issues": 5,
+        },
+    ],
+    "changes": [
+        {
+            "change_id": "CR-7",
+            "raised_date": "2024-05-13",
+            "kind": "scope",
+            "decided_date": "2024-05-27",
+            "status": "approved",
+            "cost_impact": 60_000,
+            "schedule_impact_days": 21,
+        },
+        {"change_id": "CR-9", "raised_date": "2024-06-10", "kind": "schedule", "status": "pending"},
+    ],
+}
+
+
+class ScoreRequest(BaseModel):
+    """Projects to score, each with its baseline, status reports and changes."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"example": {"as_of": "2024-06-30", "projects": [_EXAMPLE_PROJECT]}},
+    )
+
+    projects: list[ProjectIn] = Field(min_length=1, description="the projects to score")
+    as_of: date | None = Field(
+        None,
+        description="the date the projects are seen from: only reports dated on or before "
+        "it and changes raised by it count; default today (UTC)",
+    )
+
+    @classmethod
+    def limited_to(cls, max_projects: int) -> type[ScoreRequest]:
+        """This model with at most `max_projects` projects, so OpenAPI shows the limit too."""
+        return create_model(
+            "ScoreRequest",
+            __base__=cls,
+            __doc__=cls.__doc__,
+            projects=(
+                list[ProjectIn],
+                Field(
+                    min_length=1,
+                    max_length=max_projects,
+                    description=f"the projects to score, at most {max_projects} per request",
+                ),
+            ),
+        )
+
+
+class ExplainRequest(BaseModel):
+    """One project to explain in full."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"example": {"as_of": "2024-06-30", "project": _EXAMPLE_PROJECT}},
+    )
+
+    project: ProjectIn = Field(description="the project to explain")
+    as_of: date | None = Field(
+        None, description="the date the project is seen from; default today (UTC)"
+    )

@@ -1,0 +1,223 @@
+"""Scoring: feature rows in, probabilities, RAG and drivers out.
+
+`score_frame` is the one function that turns features into scores: the service, batch
+scoring and the HTML report all go through it, so a project gets the same numbers
+whichever way it is scored. Its output frame is described in docs/internals.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from features.contract import Portfolio
+from features.pointintime import build_features
+from serving.explain import Contributions, drivers, python_value, tree_shap
+
+# target → (probability, rag, reason, drivers) columns of the score frame
+TARGET_COLUMNS: dict[str, tuple[str, str, str, str]] = {
+    "delay": ("p_late", "rag_late", "late_reason", "drivers_late"),
+    "overrun": ("p_over_budget", "rag_over_budget", "over_budget_reason", "drivers_over_budget"),
+}
+CONTEXT_COLUMNS = ("portfolio", "project_type", "elapsed_fraction", "spi", "cpi")
+SCORE_COLUMNS = (
+    "project_id",
+    "as_of",
+    "p_late",
+    "p_over_budget",
+    "rag_late",
+    "rag_over_budget",
+    "rag",
+    "late_reason",
+    "over_budget_reason",
+    "drivers_late",
+    "drivers_over_budget",
+    *CONTEXT_COLUMNS,
+)
+RAG_ORDER = {"n/a": 0, "green": 1, "amber": 2, "red": 3}
+
+NO_BUDGET = (
+    "no budget (BAC) in the baseline: the overrun risk is measured against it, so it is not scored"
+)
+
+
+class ScoringModel(Protocol):
+    """What scoring needs of a model (`training.models.RiskModel` has it)."""
+
+    feature_names: list[str]
+
+    def encode(self, X: pd.DataFrame | np.ndarray) -> np.ndarray: ...
+
+    def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray: ...
+
+    def contributions(self, X: pd.DataFrame | np.ndarray) -> np.ndarray: ...
+
+
+def rag(p: np.ndarray, red: float, amber: float) -> np.ndarray:
+    """red at or above `red`, amber at or above `amber`, else green; NaN → n/a."""
+    p = np.asarray(p, dtype=float)
+    out = np.where(p >= red, "red", np.where(p >= amber, "amber", "green")).astype(object)
+    out[np.isnan(p)] = "n/a"
+    return out
+
+
+def unscorable_reasons(target: str, features: pd.DataFrame) -> pd.Series:
+    """Per row, why `target` cannot be scored (None where it can).
+
+    Overrun is measured against the baseline budget: without one the model would score a
+    number that means nothing, so the row gets a reason instead.
+    """
+    reasons = pd.Series([None] * len(features), index=features.index, dtype=object)
+    if target == "overrun":
+        if "has_budget" in features.columns:
+            no_budget = features["has_budget"].to_numpy(dtype=float, na_value=0.0) < 0.5
+        else:
+            no_budget = features["log_budget"].isna().to_numpy()
+        reasons[no_budget] = NO_BUDGET
+    return reasons
+
+
+@dataclass
+class TargetScores:
+    """One target's scores for the rows of a feature frame."""
+
+    p: np.ndarray  # calibrated probability, NaN where not scored
+    reasons: pd.Series  # why not scored, else None
+    contributions: Contributions | None  # TreeSHAP of every row (None when not asked for)
+
+
+def score_target(
+    model: ScoringModel | None, target: str, features: pd.DataFrame, explain: bool
+) -> TargetScores:
+    """Probabilities (and, when `explain`, TreeSHAP) of one target for every feature row."""
+    reasons = unscorable_reasons(target, features)
+    p = np.full(len(features), np.nan)
+    if model is None:
+        reasons[:] = f"no {target} model is loaded"
+        return TargetScores(p, reasons, None)
+    scorable = reasons.isna().to_numpy()
+    # Encode once: the booster then reads a float matrix (the fast path), twice.
+    matrix = model.encode(features)
+    contributions = tree_shap(model, matrix) if explain and len(features) else None
+    if scorable.any():
+        p[scorable] = model.predict(matrix[scorable])
+    return TargetScores(p, reasons, contributions)
+
+
+def score_frame(
+    models: Mapping[str, ScoringModel | None],
+    features: pd.DataFrame,
+    red: float,
+    amber: float,
+    top_drivers: int,
+) -> pd.DataFrame:
+    """Score feature rows: p_late, p_over_budget, RAG each and overall, reasons, drivers.
+
+    `models` maps target (`delay`, `overrun`) to its model; a missing one gives reasons.
+    `features` is a `features.pointintime.build_features` frame. `top_drivers` = 0 skips
+    the TreeSHAP work and leaves the driver lists empty (batch scoring without --explain).
+    Columns as in docs/internals.md, rows in the order of `features`.
+    """
+    n = len(features)
+    out = pd.DataFrame(
+        {
+            "project_id": features["project_id"].to_numpy(),
+            "as_of": features["as_of"].to_numpy(),
+        }
+    )
+    for target, (p_col, rag_col, reason_col, drivers_col) in TARGET_COLUMNS.items():
+        scores = score_target(models.get(target), target, features, explain=top_drivers > 0)
+        out[p_col] = scores.p
+        out[rag_col] = rag(scores.p, red, amber)
+        out[reason_col] = scores.reasons.to_numpy()
+        if scores.contributions is not None:
+            scored_rows = np.flatnonzero(~np.isnan(scores.p))
+            found = drivers(scores.contributions, features, top_drivers, scored_rows.tolist())
+            out[drivers_col] = pd.Series(found, dtype=object)
+        else:
+            out[drivers_col] = pd.Series([[] for _ in range(n)], dtype=object)
+    out["rag"] = overall_rag(out["rag_late"].to_numpy(), out["rag_over_budget"].to_numpy())
+    for col in CONTEXT_COLUMNS:
+        out[col] = features[col].to_numpy() if col in features.columns else None
+    return out[list(SCORE_COLUMNS)]
+
+
+def overall_rag(*rags: np.ndarray) -> np.ndarray:
+    """The worse of the RAGs, row by row; n/a only when every one is n/a."""
+    ranks = np.vstack([np.vectorize(RAG_ORDER.__getitem__, otypes=[int])(r) for r in rags])
+    names = np.array(sorted(RAG_ORDER, key=RAG_ORDER.__getitem__), dtype=object)
+    return names[ranks.max(axis=0)] if len(ranks[0]) else np.array([], dtype=object)
+
+
+def explain_row(
+    models: Mapping[str, ScoringModel | None],
+    features: pd.DataFrame,
+    red: float,
+    amber: float,
+    top_drivers: int,
+) -> list[dict[str, Any]]:
+    """The full SHAP vector of each target for a one-row feature frame.
+
+    One dict per target: target, probability, rag, reason, base_value, raw_margin and
+    contributions (every feature with its value, largest |contribution| first), drivers.
+    A target without a model is left out.
+    """
+    if len(features) != 1:
+        raise ValueError(f"explain_row takes one feature row, got {len(features)}")
+    explained: list[dict[str, Any]] = []
+    for target in TARGET_COLUMNS:
+        model = models.get(target)
+        if model is None:
+            continue
+        scores = score_target(model, target, features, explain=True)
+        assert scores.contributions is not None
+        shap = scores.contributions
+        p = float(scores.p[0])
+        order = np.argsort(-np.abs(shap.values[0]), kind="stable")
+        row = features.iloc[0]
+        explained.append(
+            {
+                "target": target,
+                "probability": None if np.isnan(p) else p,
+                "rag": str(rag(scores.p, red, amber)[0]),
+                "reason": scores.reasons.iloc[0],
+                "base_value": float(shap.base[0]),
+                "raw_margin": float(shap.raw_margin[0]),
+                "contributions": [
+                    {
+                        "feature": shap.feature_names[j],
+                        "value": python_value(row.get(shap.feature_names[j])),
+                        "contribution": float(shap.values[0, j]),
+                    }
+                    for j in order
+                ],
+                "drivers": drivers(shap, features, top_drivers, [] if np.isnan(p) else [0])[0],
+            }
+        )
+    return explained
+
+
+def portfolio_features(
+    portfolio: Portfolio,
+    as_of: pd.DataFrame,
+    context: pd.DataFrame | None,
+    delay_tolerance: float,
+    overrun_tolerance: float,
+) -> pd.DataFrame:
+    """Feature rows for `as_of[project_id, as_of]`, with the models' portfolio context.
+
+    One code path for one project (the service) and for thousands (batch):
+    `features.pointintime.build_features`. `context` is the champions' (see
+    `serving.champions`); None computes it from the portfolio itself.
+    """
+    return build_features(
+        portfolio,
+        as_of,
+        delay_tolerance=delay_tolerance,
+        overrun_tolerance=overrun_tolerance,
+        context=context,
+    )

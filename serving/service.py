@@ -1,0 +1,251 @@
+"""The Forewarn BentoML service: champion models, feature code and TreeSHAP in one process.
+
+An entry point, so it reads `forewarn.settings` (FOREWARN_* environment variables) and
+hands plain values to library code; the class stays thin. Routes:
+
+* ``POST /score`` — many projects: p_late, p_over_budget, RAG, top drivers, model versions
+* ``POST /explain`` — one project: the full SHAP vector of each risk, in log-odds
+* ``GET /models`` — the champions: versions, runs, whether they beat the PMO rules
+* ``GET /livez``, ``GET /readyz`` — probes (ready once the models are loaded)
+* ``GET /docs.json`` — OpenAPI, with an example request
+
+Every route but the probes needs ``Authorization: Bearer $FOREWARN_API_KEY`` when a key is
+set, and the service will not listen off loopback without one. Serve it with
+``forewarn serve`` or ``bentoml serve serving.service:Forewarn``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime
+from typing import Any
+
+import bentoml
+import numpy as np
+import pandas as pd
+from bentoml.exceptions import ServiceUnavailable
+from fastapi import FastAPI
+
+from forewarn.settings import Settings
+from serving.bento_store import ChampionExport, load_from_bento_store
+from serving.champions import Champions, load_from_registry
+from serving.guards import BearerAuth, BodyLimit, bind_refusal
+from serving.intake import as_of_frame, request_portfolio
+from serving.request_models import ExplainRequest, ProjectIn, ScoreRequest
+from serving.response_models import (
+    CONTRIBUTION_SPACE,
+    ExplainResponse,
+    ModelInfo,
+    ModelRef,
+    ModelsResponse,
+    ProjectScore,
+    RiskExplanation,
+    ScoreResponse,
+    Thresholds,
+)
+from serving.scoring import explain_row, portfolio_features, score_frame
+
+# BentoML's own logger namespace: its server logging configuration shows these lines.
+logger = logging.getLogger("bentoml.forewarn")
+
+settings = Settings()  # type: ignore[call-arg]  # pydantic-settings fills it from env
+
+
+def _requested_host() -> str:
+    """The address `bentoml serve` is about to bind: its --host, else its configuration."""
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    host = ctx.params.get("host") if ctx is not None else None
+    if host:
+        return str(host)
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    return str(BentoMLContainer.http.host.get())
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+def _score_rows(frame: pd.DataFrame, refs: list[ModelRef]) -> list[ProjectScore]:
+    scores = []
+    for row in frame.to_dict("records"):
+        scores.append(
+            ProjectScore(
+                project_id=str(row["project_id"]),
+                as_of=pd.Timestamp(row["as_of"]).date(),
+                p_late=_probability(row["p_late"]),
+                p_over_budget=_probability(row["p_over_budget"]),
+                rag_late=row["rag_late"],
+                rag_over_budget=row["rag_over_budget"],
+                rag=row["rag"],
+                late_reason=row["late_reason"],
+                over_budget_reason=row["over_budget_reason"],
+                drivers_late=row["drivers_late"],
+                drivers_over_budget=row["drivers_over_budget"],
+                models=refs,
+            )
+        )
+    return scores
+
+
+def _probability(value: Any) -> float | None:
+    return None if value is None or np.isnan(value) else float(value)
+
+
+@bentoml.service(
+    name="forewarn",
+    description="Forewarn: how likely each project is to finish late and over budget, and why.",
+    traffic={"timeout": settings.request_timeout_s, "max_concurrency": settings.max_concurrency},
+    # Sync APIs run in a pool of `threads` per worker: one slow request leaves the rest.
+    workers=settings.workers,
+    threads=settings.threads,
+    # The default bind (bentoml's is 0.0.0.0): `bentoml serve` without --host stays local.
+    http={"host": settings.host, "port": settings.port},
+)
+class Forewarn:
+    """Scores projects with the champion models; thin: the work is in serving.scoring."""
+
+    # `bentoml build` packs the MLflow champions through this reference.
+    champions_in_bento = ChampionExport(settings.resolved_tracking_uri())
+
+    @bentoml.on_deployment
+    def refuse_open_bind() -> None:
+        # Runs in the `bentoml serve` process before it binds the socket.
+        reason = bind_refusal(_requested_host(), settings.api_key)
+        if reason:
+            raise SystemExit(reason)
+
+    def __init__(self) -> None:
+        self.thresholds = Thresholds(red=settings.red_threshold, amber=settings.amber_threshold)
+        self.champions: Champions | None = None
+        try:
+            if bentoml.server_context.bento_version not in (None, "not available"):
+                self.champions = load_from_bento_store()
+            else:
+                self.champions = load_from_registry(settings.resolved_tracking_uri())
+        except Exception:
+            # Stay up and not ready (a crash would make BentoML restart us in a loop).
+            logger.exception("Forewarn could not load its champion models")
+            return
+        self.champions.set_threads(1)
+        logger.info(
+            "Forewarn loaded %s",
+            ", ".join(
+                f"{c.name} v{c.version} ({c.source})" for c in self.champions.by_target.values()
+            ),
+        )
+
+    def __is_ready__(self) -> bool:
+        return self.champions is not None
+
+    def _loaded(self) -> Champions:
+        if self.champions is None:
+            raise ServiceUnavailable("no champion model loaded: see the server log")
+        return self.champions
+
+    def _refs(self, champions: Champions) -> list[ModelRef]:
+        return [
+            ModelRef(target=c.target, name=c.name, version=c.version)  # type: ignore[arg-type]
+            for c in champions.by_target.values()
+        ]
+
+    @bentoml.api(
+        route="/score", input_spec=ScoreRequest.limited_to(settings.max_projects_per_request)
+    )
+    def score(self, projects: list[ProjectIn], as_of: date | None = None) -> ScoreResponse:
+        """Score projects: p_late, p_over_budget, RAG each and overall, top drivers."""
+        champions = self._loaded()
+        portfolio = request_portfolio(projects, settings.extra_attributes)
+        features = portfolio_features(
+            portfolio,
+            as_of_frame(portfolio, as_of or _today()),
+            champions.context,
+            settings.delay_tolerance,
+            settings.overrun_tolerance,
+        )
+        frame = score_frame(
+            champions.models(),
+            features,
+            settings.red_threshold,
+            settings.amber_threshold,
+            settings.top_drivers,
+        )
+        return ScoreResponse(
+            projects=_score_rows(frame, self._refs(champions)), thresholds=self.thresholds
+        )
+
+    @bentoml.api(route="/explain", input_spec=ExplainRequest)
+    def explain(self, project: ProjectIn, as_of: date | None = None) -> ExplainResponse:
+        """Explain one project: each risk's full SHAP vector, base value and feature values."""
+        champions = self._loaded()
+        portfolio = request_portfolio(
+            [project], settings.extra_attributes, title="ExplainRequest", loc_prefix=("project",)
+        )
+        day = as_of or _today()
+        features = portfolio_features(
+            portfolio,
+            as_of_frame(portfolio, day),
+            champions.context,
+            settings.delay_tolerance,
+            settings.overrun_tolerance,
+        )
+        explained = explain_row(
+            champions.models(),
+            features,
+            settings.red_threshold,
+            settings.amber_threshold,
+            settings.top_drivers,
+        )
+        refs = {r.target: r for r in self._refs(champions)}
+        return ExplainResponse(
+            project_id=project.project_id,
+            as_of=day,
+            risks=[
+                RiskExplanation(model=refs[e["target"]], space=CONTRIBUTION_SPACE, **e)
+                for e in explained
+            ],
+        )
+
+    def model_info(self) -> ModelsResponse:
+        """The champions behind the service (GET /models)."""
+        champions = self._loaded()
+        return ModelsResponse(
+            models=[
+                ModelInfo(
+                    target=c.target,  # type: ignore[arg-type]
+                    name=c.name,
+                    version=c.version,
+                    run_id=c.run_id,
+                    trained_at=c.trained_at,
+                    beats_baselines=c.beats_baselines,
+                    source=c.source,
+                    n_features=len(c.model.feature_names),
+                    tags=c.tags,
+                )
+                for c in champions.by_target.values()
+            ],
+            thresholds=self.thresholds,
+            top_drivers=settings.top_drivers,
+        )
+
+
+# GET routes: BentoML APIs are POST only, so the model info is a small mounted app (its
+# OpenAPI is merged into /docs.json).
+info_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+
+@info_app.get("/models", response_model=ModelsResponse, summary="The champion models")
+def models() -> ModelsResponse:
+    """Names, versions, runs, training date and whether each beats the EVM/PM rules."""
+    service: Forewarn = bentoml.get_current_service()
+    return service.model_info()
+
+
+# `bentoml.service` made Forewarn a bentoml.Service; mypy cannot see through the decorator.
+_service: Any = Forewarn
+_service.mount_asgi_app(info_app, path="/")
+# First added, outermost: a request without the key is refused before its body is read.
+_service.add_asgi_middleware(BearerAuth, api_key=settings.api_key)
+_service.add_asgi_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
