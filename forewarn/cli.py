@@ -206,6 +206,303 @@ def validate(
         raise typer.Exit(1)
 
 
+# ----------------------------------------------------------------------- report, explain
+
+
+def _champions(settings: Settings) -> Any:
+    """The champion models from the MLflow registry; exit 2 saying how to get some."""
+    from serving.champions import load_from_registry
+
+    try:
+        return load_from_registry(settings.resolved_tracking_uri())
+    except LookupError as exc:
+        _fail(f"{exc}. Train first: forewarn train DATA")
+
+
+def _drift_for_report(settings: Settings, data: Path, champions: Any, as_of: date) -> Any:
+    """The drift verdict the report shows, as plain data (serving never imports monitoring).
+
+    Any failure of the check is reported as "unknown" on the page rather than stopping
+    the report: a PMO still gets the scores, with the warning that drift was not checked.
+    """
+    from serving.report import DriftStatus
+
+    try:
+        result = _report_drift_check(settings, data, champions, as_of)
+    except Exception as exc:  # the report must not fail because monitoring did
+        return DriftStatus("unknown", f"the drift check could not run: {exc}")
+    if result is None:
+        return DriftStatus("unknown", "not checked: run forewarn drift DATA")
+    share = f"{result.share_drifted:.0%} of the features drifted"
+    failed = [t.name for t in result.tests if not t.passed]
+    if failed:
+        return DriftStatus(
+            "drift",
+            f"{share} (limit {result.share_threshold:.0%}); failed: {', '.join(failed)}",
+        )
+    return DriftStatus("ok", f"{share} (limit {result.share_threshold:.0%}); all tests passed")
+
+
+def _report_drift_check(settings: Settings, data: Path, champions: Any, as_of: date) -> Any:
+    """Run the same drift check as `forewarn drift` (None until it is wired)."""
+    del settings, data, champions, as_of
+    return None
+
+
+@app.command()
+def report(
+    data: DataArg,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="HTML file to write (default: OUT_DIR/report.html)")
+    ] = None,
+    as_of: AsOfOpt = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="previous report date to compare with (default: one reporting period earlier)",
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Early-warning report: one self-contained HTML page of the running projects' risks."""
+    from serving.report import build_report, model_cards, report_dates
+
+    settings = _settings()
+    as_of_date, since_date = _parse_date(as_of), _parse_date(since, "--since")
+    out = out or settings.out_dir / "report.html"
+    loaded = _load(data, settings, out.parent)
+    champions = _champions(settings)
+    try:
+        as_of_date, since_date = report_dates(loaded.portfolio, as_of_date, since_date)
+    except ValueError as exc:
+        _fail(str(exc))
+    drift = _drift_for_report(settings, data, champions, as_of_date)
+    with console.status("scoring the running projects at both dates"):
+        result = build_report(
+            loaded.portfolio,
+            champions.models(),
+            model_cards(champions.by_target),
+            as_of=as_of_date,
+            since=since_date,
+            red=settings.red_threshold,
+            amber=settings.amber_threshold,
+            top_drivers=settings.top_drivers,
+            delay_tolerance=settings.delay_tolerance,
+            overrun_tolerance=settings.overrun_tolerance,
+            drift=drift,
+            context=champions.context,
+        )
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(result.html, encoding="utf-8")
+    counts = {
+        risk: {
+            rag: int((result.scores[f"rag_{risk}"] == rag).sum())
+            for rag in ("red", "amber", "green", "n/a")
+        }
+        for risk in ("late", "over_budget")
+    }
+    red_ids = result.scores.loc[result.scores["rag"] == "red", "project_id"].tolist()
+    if json_out:
+        _print_json(
+            {
+                "out": str(out),
+                "as_of": result.as_of.isoformat(),
+                "since": result.since.isoformat(),
+                "running": len(result.scores),
+                "counts": counts,
+                "red": red_ids,
+                "drift": drift.state,
+            }
+        )
+        return
+    table = Table(title=f"Running projects on {result.as_of} (compared with {result.since})")
+    table.add_column("risk")
+    for rag in ("red", "amber", "green", "n/a"):
+        table.add_column(rag, justify="right")
+    for risk, words in (("late", "finish late"), ("over_budget", "over budget")):
+        table.add_row(words, *[str(counts[risk][r]) for r in ("red", "amber", "green", "n/a")])
+    stdout.print(table)
+    stdout.print(f"report → {out} (open it in a browser; it works offline)")
+
+
+@app.command()
+def explain(
+    data: DataArg,
+    project_id: Annotated[str, typer.Argument(help="the project to explain")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="HTML file to write (default: OUT_DIR/explain-PROJECT.html)"),
+    ] = None,
+    as_of: AsOfOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Explanation view of one project: SHAP waterfalls, S-curves, SPI/CPI, risk history."""
+    from serving.report import model_cards
+    from serving.views import UnknownProjectError, build_explanation
+
+    settings = _settings()
+    as_of_date = _parse_date(as_of)
+    out = out or settings.out_dir / f"explain-{project_id}.html"
+    loaded = _load(data, settings, out.parent)
+    champions = _champions(settings)
+    with console.status(f"explaining {project_id}"):
+        try:
+            result = build_explanation(
+                loaded.portfolio,
+                project_id,
+                champions.models(),
+                model_cards(champions.by_target),
+                as_of=as_of_date,
+                red=settings.red_threshold,
+                amber=settings.amber_threshold,
+                top_drivers=settings.top_drivers,
+                delay_tolerance=settings.delay_tolerance,
+                overrun_tolerance=settings.overrun_tolerance,
+                context=champions.context,
+            )
+        except UnknownProjectError:
+            _fail(f"no project {project_id!r} in {data}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(result.html, encoding="utf-8")
+    score = result.score
+    if json_out:
+        _print_json(
+            {
+                "out": str(out),
+                "project_id": project_id,
+                "as_of": result.as_of.isoformat(),
+                "p_late": _json_number(score.get("p_late")),
+                "p_over_budget": _json_number(score.get("p_over_budget")),
+                "rag_late": score.get("rag_late"),
+                "rag_over_budget": score.get("rag_over_budget"),
+                "report_dates": len(result.history),
+            }
+        )
+        return
+    stdout.print(
+        f"{project_id} on {result.as_of}: late {score.get('rag_late')}, "
+        f"over budget {score.get('rag_over_budget')} → {out}"
+    )
+
+
+def _json_number(value: Any) -> float | None:
+    return None if value is None or value != value else float(value)
+
+
+# ------------------------------------------------------------------------- score, serve
+
+
+@app.command()
+def score(
+    data: DataArg,
+    out: Annotated[Path, typer.Option("--out", help="file to write: .csv or .parquet")],
+    as_of: AsOfOpt = None,
+    explain: Annotated[
+        bool, typer.Option("--explain", help="add each risk's top drivers (SHAP and sentence)")
+    ] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Score every running project (at --as-of, default the latest report) with the champions."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from serving.batch import (
+        check_output,
+        default_as_of,
+        rag_counts,
+        score_portfolio,
+        write_scores,
+    )
+
+    settings = _settings()
+    try:
+        check_output(out)
+    except ValueError as exc:
+        _fail(str(exc))
+    as_of_date = _parse_date(as_of)
+    loaded = _load(data, settings, out.parent)
+    champions = _champions(settings)
+    day = as_of_date or default_as_of(loaded.portfolio)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=json_out,
+    ) as bar:
+        task = bar.add_task(f"scoring projects running on {day}", total=None)
+        scores = score_portfolio(
+            loaded.portfolio,
+            champions,
+            day,
+            red=settings.red_threshold,
+            amber=settings.amber_threshold,
+            top_drivers=settings.top_drivers,
+            explain=explain,
+            delay_tolerance=settings.delay_tolerance,
+            overrun_tolerance=settings.overrun_tolerance,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    write_scores(scores, out, explain)
+    counts = rag_counts(scores.frame)
+    if json_out:
+        _print_json(
+            {
+                "out": str(out),
+                "as_of": day.isoformat(),
+                "projects": len(scores.frame),
+                "models": scores.models,
+                "counts": counts,
+            }
+        )
+        return
+    table = Table(title=f"{len(scores.frame)} running projects on {day}")
+    table.add_column("risk")
+    for rag in ("red", "amber", "green", "n/a"):
+        table.add_column(rag, justify="right")
+    for col, words in (
+        ("rag_late", "finish late"),
+        ("rag_over_budget", "over budget"),
+        ("rag", "overall"),
+    ):
+        table.add_row(words, *[str(counts[col][r]) for r in ("red", "amber", "green", "n/a")])
+    stdout.print(table)
+    stdout.print(f"models: {', '.join(scores.models.values())}; scores → {out}")
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option("--host", help="address to listen on (default 127.0.0.1)")
+    ] = None,
+    port: Annotated[int | None, typer.Option("--port", help="port (default 3000)")] = None,
+) -> None:
+    """Serve the champion models over HTTP (BentoML): /score, /explain, /models, /docs.json."""
+    import os
+    import subprocess
+
+    from serving.guards import bind_refusal
+
+    settings = _settings()
+    host = host or settings.host
+    port = port or settings.port
+    reason = bind_refusal(host, settings.api_key)
+    if reason:
+        _fail(reason)
+    store = settings.resolved_tracking_uri()
+    console.print(f"serving on http://{host}:{port}, champion models from {store}")
+    # The service module reads FOREWARN_* itself (it is an entry point): pass ours down.
+    env = {**os.environ, "FOREWARN_HOST": host, "FOREWARN_PORT": str(port)}
+    command = [sys.executable, "-m", "bentoml", "serve", "serving.service:Forewarn"]
+    command += ["--host", host, "--port", str(port)]
+    try:
+        code = subprocess.call(command, env=env)
+    except KeyboardInterrupt:  # Ctrl+C reaches BentoML too; it shuts down on its own
+        code = 0
+    raise typer.Exit(code)
+
+
 # ------------------------------------------------------------------------------- demo
 
 

@@ -1,0 +1,814 @@
+"""The early-warning report: one self-contained HTML page a PMO analyst reads and mails.
+
+Everything on the page comes from `serving.scoring.score_frame` at two dates: the report
+date and the previous report date (`since`). Both are scored point in time with the same
+models, so nothing has to be stored between reports. The page inlines Plotly's JavaScript
+once, so it opens from disk or from a mail attachment with no network.
+
+`render_report` turns the two score frames into HTML and is what the tests drive with
+hand-built frames; `build_report` does the scoring around it for the CLI. The drift status
+comes in as plain data (`DriftStatus`): serving never imports monitoring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from markupsafe import Markup
+
+from features.contract import Portfolio
+from features.pointintime import snapshot
+from serving.scoring import ScoringModel, score_frame
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+#: RAG levels in order of concern; `n/a` (no data for that risk) ranks below green.
+RAG_LEVEL: dict[str, int] = {"n/a": -1, "green": 0, "amber": 1, "red": 2}
+RAG_COLOURS: dict[str, str] = {
+    "red": "#b71c1c",
+    "amber": "#f0a202",
+    "green": "#2e7d32",
+    "n/a": "#9aa5b1",
+}
+#: Marker shapes per RAG, so the charts do not rely on colour alone.
+RAG_SYMBOLS: dict[str, str] = {"red": "diamond", "amber": "square", "green": "circle"}
+#: The two risks: score-frame suffix and the words a PMO uses.
+RISKS: tuple[tuple[str, str], ...] = (("late", "Finish late"), ("over_budget", "Over budget"))
+_RISK_VERB = {"late": "finishing late", "over_budget": "going over budget"}
+NO_COST = "no cost data"
+
+
+# ------------------------------------------------------------------------- plain inputs
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What the report says about one model, so nobody trusts a stale model unawares."""
+
+    target: str
+    risk: str
+    name: str | None = None
+    version: str | None = None
+    alias: str | None = None
+    run_id: str | None = None
+    trained: str | None = None
+    beats_rules: bool | None = None
+    rules_note: str = ""
+
+    @property
+    def available(self) -> bool:
+        return self.version is not None
+
+
+@dataclass(frozen=True)
+class DriftStatus:
+    """The monitoring verdict, handed over by the CLI as plain data.
+
+    ``state`` is ``ok`` (inputs look like the training data), ``drift`` (they do not), or
+    ``unknown`` (not checked, or the check could not run); ``summary`` says it in words.
+    """
+
+    state: Literal["ok", "drift", "unknown"]
+    summary: str
+    report_path: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------- page machinery
+
+
+def fmt_pct(value: Any) -> str:
+    """A probability or fraction as a percent with no decimals; a dash when missing."""
+    if is_missing(value):
+        return "—"
+    return f"{float(value):.0%}"
+
+
+def fmt_prob(value: Any) -> str:
+    """A probability as a percent with no decimals; never a bare 0% or 100%.
+
+    A calibrated model can output 0.997: printed as "100%" a PMO reads certainty, so the
+    ends show as ">99%" and "<1%".
+    """
+    if is_missing(value):
+        return "—"
+    p = float(value)
+    if p >= 0.995:
+        return ">99%"
+    if p < 0.005:
+        return "<1%"
+    return f"{p:.0%}"
+
+
+def fmt_ratio(value: Any) -> str:
+    """SPI, CPI and similar indices with two decimals; a dash when missing."""
+    if is_missing(value):
+        return "—"
+    return f"{float(value):.2f}"
+
+
+def fmt_day(value: Any) -> str:
+    """A date as '1 May 2024': no day/month order to misread across countries."""
+    if is_missing(value):
+        return "—"
+    d = pd.Timestamp(value)
+    return f"{d.day} {d:%b %Y}"
+
+
+def fmt_money(value: Any) -> str:
+    if is_missing(value):
+        return "—"
+    return f"{float(value):,.0f}"
+
+
+def is_missing(value: Any) -> bool:
+    """None, NaN, NaT or NA: a cell with nothing in it."""
+    if value is None:
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of a frame as dicts keyed by column name (what templates and loops read)."""
+    columns = [str(c) for c in frame.columns]
+    return [dict(zip(columns, row, strict=True)) for row in frame.itertuples(index=False)]
+
+
+def _attr(value: Any) -> str:
+    """A number for a data attribute: full precision so tests compare exactly, '' if missing."""
+    if is_missing(value):
+        return ""
+    return repr(float(value))
+
+
+@cache
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters.update(
+        pct=fmt_pct, prob=fmt_prob, ratio=fmt_ratio, day=fmt_day, money=fmt_money, attr=_attr
+    )
+    return env
+
+
+@cache
+def _plotly_js() -> str:
+    import plotly.offline
+
+    return plotly.offline.get_plotlyjs()
+
+
+def render_page(template: str, **context: Any) -> str:
+    """Render one of our templates with Plotly inlined and the footer's facts filled in."""
+    context.setdefault("generated", f"on {datetime.now():%Y-%m-%d %H:%M}")
+    return _environment().get_template(template).render(plotly_js=_plotly_js(), **context)
+
+
+def figure_div(fig: go.Figure, div_id: str, title: str, height: int = 400) -> Markup:
+    """A Plotly figure under an HTML heading; the library itself is inlined once per page.
+
+    The title is HTML, not Plotly's, so it never collides with the chart's toolbar and is
+    read by screen readers.
+    """
+    fig.update_layout(
+        height=height,
+        template="plotly_white",
+        font={"family": "-apple-system, Segoe UI, Roboto, Arial, sans-serif", "size": 13},
+        margin={"l": 70, "r": 20, "t": 30, "b": 50},
+    )
+    html = fig.to_html(
+        full_html=False,
+        include_plotlyjs=False,
+        div_id=div_id,
+        default_height=f"{height}px",
+        config={"displaylogo": False, "responsive": True},
+    )
+    heading = Markup("<h3>{}</h3>").format(title)
+    return Markup(f'<div class="chart" data-chart="{div_id}">{heading}{html}</div>')
+
+
+def rag_label(rag: Any, reason: Any = None, cost_data: Any = None) -> str:
+    """The words printed in a RAG chip: Red, Amber, Green, or in two words why there is none.
+
+    ``cost_data`` False (the project has no budget) wins over every other reason: a PMO
+    reads "No cost data", whether or not an over-budget model happens to be loaded.
+    """
+    if not (is_missing(rag) or rag == "n/a"):
+        return str(rag).capitalize()
+    text = "" if is_missing(reason) else str(reason).lower()
+    if cost_data is False or (cost_data is None and ("budget" in text or "cost" in text)):
+        return NO_COST.capitalize()
+    if "model" in text:
+        return "No model"
+    return "Not scored"
+
+
+# ---------------------------------------------------------------------- the report data
+
+
+def reporting_period(status_reports: pd.DataFrame) -> pd.Timedelta:
+    """The usual gap between two status reports of one project (weekly, monthly, ...).
+
+    The median over all consecutive pairs: robust to the odd missed report. Thirty days when
+    there is nothing to measure.
+    """
+    if status_reports.empty:
+        return pd.Timedelta(days=30)
+    dates = (
+        status_reports[["project_id", "report_date"]]
+        .dropna()
+        .sort_values(["project_id", "report_date"])
+    )
+    gaps = dates.groupby("project_id")["report_date"].diff().dropna()
+    gaps = gaps[gaps > pd.Timedelta(0)]
+    if gaps.empty:
+        return pd.Timedelta(days=30)
+    median_days = float(gaps.dt.days.median())
+    return pd.Timedelta(days=max(1, round(median_days)))
+
+
+def data_date(status_reports: pd.DataFrame, as_of: date | None = None) -> date | None:
+    """The latest status report date on or before as_of: how fresh the data really is."""
+    dates = status_reports["report_date"].dropna()
+    if as_of is not None:
+        dates = dates[dates <= pd.Timestamp(as_of)]
+    return None if dates.empty else pd.Timestamp(dates.max()).date()
+
+
+def compare_with_previous(
+    current: pd.DataFrame, previous: pd.DataFrame, since: date | None = None
+) -> pd.DataFrame:
+    """Current scores plus, per project, how it moved since the previous report date.
+
+    Adds ``prev_*`` columns, ``change`` and ``change_note`` (the moves in words). ``change``
+    is ``new`` when the project was not on the watch list then (green, no RAG, or not yet
+    running), ``worse`` when either risk's RAG went up, ``better`` when one went down and
+    none up, else ``same``.
+    """
+    cols = ["rag", "rag_late", "rag_over_budget", "p_late", "p_over_budget"]
+    prev = previous.drop_duplicates("project_id").set_index("project_id")[cols]
+    out = current.join(prev.add_prefix("prev_"), on="project_id")
+    absent = out["prev_rag"].isna().to_numpy()
+    was_listed = out["prev_rag"].map(RAG_LEVEL).fillna(-1).to_numpy() >= 1
+    up = np.zeros(len(out), dtype=bool)
+    down = np.zeros(len(out), dtype=bool)
+    for risk, _ in RISKS:
+        now = out[f"rag_{risk}"].map(RAG_LEVEL).fillna(-1).to_numpy()
+        before = out[f"prev_rag_{risk}"].map(RAG_LEVEL).fillna(-1).to_numpy()
+        # n/a on either side is no move: a missing score is not an improvement.
+        known = (now >= 0) & (before >= 0)
+        up |= known & (now > before)
+        down |= known & (now < before)
+    out["change"] = np.select(
+        [absent | ~was_listed, up, down], ["new", "worse", "better"], default="same"
+    )
+    when = fmt_day(since) if since is not None else "the previous report"
+    out["change_note"] = [
+        f"not running on {when}" if is_missing(row["prev_rag"]) else _moves(row)
+        for row in records(out)
+    ]
+    return out
+
+
+def _moves(row: Mapping[str, Any]) -> str:
+    """'late amber → red (52% → 64%); p(over budget) 30% → 33%' for one project."""
+    moves = []
+    for risk, words in (("late", "late"), ("over_budget", "over budget")):
+        p_now, p_before = row[f"p_{risk}"], row[f"prev_p_{risk}"]
+        if is_missing(p_now) or is_missing(p_before):
+            continue
+        rag_now, rag_before = row[f"rag_{risk}"], row[f"prev_rag_{risk}"]
+        probs = f"{fmt_prob(p_before)} → {fmt_prob(p_now)}"
+        if rag_now != rag_before:
+            moves.append(f"{words} {rag_before} → {rag_now} ({probs})")
+        elif fmt_prob(p_now) != fmt_prob(p_before):
+            moves.append(f"p({words}) {probs}")
+    return "; ".join(moves) or "no move"
+
+
+def _risk_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """Highest concern first: RAG level, then the larger of the two probabilities."""
+    level = frame["rag"].map(RAG_LEVEL).fillna(-1)
+    probs = frame[["p_late", "p_over_budget"]]
+    top = probs.max(axis=1, skipna=True).fillna(-1)
+    mean = probs.mean(axis=1, skipna=True).fillna(-1)
+    return (
+        frame.assign(_level=level, _top=top, _mean=mean)
+        .sort_values(
+            ["_level", "_top", "_mean", "project_id"], ascending=[False, False, False, True]
+        )
+        .drop(columns=["_level", "_top", "_mean"])
+    )
+
+
+def main_drivers(row: Mapping[str, Any], n: int = 3) -> list[dict[str, Any]]:
+    """The n drivers that push this project's flagged risks up most, in words.
+
+    Drivers come from the risks that put the project on the watch list (red or amber); each
+    keeps its sentence and says which risk it belongs to. When no driver pushes risk up, the
+    largest by size are shown.
+    """
+    flagged = [r for r, _ in RISKS if row.get(f"rag_{r}") in ("red", "amber")] or [
+        r for r, _ in RISKS
+    ]
+    pool: list[dict[str, Any]] = []
+    for risk in flagged:
+        drivers = row.get(f"drivers_{risk}")
+        if not isinstance(drivers, Iterable) or isinstance(drivers, str):
+            continue
+        for d in drivers:
+            if isinstance(d, Mapping) and d.get("sentence"):
+                pool.append({**d, "risk": "late" if risk == "late" else "over budget"})
+    up = [d for d in pool if float(d.get("contribution") or 0.0) > 0]
+    chosen = up or pool
+    chosen.sort(key=lambda d: -abs(float(d.get("contribution") or 0.0)))
+    seen: set[str] = set()
+    out = []
+    for d in chosen:
+        if d["sentence"] in seen:
+            continue
+        seen.add(d["sentence"])
+        out.append(d)
+        if len(out) == n:
+            break
+    return out
+
+
+def rag_counts(frame: pd.DataFrame, risk: str) -> dict[str, int]:
+    """How many projects are red, amber, green and without a RAG (n/a) for one risk."""
+    values = frame[f"rag_{risk}"].fillna("n/a") if len(frame) else pd.Series([], dtype=object)
+    return {k: int((values == k).sum()) for k in ("red", "amber", "green", "n/a")}
+
+
+def _move(now: int, before: int | None) -> str:
+    if before is None:
+        return ""
+    delta = now - before
+    if delta == 0:
+        return "no change"
+    return f"{'▲' if delta > 0 else '▼'} {abs(delta)} ({'up' if delta > 0 else 'down'})"
+
+
+def headline(
+    current: pd.DataFrame, previous: pd.DataFrame | None, since: date | None
+) -> dict[str, Any]:
+    """The top of the page: counts per risk and RAG, their moves, and one sentence each."""
+    rows: list[dict[str, Any]] = []
+    sentences = []
+    for risk, words in RISKS:
+        now = rag_counts(current, risk)
+        before = rag_counts(previous, risk) if previous is not None else None
+        cells = [
+            {
+                "rag": rag,
+                "count": now[rag],
+                "previous": None if before is None else before[rag],
+                "move": _move(now[rag], None if before is None else before[rag]),
+            }
+            for rag in ("red", "amber", "green", "n/a")
+        ]
+        no_data = now["n/a"] == len(current) and len(current) > 0
+        rows.append({"risk": risk, "words": words, "cells": cells, "no_data": no_data, "label": ""})
+        if no_data:
+            reason = _first_reason(current, risk)
+            cost_data = None
+            if "has_budget" in current and risk == "over_budget":
+                cost_data = bool(current["has_budget"].fillna(0).astype(float).max() >= 0.5)
+            label = rag_label("n/a", reason, cost_data).lower()
+            sentences.append(f"{words}: not scored for any running project ({label}).")
+            row_label = rows[-1]
+            row_label["label"] = label
+            continue
+        text = f"{now['red']} of {len(current)} running projects are red for {_RISK_VERB[risk]}"
+        if before is not None and since is not None:
+            delta = now["red"] - before["red"]
+            change = (
+                "the same as"
+                if delta == 0
+                else f"{abs(delta)} {'more' if delta > 0 else 'fewer'} than"
+            )
+            text += f" ({change} on {fmt_day(since)})"
+        text += f", and {now['amber']} amber."
+        sentences.append(text)
+    any_na = any(r["cells"][-1]["count"] for r in rows if not r["no_data"])
+    return {"rows": rows, "sentences": sentences, "any_na": any_na}
+
+
+def _first_reason(frame: pd.DataFrame, risk: str) -> str | None:
+    col = f"{risk}_reason"
+    if col not in frame:
+        return None
+    reasons = frame[col].dropna()
+    reasons = reasons[reasons.astype(str).str.len() > 0]
+    return None if reasons.empty else str(reasons.iloc[0])
+
+
+def has_cost_scores(frame: pd.DataFrame) -> bool:
+    """Whether any project has an over-budget probability (little06, say, has no costs)."""
+    return bool(len(frame)) and bool(frame["p_over_budget"].notna().any())
+
+
+# ------------------------------------------------------------------------------ charts
+
+
+def heatmap_figure(frame: pd.DataFrame, risk: str, words: str) -> go.Figure:
+    """Mean probability by portfolio (rows) and project type (columns), with counts."""
+    p = f"p_{risk}"
+    data = frame.assign(
+        portfolio=frame["portfolio"].fillna("(no portfolio)").astype(str),
+        project_type=frame["project_type"].fillna("(no type)").astype(str),
+    )
+    data = data[data[p].notna()]
+    grouped = (
+        data.groupby(["portfolio", "project_type"])
+        .agg(
+            mean=(p, "mean"), n=(p, "size"), red=(f"rag_{risk}", lambda s: int((s == "red").sum()))
+        )
+        .reset_index()
+    )
+    rows = sorted(grouped["portfolio"].unique())
+    cols = sorted(grouped["project_type"].unique())
+    z = grouped.pivot(index="portfolio", columns="project_type", values="mean").reindex(
+        index=rows, columns=cols
+    )
+    n = grouped.pivot(index="portfolio", columns="project_type", values="n").reindex(
+        index=rows, columns=cols
+    )
+    red = grouped.pivot(index="portfolio", columns="project_type", values="red").reindex(
+        index=rows, columns=cols
+    )
+    zs, ns, reds = (t.to_numpy(dtype=float) for t in (z, n, red))
+    text = [
+        [
+            ""
+            if np.isnan(zs[i, j])
+            else f"{fmt_prob(zs[i, j])}<br>{int(reds[i, j])} red of {int(ns[i, j])}"
+            for j in range(len(cols))
+        ]
+        for i in range(len(rows))
+    ]
+    fig = go.Figure(
+        go.Heatmap(
+            z=zs,
+            x=cols,
+            y=rows,
+            text=text,
+            texttemplate="%{text}",
+            zmin=0,
+            zmax=1,
+            colorscale="YlOrRd",
+            colorbar={"title": "mean p", "tickformat": ".0%"},
+            hovertemplate="%{y} · %{x}<br>mean p(" + words.lower() + ") %{z:.0%}<extra></extra>",
+            xgap=2,
+            ygap=2,
+        )
+    )
+    fig.update_layout(
+        xaxis_title="project type",
+        yaxis_title="portfolio",
+    )
+    return fig
+
+
+def scatter_figure(
+    frame: pd.DataFrame, risk: str, words: str, red: float, amber: float
+) -> go.Figure:
+    """Probability against elapsed share of the planned duration, one trace per RAG."""
+    p = f"p_{risk}"
+    fig = go.Figure()
+    data = frame[frame[p].notna()]
+    for rag in ("red", "amber", "green"):
+        part = data[data[f"rag_{risk}"] == rag]
+        if part.empty:
+            continue
+        hover = [
+            f"<b>{r['project_id']}</b> {'' if is_missing(r.get('name')) else r['name']}<br>"
+            f"{r['portfolio'] or ''} · {r['project_type'] or ''}<br>"
+            f"elapsed {fmt_pct(r['elapsed_fraction'])}, p {fmt_prob(r[p])}"
+            for r in records(part)
+        ]
+        fig.add_trace(
+            go.Scatter(
+                x=part["elapsed_fraction"].astype(float) * 100,
+                y=part[p].astype(float),
+                mode="markers",
+                name=f"{rag.capitalize()} ({len(part)})",
+                marker={
+                    "color": RAG_COLOURS[rag],
+                    "symbol": RAG_SYMBOLS[rag],
+                    "size": 8,
+                    "opacity": 0.8,
+                    "line": {"width": 0.5, "color": "#ffffff"},
+                },
+                text=hover,
+                hovertemplate="%{text}<extra></extra>",
+            )
+        )
+    for level, name in ((red, "red"), (amber, "amber")):
+        fig.add_hline(
+            y=level,
+            line={"dash": "dash", "color": RAG_COLOURS[name], "width": 1},
+            annotation_text=f"{name} from {fmt_pct(level)}",
+            annotation_position="top left",
+        )
+    fig.update_layout(
+        xaxis_title="elapsed share of the planned duration (%)",
+        yaxis={"title": f"p({words.lower()})", "tickformat": ".0%", "range": [0, 1.02]},
+        legend={"orientation": "h", "y": -0.2},
+    )
+    return fig
+
+
+# ----------------------------------------------------------------------------- scoring
+
+
+def report_dates(
+    portfolio: Portfolio, as_of: date | None = None, since: date | None = None
+) -> tuple[date, date]:
+    """The report date (default: the latest status report) and the previous one.
+
+    The previous date defaults to one reporting period earlier (the portfolio's usual gap
+    between two status reports), so a weekly PMO compares with last week without storing
+    anything.
+    """
+    if as_of is None:
+        latest = data_date(portfolio.status_reports)
+        as_of = latest if latest is not None else date.today()
+    if since is None:
+        since = (pd.Timestamp(as_of) - reporting_period(portfolio.status_reports)).date()
+    if since >= as_of:
+        raise ValueError(f"--since {since} must be before the report date {as_of}")
+    return as_of, since
+
+
+def score_running(
+    portfolio: Portfolio,
+    models: Mapping[str, ScoringModel | None],
+    as_of: date,
+    *,
+    red: float,
+    amber: float,
+    top_drivers: int,
+    delay_tolerance: float,
+    overrun_tolerance: float,
+    context: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """`score_frame` of every project running at as_of, from what was known that day.
+
+    Adds the project's ``name`` and ``has_budget`` (so "no cost data" can be told apart
+    from "no model") to the documented columns.
+    """
+    features = snapshot(
+        portfolio,
+        as_of,
+        running_only=True,
+        delay_tolerance=delay_tolerance,
+        overrun_tolerance=overrun_tolerance,
+        context=context,
+    )
+    scores = score_frame(models, features, red, amber, top_drivers)
+    names = portfolio.projects.set_index("project_id")["name"]
+    scores["name"] = scores["project_id"].map(names).to_numpy()
+    scores["has_budget"] = (
+        features["has_budget"].to_numpy(dtype=float) >= 0.5
+        if "has_budget" in features
+        else features["log_budget"].notna().to_numpy()
+    )
+    return scores
+
+
+def build_report(
+    portfolio: Portfolio,
+    models: Mapping[str, ScoringModel | None],
+    cards: Sequence[ModelCard],
+    *,
+    as_of: date | None,
+    since: date | None,
+    red: float,
+    amber: float,
+    top_drivers: int,
+    delay_tolerance: float,
+    overrun_tolerance: float,
+    drift: DriftStatus | None,
+    context: pd.DataFrame | None = None,
+) -> ReportResult:
+    """Score the running projects at the report date and at the previous one; render.
+
+    Both dates are scored point in time with the same models, so the moves reflect what
+    the data said then, not a change of model. ``context`` is the portfolio context to
+    score with (the champions', as batch scoring does); None computes it from the data.
+    """
+    as_of, since = report_dates(portfolio, as_of, since)
+    kwargs: dict[str, Any] = {
+        "red": red,
+        "amber": amber,
+        "delay_tolerance": delay_tolerance,
+        "overrun_tolerance": overrun_tolerance,
+        "context": context,
+    }
+    current = score_running(portfolio, models, as_of, top_drivers=top_drivers, **kwargs)
+    # The previous date needs RAG and probabilities only: skip the TreeSHAP work.
+    previous = score_running(portfolio, models, since, top_drivers=0, **kwargs)
+    html = render_report(
+        current,
+        previous,
+        as_of=as_of,
+        since=since,
+        data_as_of=data_date(portfolio.status_reports, as_of),
+        models=cards,
+        drift=drift,
+        red=red,
+        amber=amber,
+        source=portfolio.source,
+    )
+    return ReportResult(html=html, scores=current, previous=previous, as_of=as_of, since=since)
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """The rendered page and the score frames it was made from (the CLI prints a summary)."""
+
+    html: str
+    scores: pd.DataFrame
+    previous: pd.DataFrame
+    as_of: date
+    since: date
+
+
+def model_cards(by_target: Mapping[str, Any], alias: str | None = "champion") -> list[ModelCard]:
+    """One card per risk, in page order, from loaded models by target (missing: "no model").
+
+    The values are `serving.champions.Champion` or `training.tracking.LoadedModel`: anything
+    with ``name``, ``version``, ``run_id`` and ``tags``.
+    """
+    return [model_card(t, by_target.get(t), alias) for t in ("delay", "overrun")]
+
+
+def model_card(target: str, loaded: Any | None, alias: str | None = None) -> ModelCard:
+    """What the report shows of a `training.tracking.LoadedModel` (None: no such model).
+
+    Reads the run's tags for the training date and the verdict against the EVM and
+    PM-forecast rules; a tag that is absent shows as "not recorded", never as a yes.
+    """
+    risk = dict(RISKS)["late" if target == "delay" else "over_budget"]
+    if loaded is None:
+        return ModelCard(target=target, risk=risk, rules_note=f"no {target} model registered")
+    tags: Mapping[str, Any] = getattr(loaded, "tags", None) or {}
+    beats = _beats_rules(tags)
+    return ModelCard(
+        target=target,
+        risk=risk,
+        name=str(getattr(loaded, "name", "")) or None,
+        version=str(getattr(loaded, "version", "")) or None,
+        alias=alias,
+        run_id=str(getattr(loaded, "run_id", "")) or None,
+        trained=_first_tag(tags, TRAINED_TAGS),
+        beats_rules=beats,
+        rules_note=_first_tag(tags, RULES_NOTE_TAGS) or "",
+    )
+
+
+#: Tag names read for the card, first present wins (training's tags, see training.tracking).
+TRAINED_TAGS = ("trained_at", "created_at")
+BEATS_TAGS = ("beats_rules",)
+RULES_NOTE_TAGS = ("beats_rules_detail",)
+
+
+def _first_tag(tags: Mapping[str, Any], names: Iterable[str]) -> str | None:
+    for name in names:
+        value = tags.get(name)
+        if value not in (None, ""):
+            return str(value)
+    return None
+
+
+def _beats_rules(tags: Mapping[str, Any]) -> bool | None:
+    value = _first_tag(tags, BEATS_TAGS)
+    if value is None:
+        return None
+    text = value.strip().lower()
+    if text in ("true", "yes", "1"):
+        return True
+    if text in ("false", "no", "0"):
+        return False
+    return None
+
+
+# ------------------------------------------------------------------------------ render
+
+
+def render_report(
+    current: pd.DataFrame,
+    previous: pd.DataFrame | None,
+    *,
+    as_of: date,
+    since: date | None,
+    data_as_of: date | None,
+    models: Sequence[ModelCard],
+    drift: DriftStatus | None,
+    red: float,
+    amber: float,
+    source: str = "",
+    title: str = "Early-warning report",
+) -> str:
+    """The report page from the score frames at as_of and at since (point in time).
+
+    ``current``/``previous`` are `score_frame` outputs for the projects running at each
+    date; a ``name`` column, when present, is shown beside the id.
+    """
+    frame = current.copy()
+    if "name" not in frame:
+        frame["name"] = None
+    prev = previous if previous is not None else frame.iloc[0:0]
+    compared = _risk_order(compare_with_previous(frame, prev, since))
+    watch = compared[compared["rag"].isin(["red", "amber"])]
+    watch_rows = [_row_context(r) for r in records(watch)]
+    all_rows = [_row_context(r, drivers=False) for r in records(compared)]
+
+    left = _left_watch_list(frame, prev)
+    cost = has_cost_scores(frame)
+    charts: dict[str, Markup | None] = {}
+    if len(frame):
+        for risk, words in RISKS:
+            if risk == "over_budget" and not cost:
+                continue
+            key = risk.replace("_", "-")
+            charts[f"heat_{risk}"] = figure_div(
+                heatmap_figure(frame, risk, words),
+                f"heat-{key}",
+                f"{words}: mean risk by portfolio and project type",
+            )
+            charts[f"scatter_{risk}"] = figure_div(
+                scatter_figure(frame, risk, words, red, amber),
+                f"scatter-{key}",
+                f"p({words.lower()}) against time elapsed",
+            )
+    return render_page(
+        "report.html",
+        title=title,
+        source=source,
+        as_of=as_of,
+        since=since,
+        data_as_of=data_as_of,
+        running=len(frame),
+        previous_running=None if previous is None else len(previous),
+        headline=headline(frame, previous, since),
+        watch=watch_rows,
+        all_rows=all_rows,
+        left=left,
+        cost=cost,
+        no_cost=NO_COST,
+        charts=charts,
+        models=list(models),
+        drift=drift,
+        stale_days=None if data_as_of is None else (as_of - data_as_of).days,
+        red=red,
+        amber=amber,
+    )
+
+
+def _row_context(row: dict[str, Any], drivers: bool = True) -> dict[str, Any]:
+    out = dict(row)
+    out["drivers"] = main_drivers(row) if drivers else []
+    cost_data = row.get("has_budget")
+    cost_data = None if is_missing(cost_data) else bool(cost_data)
+    out["rag_late_label"] = rag_label(row.get("rag_late"), row.get("late_reason"))
+    out["rag_over_budget_label"] = rag_label(
+        row.get("rag_over_budget"), row.get("over_budget_reason"), cost_data
+    )
+    out["cost_data"] = cost_data is not False and not is_missing(row.get("cpi"))
+    out["rag_class"] = {
+        r: "na"
+        if is_missing(row.get(f"rag_{r}")) or row.get(f"rag_{r}") == "n/a"
+        else str(row.get(f"rag_{r}"))
+        for r, _ in RISKS
+    }
+    return out
+
+
+def _left_watch_list(current: pd.DataFrame, previous: pd.DataFrame) -> dict[str, list[str]]:
+    """Projects red or amber at the previous date that are no longer: green now, or ended."""
+    if previous.empty:
+        return {"green": [], "ended": []}
+    was = previous[previous["rag"].isin(["red", "amber"])]["project_id"]
+    now = current.set_index("project_id")["rag"] if len(current) else pd.Series(dtype=object)
+    green = sorted(p for p in was if p in now.index and now[p] not in ("red", "amber"))
+    ended = sorted(p for p in was if p not in now.index)
+    return {"green": green, "ended": ended}
