@@ -17,7 +17,9 @@ set, and the service will not listen off loopback without one. Serve it with
 from __future__ import annotations
 
 import logging
+import os
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import bentoml
@@ -44,6 +46,7 @@ from serving.response_models import (
     Thresholds,
 )
 from serving.scoring import explain_row, portfolio_features, score_frame
+from serving.views import champions_page_app
 
 # BentoML's own logger namespace: its server logging configuration shows these lines.
 logger = logging.getLogger("bentoml.forewarn")
@@ -245,6 +248,22 @@ def models() -> ModelsResponse:
 
 # `bentoml.service` made Forewarn a bentoml.Service; mypy cannot see through the decorator.
 _service: Any = Forewarn
+# The explanation view (GET /views/explain/{project_id}?as_of=), behind the same auth. Its
+# portfolio comes from FOREWARN_DATA until Settings has a field for it. Mounted before "/".
+_service.mount_asgi_app(
+    champions_page_app(
+        lambda: bentoml.get_current_service().champions,
+        Path(os.environ["FOREWARN_DATA"]) if os.environ.get("FOREWARN_DATA") else None,
+        extra_attributes=settings.extra_attributes,
+        red=settings.red_threshold,
+        amber=settings.amber_threshold,
+        top_drivers=settings.top_drivers,
+        delay_tolerance=settings.delay_tolerance,
+        overrun_tolerance=settings.overrun_tolerance,
+        api_key=settings.api_key,
+    ),
+    path="/views",
+)
 _service.mount_asgi_app(info_app, path="/")
 # First added, outermost: a request without the key is refused before its body is read.
 _service.add_asgi_middleware(BearerAuth, api_key=settings.api_key)

@@ -40,6 +40,7 @@ from serving.report import (
     fmt_pct,
     fmt_prob,
     is_missing,
+    model_cards,
     rag_label,
     records,
     render_page,
@@ -736,3 +737,41 @@ def portfolio_loader(
         return portfolio
 
     return load
+
+
+def champions_page_app(
+    champions: Callable[[], Any | None],
+    data: Path | None,
+    *,
+    extra_attributes: Sequence[str],
+    red: float,
+    amber: float,
+    top_drivers: int,
+    delay_tolerance: float,
+    overrun_tolerance: float,
+    api_key: str | None,
+) -> ASGIApp:
+    """`explain_page_app` wired to the service's loaded champions and a portfolio on disk.
+
+    ``champions`` returns the service's `serving.champions.Champions` (None while it has
+    none: the page answers 503); ``data`` is the portfolio whose history the page shows.
+    """
+
+    def loaded() -> Any:
+        found = champions()
+        if found is None:
+            raise LookupError("no champion model loaded: see the server log")
+        return found
+
+    return explain_page_app(
+        lambda: loaded().models(),
+        lambda: model_cards(loaded().by_target),
+        portfolio_loader(data, extra_attributes),
+        red=red,
+        amber=amber,
+        top_drivers=top_drivers,
+        delay_tolerance=delay_tolerance,
+        overrun_tolerance=overrun_tolerance,
+        api_key=api_key,
+        context=lambda: loaded().context,
+    )
