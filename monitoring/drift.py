@@ -2,14 +2,25 @@
 
 The core is `check_drift`, a pure function of two frames that returns a `DriftResult`
 (per-column statistic, threshold and verdict, the share of drifted columns, pass/fail per
-test). Statistics come from Evidently's own registered drift methods, so the figures in
-the JSON summary are the figures in the Evidently HTML report that `render_html` writes.
+test). The statistics are Evidently drift methods, called through Evidently's registry, so
+the figures in the JSON summary are the figures in the Evidently HTML report that
+`render_html` writes.
 
-Why distances, not p-values: reference rows are status reports of closed projects (many
-rows per project, not independent) and current frames range from a few hundred to 100,000
-rows. A p-value test would flag trivial shifts on large frames and trust correlated rows
-too much; the normed Wasserstein distance (numeric) and the Jensen-Shannon distance
-(categorical and 0/1 flags) measure how far the distributions moved, whatever the size.
+Two choices carry the weight (docs/monitoring.md explains them at length):
+
+* Distances, not p-values. Reference rows are status reports of closed projects (many rows
+  per project, not independent) and current frames range from a hundred to 100,000 rows; a
+  p-value flags trivial shifts on large frames. Numeric columns use the Kolmogorov-Smirnov
+  statistic D (the largest gap between the two CDFs: scale-free and blind to the outliers
+  that ratios such as EAC/BAC produce), categorical columns and 0/1 flags the Jensen-Shannon
+  distance. A column drifts when its distance reaches the threshold *and* the distance is
+  beyond what chance gives at these sample sizes (the 1% critical value), so a small
+  portfolio does not cry wolf.
+* Like with like. `snapshot_reference` turns the training rows into what a snapshot of
+  running projects looks like (the cohort that had fully closed, each row weighted by the
+  time it stands for, the stage mix of the current projects) before anything is compared,
+  and features that a one-date snapshot cannot share with rows spread over years are left
+  out with the reason (`snapshot_incomparable`).
 
 Evidently is imported inside functions: importing it takes seconds.
 """
@@ -18,7 +29,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,10 +37,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monitoring.stages import STAGE_LABELS, stage_of
+# Stage = elapsed fraction of the planned duration in fifths, plus "past planned finish":
+# running projects past their planned finish are a population of their own (all late), so
+# the stage matching keeps them apart where training.evaluate's "80+" band merges them.
+STAGE_EDGES: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0, math.inf)
+STAGE_LABELS: tuple[str, ...] = ("0-20%", "20-40%", "40-60%", "60-80%", "80-100%", ">100%")
 
-NUMERIC_METHOD = "wasserstein"
+NUMERIC_METHOD = "ks_statistic"  # registered with Evidently by `_register_stattests`
 CATEGORICAL_METHOD = "jensenshannon"
+DEFAULT_ALPHA = 0.01
+
+# Features whose value on one date cannot be compared with training rows spread over years.
+_DATE_BOUND: dict[str, str] = {
+    "days_since_last_report": "training rows are taken on report dates, where it is always 0",
+    "start_month": "a snapshot on one date over-represents the months just before that date",
+    "start_quarter": "a snapshot on one date over-represents the quarters just before it",
+}
+_CONTEXT_REASON = (
+    "portfolio history as of the date: one value per date (and type) in a snapshot, a "
+    "spread over years in training rows"
+)
 
 
 class DriftInputError(ValueError):
@@ -38,7 +65,11 @@ class DriftInputError(ValueError):
 
 @dataclass(frozen=True)
 class ColumnDrift:
-    """One column's drift: the statistic, the threshold it is held to, the verdict."""
+    """One column's drift: the statistic, the threshold it is held to, the verdict.
+
+    `threshold` is the one applied: the larger of `base_threshold` (the setting) and
+    `noise_floor` (the distance chance alone reaches at these sample sizes, at level alpha).
+    """
 
     column: str
     kind: str  # "numeric" or "categorical"
@@ -46,6 +77,8 @@ class ColumnDrift:
     statistic: float
     threshold: float
     drifted: bool
+    base_threshold: float
+    noise_floor: float
     n_reference: int
     n_current: int
 
@@ -89,18 +122,14 @@ class DriftResult:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary (no NaN: a missing statistic becomes null)."""
+        by_name = {c.column: c for c in self.columns}
         return _no_nan(
             {
                 "passed": self.passed,
                 "share_drifted": self.share_drifted,
                 "share_threshold": self.share_threshold,
                 "n_columns": len(self.columns),
-                "drifted_columns": [
-                    asdict(c)
-                    for name in self.drifted_columns
-                    for c in self.columns
-                    if c.column == name
-                ],
+                "drifted_columns": [asdict(by_name[name]) for name in self.drifted_columns],
                 "predictions": [asdict(p) for p in self.predictions],
                 "tests": [asdict(t) for t in self.tests],
                 "columns": [asdict(c) for c in self.columns],
@@ -118,7 +147,7 @@ class DriftResult:
 
 def _no_nan(obj: Any) -> Any:
     if isinstance(obj, dict):
-        return {k: _no_nan(v) for k, v in obj.items()}
+        return {str(k): _no_nan(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
         return [_no_nan(v) for v in obj]
     if isinstance(obj, float | np.floating):
@@ -127,7 +156,89 @@ def _no_nan(obj: Any) -> Any:
         return int(obj)
     if isinstance(obj, np.bool_):
         return bool(obj)
+    if isinstance(obj, pd.Timestamp):
+        return obj.isoformat()
     return obj
+
+
+# ----------------------------------------------------------------------- statistics
+
+
+def ks_distance(reference: np.ndarray, current: np.ndarray) -> float:
+    """Two-sample Kolmogorov-Smirnov statistic D: the largest gap between the two ECDFs."""
+    r = np.sort(reference)
+    c = np.sort(current)
+    grid = np.concatenate([r, c])
+    gap = np.searchsorted(r, grid, side="right") / len(r)
+    gap -= np.searchsorted(c, grid, side="right") / len(c)
+    return float(np.abs(gap).max())
+
+
+def _register_stattests() -> None:
+    """Register the KS statistic with Evidently so that its report can use it by name."""
+    from evidently.legacy.calculations.stattests.registry import (
+        StatTest,
+        _registered_stat_tests,
+        register_stattest,
+    )
+    from evidently.legacy.core import ColumnType
+
+    if NUMERIC_METHOD in _registered_stat_tests:
+        return
+
+    def _ks_statistic(
+        reference_data: pd.Series, current_data: pd.Series, feature_type: Any, threshold: float
+    ) -> tuple[float, bool]:
+        d = ks_distance(reference_data.to_numpy("float64"), current_data.to_numpy("float64"))
+        return d, d >= threshold
+
+    register_stattest(
+        StatTest(
+            name=NUMERIC_METHOD,
+            display_name="Kolmogorov-Smirnov statistic D",
+            allowed_feature_types=[ColumnType.Numerical],
+            default_threshold=0.15,
+        ),
+        _ks_statistic,
+    )
+
+
+def noise_floor(
+    kind: str, n_current: int, n_reference: int, alpha: float, categories: int
+) -> float:
+    """The distance that chance alone exceeds with probability `alpha` at these sizes.
+
+    Numeric: the asymptotic critical value of D, sqrt(-ln(alpha/2)/2 · (n+m)/(n·m)).
+    Categorical: the Jensen-Shannon distance is about sqrt(chi2 / (8·N)) with N = n·m/(n+m)
+    and chi2 the two-sample Pearson statistic, chi-squared with (categories − 1) dof.
+    """
+    from scipy.stats import chi2
+
+    if n_current < 1 or n_reference < 1:
+        return math.inf
+    harmonic = n_current * n_reference / (n_current + n_reference)
+    if kind == "numeric":
+        return math.sqrt(-math.log(alpha / 2) / 2 / harmonic)
+    if categories < 2:
+        return 0.0
+    return math.sqrt(float(chi2.ppf(1 - alpha, categories - 1)) / (8 * harmonic))
+
+
+def _finite(series: pd.Series) -> pd.Series:
+    """True where a value is present (not NaN/None and, for numbers, not ±inf)."""
+    if pd.api.types.is_numeric_dtype(series):
+        return pd.Series(np.isfinite(series.to_numpy(dtype="float64")), index=series.index)
+    return series.notna()
+
+
+def snapshot_incomparable(columns: Sequence[str]) -> dict[str, str]:
+    """Features of `columns` that a one-date snapshot cannot share with training rows, and why."""
+    from features.catalogue import FEATURES
+
+    context = {f.name for f in FEATURES if f.family == "context"}
+    out = {c: _DATE_BOUND[c] for c in columns if c in _DATE_BOUND}
+    out.update({c: _CONTEXT_REASON for c in columns if c in context})
+    return out
 
 
 def comparable_columns(
@@ -143,18 +254,17 @@ def comparable_columns(
         raise DriftInputError(
             "reference sample lacks column(s) "
             + ", ".join(missing_in_reference)
-            + ": it was logged with a different feature list; retrain or pass the model's"
-            " features"
+            + ": it was logged with a different feature list; retrain, or check the model"
         )
     broken: list[str] = []
     keep: list[str] = []
     excluded: dict[str, str] = {}
     for col in columns:
-        ref_has = bool(_finite(reference[col]).any())
+        ref_values = reference[col][_finite(reference[col])]
         cur_has = col in current.columns and bool(_finite(current[col]).any())
-        if not ref_has and not cur_has:
+        if ref_values.empty and not cur_has:
             excluded[col] = "missing in both reference and current data"
-        elif not ref_has:
+        elif ref_values.empty:
             excluded[col] = "no values in the reference sample (the model never saw it)"
         elif not cur_has:
             broken.append(col)
@@ -164,34 +274,57 @@ def comparable_columns(
         raise DriftInputError(
             f"column(s) {', '.join(broken)} have values in the reference sample but are "
             "entirely missing in the current data: check that the portfolio still carries "
-            "the inputs they are built from"
+            "the inputs they are built from (docs/features.md lists them)"
         )
     return keep, excluded
 
 
-def _finite(series: pd.Series) -> pd.Series:
-    """True where a value is present (not NaN/None and, for numbers, not ±inf)."""
-    if pd.api.types.is_numeric_dtype(series):
-        return pd.Series(np.isfinite(series.to_numpy(dtype="float64")), index=series.index)
-    return series.notna()
-
-
-def _column_stat(
-    reference: pd.Series, current: pd.Series, kind: str, method: str, threshold: float
-) -> tuple[float, bool]:
-    """Evidently's registered drift method on one column, present values only."""
+def _column_drift(
+    reference: pd.Series,
+    current: pd.Series,
+    kind: str,
+    base_threshold: float,
+    alpha: float,
+    reference_groups: pd.Series | None,
+) -> ColumnDrift:
+    """One column through Evidently's registered method, present values only."""
     from evidently.legacy.calculations.stattests.registry import get_stattest
     from evidently.legacy.core import ColumnType
 
-    ref = reference[_finite(reference)]
+    _register_stattests()
+    present_ref = _finite(reference)
+    ref = reference[present_ref]
     cur = current[_finite(current)]
-    column_type = ColumnType.Categorical if kind == "categorical" else ColumnType.Numerical
+    # Rows of one project are not independent: the reference counts as many observations
+    # as it has projects, which keeps the noise floor honest.
+    n_ref = (
+        int(reference_groups[present_ref].nunique()) if reference_groups is not None else len(ref)
+    )
     if kind == "categorical":
         # Evidently counts categories by value; one dtype on both sides keeps 1 and 1.0 equal.
         ref, cur = ref.astype(str), cur.astype(str)
+        column_type, method = ColumnType.Categorical, CATEGORICAL_METHOD
+        categories = len(set(ref.unique()) | set(cur.unique()))
+    else:
+        ref, cur = ref.astype("float64"), cur.astype("float64")
+        column_type, method = ColumnType.Numerical, NUMERIC_METHOD
+        categories = 0
+    floor = noise_floor(kind, len(cur), n_ref, alpha, categories)
+    threshold = max(base_threshold, floor)
     stattest = get_stattest(ref, cur, column_type, method)
     out = stattest(ref, cur, column_type, threshold)
-    return float(out.drift_score), bool(out.drifted)
+    return ColumnDrift(
+        column=str(reference.name),
+        kind=kind,
+        method=method,
+        statistic=float(out.drift_score),
+        threshold=threshold,
+        drifted=bool(out.drifted),
+        base_threshold=base_threshold,
+        noise_floor=floor,
+        n_reference=len(ref),
+        n_current=len(cur),
+    )
 
 
 def check_drift(
@@ -200,48 +333,60 @@ def check_drift(
     columns: Sequence[str],
     categorical: Sequence[str],
     *,
-    stattest_threshold: float = 0.1,
-    share_threshold: float = 0.3,
+    numeric_threshold: float = 0.15,
+    categorical_threshold: float = 0.10,
+    share_threshold: float = 0.10,
     prediction_columns: Sequence[str] = (),
-    prediction_threshold: float = 0.1,
-    numeric_method: str = NUMERIC_METHOD,
-    categorical_method: str = CATEGORICAL_METHOD,
+    prediction_threshold: float = 0.10,
+    alpha: float = DEFAULT_ALPHA,
+    exclude: Mapping[str, str] | None = None,
+    reference_groups: str | None = "project_id",
+    known_categories: Mapping[str, Sequence[str]] | None = None,
+    unseen_threshold: float = 0.05,
 ) -> DriftResult:
     """Compare `current` with `reference` column by column and run the drift tests.
 
-    A feature column drifts when its distance reaches `stattest_threshold`; the data-drift
-    test fails when the share of drifted feature columns reaches `share_threshold`. Each
-    column in `prediction_columns` (model scores present in both frames) is a test of its
-    own that fails when its distance reaches `prediction_threshold`. Columns in
-    `categorical` (and 0/1 flags, passed in it too) use `categorical_method`, the others
-    `numeric_method`. Columns missing in both frames are excluded and listed; a column with
+    A feature column drifts when its distance (KS statistic for numeric columns,
+    Jensen-Shannon for those in `categorical`, 0/1 flags included) reaches its threshold:
+    `numeric_threshold` / `categorical_threshold`, raised to the level-`alpha` noise floor
+    when the samples are small. The data-drift test fails when the share of drifted feature
+    columns reaches `share_threshold`. Each of `prediction_columns` (model scores present in
+    both frames) is a test of its own, failing when its KS statistic reaches
+    `prediction_threshold` (or the noise floor). `exclude` maps columns to leave out to the
+    reason, which the summary lists; so are columns missing in both frames. A column with
     reference values that is entirely missing in `current` raises `DriftInputError`.
+    `reference_groups` names the column that groups reference rows into projects, if any.
+    For each column of `known_categories` (the levels the model was trained with), a test
+    fails when the share of current values outside them reaches `unseen_threshold`: the
+    model cannot tell those projects' programme or type apart from a missing one.
     """
     if len(reference) == 0 or len(current) == 0:
         raise DriftInputError(
             f"nothing to compare: {len(reference)} reference row(s), {len(current)} current row(s)"
         )
-    keep, excluded = comparable_columns(reference, current, columns)
+    exclude = dict(exclude or {})
+    keep, excluded = comparable_columns(
+        reference, current, [c for c in columns if c not in exclude]
+    )
+    excluded = {**{c: r for c, r in exclude.items() if c in columns}, **excluded}
     if not keep:
-        raise DriftInputError("no column can be compared: every one is missing in both frames")
+        raise DriftInputError("no feature can be compared: every one is missing or excluded")
     cats = set(categorical)
+    groups = (
+        reference[reference_groups]
+        if reference_groups is not None and reference_groups in reference.columns
+        else None
+    )
 
-    def one(col: str, threshold: float, as_kind: str | None = None) -> ColumnDrift:
-        kind = as_kind or ("categorical" if col in cats else "numeric")
-        method = categorical_method if kind == "categorical" else numeric_method
-        stat, drifted = _column_stat(reference[col], current[col], kind, method, threshold)
-        return ColumnDrift(
-            column=col,
-            kind=kind,
-            method=method,
-            statistic=stat,
-            threshold=threshold,
-            drifted=drifted,
-            n_reference=int(_finite(reference[col]).sum()),
-            n_current=int(_finite(current[col]).sum()),
-        )
+    def one(col: str, kind: str, threshold: float) -> ColumnDrift:
+        return _column_drift(reference[col], current[col], kind, threshold, alpha, groups)
 
-    drift = [one(col, stattest_threshold) for col in keep]
+    drift = [
+        one(c, "categorical", categorical_threshold)
+        if c in cats
+        else one(c, "numeric", numeric_threshold)
+        for c in keep
+    ]
     n_drifted = sum(c.drifted for c in drift)
     share = n_drifted / len(drift)
     tests = [
@@ -250,25 +395,48 @@ def check_drift(
             passed=share < share_threshold,
             value=share,
             threshold=share_threshold,
-            description=f"{n_drifted} of {len(drift)} features drifted "
-            f"({numeric_method} / {categorical_method} distance ≥ {stattest_threshold}); "
-            f"fails at a share of {share_threshold:.0%} or more",
+            description=f"{n_drifted} of {len(drift)} features drifted (KS D ≥ "
+            f"{numeric_threshold}, Jensen-Shannon ≥ {categorical_threshold}, or the "
+            f"{alpha:.0%} noise floor when higher); fails at a share of "
+            f"{share_threshold:.0%} or more",
         )
     ]
     predictions: list[ColumnDrift] = []
     for col in prediction_columns:
         if col not in reference.columns or col not in current.columns:
             raise DriftInputError(f"prediction column {col!r} is not in both frames")
-        p = one(col, prediction_threshold, as_kind="numeric")
+        p = one(col, "numeric", prediction_threshold)
         predictions.append(p)
         tests.append(
             DriftTest(
                 name=f"prediction drift: {col}",
                 passed=not p.drifted,
                 value=p.statistic,
-                threshold=prediction_threshold,
-                description=f"{p.method} distance of {col} between current and reference; "
-                f"fails at {prediction_threshold} or more",
+                threshold=p.threshold,
+                description=f"KS statistic of {col} between current projects and the "
+                f"reference; fails at {p.threshold:.3f} or more",
+            )
+        )
+    unseen: dict[str, dict[str, Any]] = {}
+    for col, levels in (known_categories or {}).items():
+        if col not in current.columns:
+            continue
+        values = current[col].dropna().astype(str)
+        outside = values[~values.isin({str(v) for v in levels})]
+        share_out = float(len(outside) / len(values)) if len(values) else 0.0
+        unseen[col] = {
+            "share": share_out,
+            "values": outside.value_counts().head(10).to_dict(),
+        }
+        tests.append(
+            DriftTest(
+                name=f"unseen categories: {col}",
+                passed=share_out < unseen_threshold,
+                value=share_out,
+                threshold=unseen_threshold,
+                description=f"share of current projects whose {col} the model was not trained "
+                f"on ({', '.join(map(str, list(unseen[col]['values'])[:5])) or 'none'}); "
+                f"fails at {unseen_threshold:.0%} or more",
             )
         )
     return DriftResult(
@@ -280,56 +448,163 @@ def check_drift(
         excluded=excluded,
         n_reference=len(reference),
         n_current=len(current),
+        context={"unseen_categories": unseen} if unseen else {},
     )
+
+
+# ----------------------------------------------------------------- like with like
+
+
+def stage_of(elapsed_fraction: pd.Series) -> pd.Series:
+    """Stage label per row (object dtype; NaN where the elapsed fraction is unknown)."""
+    values = elapsed_fraction.astype("float64").clip(lower=0.0)
+    stages = pd.cut(values, bins=list(STAGE_EDGES), labels=list(STAGE_LABELS), right=False)
+    return stages.astype("object")
 
 
 def match_stages(
     reference: pd.DataFrame,
     current: pd.DataFrame,
+    weights: np.ndarray | None = None,
     stage_column: str = "elapsed_fraction",
+    size_column: str | None = None,
+    size_bands: int = 3,
     seed: int = 0,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Subsample the reference so that its stage mix is the current frame's.
+    """Subsample the reference so that its stage mix (and size mix) is the current frame's.
 
-    Training rows are every status report of closed projects, from approval to finish;
-    running projects on one date sit wherever they are in their life. Many features move
-    with the stage (progress, report counts, cumulative changes), so comparing the raw
-    reference with a snapshot would report the stage mix as drift. The largest stratified
-    subsample without replacement that has the current stage shares is drawn instead (no
-    row is repeated, which would understate the reference's spread). Returns it and a
-    description of both mixes for the summary.
+    Cells are stages, crossed with `size_bands` quantile bands of `size_column` in the
+    current frame when given. Within each cell, rows are drawn with probability proportional
+    to `weights` (uniform when None) by systematic sampling, and the sample size is the
+    largest at which no row would be expected more than once: no row is repeated, which
+    would understate the reference's spread. Returns the sample and both mixes.
     """
-    ref_stage = stage_of(reference[stage_column])
-    cur_stage = stage_of(current[stage_column])
-    cur_share = cur_stage.value_counts(normalize=True)
-    ref_count = ref_stage.value_counts()
-    # The largest n with n * share(s) <= available(s) for every stage the current frame has.
-    limits = [ref_count.get(s, 0) / share for s, share in cur_share.items() if share > 0]
-    n = int(min(limits)) if limits else 0
-    mix = {
-        "stage_column": stage_column,
-        "current": {s: float(cur_share.get(s, 0.0)) for s in STAGE_LABELS},
-        "reference": {
-            s: float(ref_stage.value_counts(normalize=True).get(s, 0.0)) for s in STAGE_LABELS
-        },
-        "reference_rows_before": len(reference),
+    ref_cell = stage_of(reference[stage_column]).to_numpy(dtype=object)
+    cur_cell = stage_of(current[stage_column]).to_numpy(dtype=object)
+    mix: dict[str, Any] = {
+        "current": _shares(cur_cell, STAGE_LABELS),
+        "reference": _shares(ref_cell, STAGE_LABELS),
     }
-    if n < 1:
-        empty = [s for s in cur_share.index if ref_count.get(s, 0) == 0]
+    if size_column is not None:
+        cur_size = current[size_column].astype("float64")
+        edges = np.unique(np.nanquantile(cur_size, np.linspace(0, 1, size_bands + 1)[1:-1]))
+        band_names = [f"{size_column} band {i + 1}/{len(edges) + 1}" for i in range(len(edges) + 1)]
+
+        def band(values: pd.Series) -> np.ndarray:
+            return np.asarray(band_names, dtype=object)[
+                np.searchsorted(edges, values.astype("float64").to_numpy(), side="right")
+            ]
+
+        ref_band, cur_band = band(reference[size_column]), band(current[size_column])
+        mix["size_column"] = size_column
+        mix["size_edges"] = [float(e) for e in edges]
+        mix["current_size"] = _shares(cur_band, band_names)
+        mix["reference_size"] = _shares(ref_band, band_names)
+        ref_cell = ref_cell + " × " + ref_band
+        cur_cell = cur_cell + " × " + cur_band
+    w = np.ones(len(reference)) if weights is None else np.asarray(weights, dtype="float64")
+    cur_share = pd.Series(cur_cell).value_counts(normalize=True)
+    empty = [str(c) for c in cur_share.index if not np.any(ref_cell == c)]
+    if empty:
         raise DriftInputError(
-            f"the reference sample has no rows at stage(s) {', '.join(map(str, empty))} "
-            "where current projects are; cannot compare like with like"
+            f"the reference sample has no rows at {', '.join(empty)} where current projects "
+            "are: cannot compare like with like (train on a longer history)"
         )
+    # Largest n with n · share(c) · w_i / W(c) ≤ 1 for every row i of every cell c.
+    n = min(
+        float(w[ref_cell == c].sum()) / (share * float(w[ref_cell == c].max()))
+        for c, share in cur_share.items()
+    )
     rng = np.random.default_rng(seed)
-    picks: list[np.ndarray] = []
-    for s, share in cur_share.items():
-        idx = np.flatnonzero((ref_stage == s).to_numpy())
-        k = min(len(idx), round(n * share))
-        picks.append(rng.choice(idx, size=k, replace=False))
-    chosen = np.sort(np.concatenate(picks)) if picks else np.array([], dtype=int)
+    picks = []
+    for c, share in cur_share.items():
+        idx = rng.permutation(np.flatnonzero(ref_cell == c))
+        k = max(1, math.floor(n * share))
+        cum = np.cumsum(w[idx])
+        points = (rng.uniform() + np.arange(k)) * (cum[-1] / k)
+        picks.append(idx[np.minimum(np.searchsorted(cum, points, side="right"), len(idx) - 1)])
+    chosen = np.sort(np.concatenate(picks))
     matched = reference.iloc[chosen].reset_index(drop=True)
     mix["reference_rows_matched"] = len(matched)
     return matched, mix
+
+
+def _shares(labels: np.ndarray, names: Sequence[str]) -> dict[str, float]:
+    return {n: float(np.mean(labels == n)) if len(labels) else 0.0 for n in names}
+
+
+def snapshot_reference(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    *,
+    trained_until: pd.Timestamp | None = None,
+    horizon_days: float | None = None,
+    min_rows: int = 300,
+    size_column: str | None = "planned_duration_days",
+    seed: int = 0,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Turn training rows into what a snapshot of running projects looks like.
+
+    Three differences separate them, none of which is drift:
+
+    1. Survivors. Training rows come from projects closed by the training date, so long
+       projects started in the last years are missing while a snapshot is full of them.
+       Only the cohort that started at least `horizon_days` before `trained_until` (the
+       95th percentile of project ages in the reference when None) is kept: by then nearly
+       all of it had closed, long projects included. Skipped, and said so, when fewer than
+       `min_rows` rows would remain.
+    2. Time. A snapshot catches a project at a random moment, so a report stands for the
+       time until the next one; projects reporting fortnightly have twice the rows of those
+       reporting monthly. Rows are weighted by `report_cadence_days`.
+    3. Stage. `match_stages` gives the reference the current stage mix.
+
+    Needs ``as_of``, ``elapsed_fraction`` and ``planned_duration_days``; steps whose
+    columns are missing are skipped and reported in the returned description.
+    """
+    info: dict[str, Any] = {"reference_rows": len(reference)}
+    ref = reference
+    needed = {"as_of", "elapsed_fraction", "planned_duration_days"}
+    if needed <= set(ref.columns):
+        age = ref["elapsed_fraction"].astype("float64") * ref["planned_duration_days"].astype(
+            "float64"
+        )
+        as_of = pd.to_datetime(ref["as_of"])
+        started = as_of - pd.to_timedelta(age.fillna(0.0), unit="D")
+        until = pd.Timestamp(trained_until) if trained_until is not None else as_of.max()
+        if horizon_days is None:
+            # A project's oldest row in the reference is about its whole duration.
+            oldest = age.groupby(ref["project_id"]).max() if "project_id" in ref.columns else age
+            horizon_days = float(oldest.quantile(0.95))
+        cutoff = until - pd.Timedelta(days=float(horizon_days))
+        in_cohort = (started <= cutoff).to_numpy()
+        info["cohort"] = {
+            "trained_until": until.date().isoformat(),
+            "horizon_days": round(float(horizon_days)),
+            "started_by": cutoff.date().isoformat(),
+            "rows": int(in_cohort.sum()),
+            "applied": bool(in_cohort.sum() >= min_rows),
+        }
+        if in_cohort.sum() >= min_rows:
+            ref = ref[in_cohort]
+    else:
+        info["cohort"] = {"applied": False, "reason": f"reference lacks {sorted(needed)}"}
+    if "report_cadence_days" in ref.columns:
+        cadence = ref["report_cadence_days"].astype("float64")
+        fill = float(cadence.median()) if cadence.notna().any() else 1.0
+        lo, hi = cadence.quantile([0.05, 0.95]).fillna(fill)
+        # Clipped: one long gap between reports must not make a row count ten times.
+        weights = cadence.fillna(fill).clip(lower=max(float(lo), 1.0), upper=max(float(hi), 1.0))
+        info["time_weighted"] = True
+    else:
+        weights = pd.Series(1.0, index=ref.index)
+        info["time_weighted"] = False
+    size = size_column if size_column in ref.columns and size_column in current.columns else None
+    matched, mix = match_stages(ref, current, weights.to_numpy(), size_column=size, seed=seed)
+    info["stages"] = mix
+    return matched, info
+
+
+# ---------------------------------------------------------------------------- report
 
 
 @dataclass(frozen=True)
@@ -348,19 +623,24 @@ def render_html(
     out: Path,
     *,
     max_column_plots: int = 12,
+    known_categories: Mapping[str, Sequence[str]] | None = None,
     title: str = "Forewarn drift report",
 ) -> EvidentlyReport:
     """Write the Evidently report of `result` to `out` (self-contained HTML).
 
-    The report holds Evidently's `DriftedColumnsCount` over every compared feature (its
-    share test is the same test as `result`'s), a `ValueDrift` per model score, and a
-    `ValueDrift` for the drifted features plus the nearest misses, up to
-    `max_column_plots`: Evidently draws its plots inside `run()`, about 0.1 s per column,
-    so a plot per feature would cost more than the check itself on large frames.
+    The report holds Evidently's `DriftedColumnsCount` over every compared feature (same
+    methods and per-column thresholds as `result`, so its share test is `result`'s), a
+    `ValueDrift` per model score, and a `ValueDrift` for each drifted feature plus the
+    nearest misses, up to `max_column_plots`, and an `OutListValueCount` per column of
+    `known_categories` that `result` tested for unseen values. Evidently draws its plots
+    inside `run()`, about 0.1 s per column, so a plot for all 60-odd features would cost
+    more than the check itself; the JSON summary lists every column.
     """
     from evidently import DataDefinition, Dataset, Report
-    from evidently.metrics import DriftedColumnsCount, ValueDrift
+    from evidently.metrics import DriftedColumnsCount, OutListValueCount, ValueDrift
+    from evidently.tests import lt
 
+    _register_stattests()
     compared = [c.column for c in result.columns]
     categorical = [c.column for c in result.columns if c.kind == "categorical"]
     numeric = [c for c in compared if c not in categorical]
@@ -368,26 +648,29 @@ def render_html(
     by_ratio = sorted(result.columns, key=lambda c: c.statistic / c.threshold, reverse=True)
     plotted = [c for c in by_ratio if c.drifted]
     plotted += [c for c in by_ratio if not c.drifted][: max(0, max_column_plots - len(plotted))]
-    methods = {c.column: c.method for c in result.columns}
-    threshold = result.columns[0].threshold
     metrics: list[Any] = [
         DriftedColumnsCount(
             columns=compared,
             drift_share=result.share_threshold,
             num_method=NUMERIC_METHOD,
             cat_method=CATEGORICAL_METHOD,
-            per_column_method=methods,
-            threshold=threshold,
+            per_column_threshold={c.column: c.threshold for c in result.columns},
         )
     ]
     metrics += [
-        ValueDrift(column=p.column, method=p.method, threshold=p.threshold)
-        for p in result.predictions
+        ValueDrift(column=c.column, method=c.method, threshold=c.threshold)
+        for c in [*result.predictions, *plotted]
     ]
-    metrics += [
-        ValueDrift(column=c.column, method=c.method, threshold=c.threshold) for c in plotted
-    ]
-
+    for test in result.tests:
+        col = test.name.removeprefix("unseen categories: ")
+        if col != test.name and col in categorical and known_categories is not None:
+            metrics.append(
+                OutListValueCount(
+                    column=col,
+                    values=[str(v) for v in known_categories.get(col, [])],
+                    share_tests=[lt(test.threshold)],
+                )
+            )
     definition = DataDefinition(
         numerical_columns=numeric + pred_cols, categorical_columns=categorical
     )
@@ -397,6 +680,8 @@ def render_html(
         for col in categorical:
             # Same rule as check_drift: categories compared as text, missing left missing.
             part[col] = part[col].where(part[col].isna(), part[col].astype(str))
+        for col in numeric + pred_cols:
+            part[col] = part[col].astype("float64").replace([np.inf, -np.inf], np.nan)
         frames.append(Dataset.from_pandas(part, data_definition=definition))
     report = Report(metrics, include_tests=True, metadata={"title": title})
     snapshot = report.run(frames[0], frames[1], name=title)
@@ -407,5 +692,7 @@ def render_html(
     return EvidentlyReport(
         path=out,
         share_drifted=float(count["share"]),
-        tests={t["name"]: str(t["status"]) for t in summary["tests"]},
+        tests={
+            t["name"]: str(getattr(t["status"], "value", t["status"])) for t in summary["tests"]
+        },
     )

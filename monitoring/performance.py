@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from monitoring.stages import STAGE_LABELS, stage_of
+from training.evaluate import STAGE_LABELS, brier, calibration_error, stage_labels, weighted_auc
 
 OVERALL = "overall"
 # Figures where higher is worse get a "rise" margin, AUC a "drop" margin.
@@ -107,7 +107,7 @@ def _no_nan(obj: Any) -> Any:
 # ----------------------------------------------------------------------------- figures
 
 
-def weighted_auc(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> np.ndarray:
+def auc_matrix(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> np.ndarray:
     """ROC-AUC with row weights; `w` may be (n,) or (B, n) for B weightings at once.
 
     Ties count one half, as in scikit-learn. NaN when a weighting has no positive or no
@@ -127,7 +127,7 @@ def weighted_auc(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> np.ndarray:
     return out if np.ndim(w) == 2 else out[:1]
 
 
-def weighted_brier(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> np.ndarray:
+def brier_matrix(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> np.ndarray:
     """Brier score with row weights; `w` (n,) or (B, n)."""
     w2 = np.atleast_2d(w).astype("float64")
     total = w2.sum(axis=1)
@@ -135,7 +135,7 @@ def weighted_brier(y: np.ndarray, p: np.ndarray, w: np.ndarray) -> np.ndarray:
         return (w2 @ ((p - y) ** 2)) / total
 
 
-def weighted_ece(y: np.ndarray, p: np.ndarray, w: np.ndarray, bins: int = ECE_BINS) -> np.ndarray:
+def ece_matrix(y: np.ndarray, p: np.ndarray, w: np.ndarray, bins: int = ECE_BINS) -> np.ndarray:
     """Expected calibration error over equal-width probability bins; `w` (n,) or (B, n)."""
     w2 = np.atleast_2d(w).astype("float64")
     idx = np.minimum((p * bins).astype(int), bins - 1)
@@ -149,7 +149,10 @@ def weighted_ece(y: np.ndarray, p: np.ndarray, w: np.ndarray, bins: int = ECE_BI
         return np.abs(pb - yb).sum(axis=1) / total
 
 
-FIGURES = {"auc": weighted_auc, "brier": weighted_brier, "ece": weighted_ece}
+# Bootstrap versions (many weightings at once) of training.evaluate's point figures; the
+# point values themselves come from training.evaluate so they match the logged ones exactly.
+FIGURES = {"auc": auc_matrix, "brier": brier_matrix, "ece": ece_matrix}
+POINT = {"auc": weighted_auc, "brier": brier, "ece": calibration_error}
 
 
 def _poisson_weights(
@@ -181,14 +184,20 @@ def stage_figures(
                 "n_rows": len(part),
                 "positive_rate": float(np.average(y, weights=w)) if w.sum() > 0 else math.nan,
                 "mean_p": float(np.average(p, weights=w)) if w.sum() > 0 else math.nan,
-                **{name: float(fn(y, p, w)[0]) for name, fn in FIGURES.items()},
+                **{name: fn(y, p, w) for name, fn in POINT.items()},
             }
         )
     return pd.DataFrame(rows)
 
 
 def _scopes(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    stages = frame["stage"] if "stage" in frame.columns else stage_of(frame["elapsed_fraction"])
+    stages = (
+        frame["stage"]
+        if "stage" in frame.columns
+        else pd.Series(
+            stage_labels(frame["elapsed_fraction"].to_numpy(dtype="float64")), index=frame.index
+        )
+    )
     scopes = [(OVERALL, frame)]
     scopes += [(s, frame[stages == s]) for s in STAGE_LABELS if bool((stages == s).any())]
     return scopes
@@ -276,7 +285,8 @@ def _judge_scope(
     boot = _poisson_weights(codes, n_projects, replicates, seed) * w if judged else np.empty((0, 0))
     out = []
     for metric, fn in FIGURES.items():
-        value = float(fn(y, p, w)[0])
+        point = POINT[metric](y, p, w)
+        value = math.nan if point is None else float(point)
         raw_base = base.get(metric)
         baseline = None if raw_base is None or not math.isfinite(raw_base) else float(raw_base)
         change = low = None

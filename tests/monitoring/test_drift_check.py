@@ -9,8 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from monitoring.drift import DriftInputError, check_drift, match_stages, render_html
-from monitoring.stages import stage_of
+from monitoring.drift import (
+    DriftInputError,
+    check_drift,
+    match_stages,
+    render_html,
+    snapshot_reference,
+    stage_of,
+)
 
 COLUMNS = ["spi", "cpi", "log_budget", "project_type", "has_cost_data", "elapsed_fraction"]
 CATEGORICAL = ["project_type", "has_cost_data"]
@@ -51,7 +57,7 @@ def test_moved_features_fail_and_are_named() -> None:
     assert not share.passed and share.value == pytest.approx(2 / 6)
     by_name = {c.column: c for c in result.columns}
     assert by_name["project_type"].method == "jensenshannon"
-    assert by_name["log_budget"].method == "wasserstein"
+    assert by_name["log_budget"].method == "ks_statistic"
     assert by_name["log_budget"].statistic > by_name["log_budget"].threshold
 
 
@@ -121,3 +127,68 @@ def test_html_report_agrees_with_the_summary(tmp_path: Path) -> None:
     assert report.share_drifted == pytest.approx(result.share_drifted)
     html = report.path.read_text()
     assert "log_budget" in html and "project_type" in html
+
+
+def test_small_samples_raise_the_threshold_to_the_noise_floor() -> None:
+    # 40 current rows: chance alone gives KS distances near 0.25, above the 0.15 setting.
+    result = check_drift(_frame(3000, 1), _frame(40, 2), COLUMNS, CATEGORICAL)
+    spi = next(c for c in result.columns if c.column == "spi")
+    assert spi.noise_floor > spi.base_threshold and spi.threshold == spi.noise_floor
+    assert result.passed
+
+
+def test_noise_floor_keeps_chance_drifts_rare() -> None:
+    # Same distribution, many small draws: columns flagged by chance stay near alpha.
+    ref = _frame(2000, 1)
+    flagged = [
+        c.drifted
+        for seed in range(30)
+        for c in check_drift(ref, _frame(60, 100 + seed), COLUMNS, CATEGORICAL).columns
+    ]
+    assert np.mean(flagged) < 0.03
+
+
+def test_excluded_columns_are_listed_with_their_reason() -> None:
+    ref, cur = _frame(500, 1), _frame(200, 2)
+    cur["log_budget"] += 5  # would drift, but is excluded on purpose
+    result = check_drift(ref, cur, COLUMNS, CATEGORICAL, exclude={"log_budget": "why not"})
+    assert result.excluded["log_budget"] == "why not"
+    assert "log_budget" not in [c.column for c in result.columns]
+
+
+def test_snapshot_reference_keeps_the_fully_closed_cohort_and_weights_by_cadence() -> None:
+    rng = np.random.default_rng(5)
+    n_projects, per = 400, 12
+    start = pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.uniform(0, 1800, n_projects), "D")
+    cadence = rng.choice([14.0, 28.0], n_projects)
+    rows = pd.DataFrame(
+        {
+            "project_id": np.repeat(np.arange(n_projects), per),
+            "elapsed_fraction": np.tile(np.linspace(0, 1.1, per), n_projects),
+            "planned_duration_days": 365.0,
+            "report_cadence_days": np.repeat(cadence, per),
+        }
+    )
+    rows["as_of"] = np.repeat(start, per) + pd.to_timedelta(
+        rows["elapsed_fraction"] * 365.0, unit="D"
+    )
+    cur = rows.sample(300, random_state=1)[["elapsed_fraction"]]
+    matched, info = snapshot_reference(rows, cur, horizon_days=400, min_rows=100)
+    assert info["cohort"]["applied"]
+    started = matched["as_of"] - pd.to_timedelta(matched["elapsed_fraction"] * 365.0, unit="D")
+    assert started.max() <= pd.Timestamp(info["cohort"]["started_by"])
+    # Monthly reporters stand for twice the time per row: about 2/3 of the sample.
+    assert (matched["report_cadence_days"] == 28.0).mean() == pytest.approx(2 / 3, abs=0.06)
+    assert not matched.duplicated().any()
+
+
+def test_unseen_categories_fail_their_own_test(tmp_path: Path) -> None:
+    ref, cur = _frame(1000, 1), _frame(300, 2)
+    cur.loc[cur.index[:45], "project_type"] = "nuclear"  # 15% of a type never trained on
+    known = {"project_type": ["it", "construction", "rail"]}
+    result = check_drift(ref, cur, COLUMNS, CATEGORICAL, known_categories=known)
+    test = next(t for t in result.tests if t.name == "unseen categories: project_type")
+    assert not test.passed and test.value == pytest.approx(0.15)
+    assert result.context["unseen_categories"]["project_type"]["values"] == {"nuclear": 45}
+    report = render_html(ref, cur, result, tmp_path / "r.html", known_categories=known)
+    assert any(status == "FAIL" and "project_type" in name for name, status in report.tests.items())
