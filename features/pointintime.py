@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -911,3 +912,16 @@ def training_table(
         axis=1,
     )
     return TrainingTable(frame, excluded, label_counts(labels, projects, as_of=as_of))
+
+
+def write_features(frame: pd.DataFrame, path: Path) -> Path:
+    """Write a feature table as Parquet or CSV, chosen by the file's suffix."""
+    suffix = path.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise ValueError(f"{path}: write features to a .parquet or .csv file")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False, date_format="%Y-%m-%d")
+    return path

@@ -206,6 +206,102 @@ def validate(
         raise typer.Exit(1)
 
 
+@app.command("features")
+def features_command(
+    data: DataArg,
+    out: Annotated[Path, typer.Option("--out", help="file to write: .parquet or .csv")],
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            "--as-of",
+            help="instead of the training table, one row per project started by this date "
+            "(YYYY-MM-DD), as known then",
+        ),
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Write the training table (or an --as-of snapshot) and print the label counts."""
+    from features.labels import label_counts, label_projects
+    from features.pointintime import snapshot, training_table, write_features
+
+    settings = _settings()
+    if out.suffix.lower() not in (".parquet", ".csv"):
+        _fail(f"--out {out}: use a .parquet or .csv file")
+    day = _parse_date(as_of)
+    portfolio = _load(data, settings, out.parent).portfolio
+    tolerances = (settings.delay_tolerance, settings.overrun_tolerance)
+    with console.status("building features…") if not json_out else _quiet():
+        if day is None:
+            table = training_table(
+                portfolio, *tolerances, extra_attributes=settings.extra_attributes
+            )
+            frame, excluded, counts = table.frame, table.excluded_reports, table.label_counts
+        else:
+            frame = snapshot(
+                portfolio,
+                day,
+                running_only=False,
+                delay_tolerance=settings.delay_tolerance,
+                overrun_tolerance=settings.overrun_tolerance,
+                extra_attributes=settings.extra_attributes,
+            )
+            labels = label_projects(portfolio.projects, *tolerances, as_of=day)
+            excluded, counts = None, label_counts(labels, portfolio.projects, as_of=day)
+        write_features(frame, out)
+    n_projects = int(frame["project_id"].nunique())
+    if json_out:
+        _print_json(
+            {
+                "source": str(data),
+                "out": str(out),
+                "as_of": None if day is None else day.isoformat(),
+                "rows": len(frame),
+                "projects": n_projects,
+                "columns": len(frame.columns),
+                "excluded_reports": excluded,
+                "delay_tolerance": settings.delay_tolerance,
+                "overrun_tolerance": settings.overrun_tolerance,
+                "label_counts": counts,
+            }
+        )
+        return
+    what = "training table" if day is None else f"projects started by {day}, as known then"
+    table_out = Table(
+        title=f"Labels of {counts['projects']:,} projects ({what})",
+        caption=f"late: slip > {settings.delay_tolerance:g}; "
+        f"over budget: overrun > {settings.overrun_tolerance:g}",
+    )
+    for col in ("label", "yes", "no", "no cost data", "unlabelled", "cancelled"):
+        table_out.add_column(col, justify="left" if col == "label" else "right")
+    delay, overrun = counts["delay"], counts["overrun"]
+    table_out.add_row(
+        "late",
+        *(f"{delay[k]:,}" for k in ("late", "on_time")),
+        "—",
+        *(f"{delay[k]:,}" for k in ("unlabelled", "cancelled")),
+    )
+    table_out.add_row(
+        "over budget",
+        *(
+            f"{overrun[k]:,}"
+            for k in ("over_budget", "within_budget", "no_cost_data", "unlabelled", "cancelled")
+        ),
+    )
+    stdout.print(table_out)
+    stdout.print(
+        f"{len(frame):,} rows of {n_projects:,} projects × {len(frame.columns)} columns → {out}"
+    )
+    if excluded is not None:
+        stdout.print(f"{excluded:,} status report(s) dated on or after the actual finish excluded")
+
+
+def _quiet() -> Any:
+    """A do-nothing context manager (no spinner when stdout carries JSON)."""
+    from contextlib import nullcontext
+
+    return nullcontext()
+
+
 # ----------------------------------------------------------------------- report, explain
 
 
