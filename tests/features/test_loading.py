@@ -139,7 +139,7 @@ def test_damaged_rows_land_in_quarantine_and_every_good_row_loads(folder: Path) 
     twin_date = reports.loc[twin, "report_date"]
     twin_rule = (
         f"report_date {twin_date} appears more than once for project {p5} "
-        f"(rows {row[twin]}, {row[len(reports) - 1]})"
+        f"(rows {row[twin]} and {row[len(reports) - 1]})"
     )
     cascade = {
         (row[i], "project_id", f"project {bad_project} was quarantined")
@@ -277,6 +277,17 @@ def _semicolons(folder: Path) -> None:
     projects.to_csv(folder / "projects.csv", index=False, sep=";")
 
 
+def _spaced_name(folder: Path) -> None:
+    projects = _read(folder / "projects.csv").rename(columns={"project_id": "Project ID"})
+    projects.to_csv(folder / "projects.csv", index=False)
+
+
+def _unnamed_values(folder: Path) -> None:
+    reports = _read(folder / "status_reports.csv")
+    reports[""] = "note"
+    reports.to_csv(folder / "status_reports.csv", index=False)
+
+
 def _both_formats(folder: Path) -> None:
     _read(folder / "changes.csv").to_parquet(folder / "changes.parquet")
 
@@ -294,6 +305,8 @@ def _both_formats(folder: Path) -> None:
             r"semicolon-separated",
         ),
         (_both_formats, r"both changes\.csv and changes\.parquet exist"),
+        (_spaced_name, r"missing required column 'project_id' \(found 'Project ID'"),
+        (_unnamed_values, r"status_reports\.csv: \(column 5\) has values but no name"),
     ],
 )
 def test_whole_file_problems_name_the_file_and_rule(folder: Path, damage, message: str) -> None:
@@ -464,12 +477,19 @@ def test_closed_project_without_finish_and_unknown_status() -> None:
 
 def test_duplicate_project_ids_quarantine_both_rows() -> None:
     frames = _frames()
-    frames["projects"].loc[2, "project_id"] = 101
+    frames["projects"]["project_id"] = 101
     frames["projects"].loc[2, "budget"] = 1.0
     result = validate_frames(frames, {})
-    assert _problems(result, "projects") == {
-        (2, "project_id", "project_id 101 appears more than once (rows 2, 4)"),
-        (4, "project_id", "project_id 101 appears more than once (rows 2, 4)"),
+    rule = "project_id 101 appears more than once (3 rows, from row 2 to 4)"
+    assert _problems(result, "projects") == {(r, "project_id", rule) for r in (2, 3, 4)}
+    summary = summarise_quarantine(result.quarantine).set_index("rule")["rows"].to_dict()
+    assert summary == {
+        "project_id appears more than once": 3,
+        "its project was quarantined": 2,
+        "unknown project_id: not in projects": 2,  # 102 and 104 are gone
+        "report_date before the project's start": 1,
+        "earned_value must be ≥ 0": 1,
+        "open_risks must be a whole number": 1,
     }
 
 
@@ -490,3 +510,11 @@ def test_write_quarantine_creates_the_folder(tmp_path: Path) -> None:
     assert path == tmp_path / "a" / "b" / "quarantine.csv"
     assert path.read_bytes().startswith(b"\xef\xbb\xbftable,file,row,column,value,rule")
     assert "budget must be ≥ 0" in path.read_text(encoding="utf-8-sig")
+
+
+def test_docs_describe_every_contract_column() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "contract.md").read_text()
+    for table in TABLES:
+        assert f"### {table}" in docs
+        for name in column_names(table):
+            assert f"| {name} |" in docs, f"docs/contract.md lacks {table}.{name}"
