@@ -1,0 +1,440 @@
+"""The real service on a loopback port: the same numbers as batch scoring, and its guards.
+
+Small models are trained on a simulated portfolio into a throwaway MLflow store, then
+`bentoml serve serving.service:Forewarn` runs in a subprocess on a free 127.0.0.1 port with
+an API key, a small body limit and a small project limit. Every request goes to that
+address only, and the server is stopped (and must exit) at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+
+from features.catalogue import feature_names
+from features.contract import Portfolio
+from features.loading import load_portfolio, write_portfolio
+from features.pointintime import training_table
+from features.simulator import simulate_portfolio
+from serving.client import ForewarnClient, ForewarnError, projects_from_portfolio
+from serving.request_models import ScoreRequest
+from training import tracking
+from training.models import fit_risk_model
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+KEY = "test-key-7f3a9c"
+MAX_BODY = 1_000_000
+MAX_PROJECTS = 40
+READY_TIMEOUT_S = 240
+
+
+@dataclass
+class Store:
+    uri: str
+    data: Path
+    portfolio: Portfolio
+    as_of: date
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+    """A simulated portfolio and its two champions in a tmp sqlite MLflow store."""
+    import mlflow
+
+    root = tmp_path_factory.mktemp("forewarn-serving")
+    sim = simulate_portfolio(260, seed=11)
+    data = root / "portfolio"
+    write_portfolio(sim.portfolio, data)
+    # Score what a file load gives, as batch scoring does (same dtypes, same rows).
+    portfolio = load_portfolio(data).portfolio
+    uri = f"sqlite:///{root}/mlflow.db"
+    previous = mlflow.get_tracking_uri()
+    tracking.configure(uri, (root / "artifacts").as_uri())
+    try:
+        table = training_table(portfolio).frame
+        for target in ("delay", "overrun"):
+            model = fit_risk_model(table, target, seed=3, max_trees=60)
+            reference = table.sample(min(400, len(table)), random_state=0)
+            reference = reference.assign(prediction=model.predict(reference), seen_by_trees=True)
+            version = tracking.log_training(
+                tracking.TrainingRecord(
+                    target=target,
+                    model=model,
+                    report={"auc": 0.5},
+                    report_markdown="test model",
+                    params={"seed": 3},
+                    fingerprint={"projects": 260},
+                    tags={"beats_rules": "true"},
+                    reference=reference,
+                )
+            )
+            tracking.promote(target, version.version)
+    finally:
+        mlflow.set_tracking_uri(previous)
+    yield Store(uri=uri, data=data, portfolio=portfolio, as_of=sim.today)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def log_tail(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+def _env(store: Store, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOREWARN_")}
+    env.update(
+        MLFLOW_TRACKING_URI=store.uri,
+        FOREWARN_API_KEY=KEY,
+        FOREWARN_MAX_BODY_BYTES=str(MAX_BODY),
+        FOREWARN_MAX_PROJECTS_PER_REQUEST=str(MAX_PROJECTS),
+        BENTOML_DO_NOT_TRACK="true",
+        **extra,
+    )
+    return env
+
+
+@pytest.fixture(scope="module")
+def server(store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    port = _free_port()
+    log = tmp_path_factory.mktemp("server") / "serve.log"
+    command = [sys.executable, "-m", "bentoml", "serve", "serving.service:Forewarn"]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO,
+            env=_env(store),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    running = Server(f"http://127.0.0.1:{port}", process, log)
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    try:
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"the server exited with {process.returncode}:\n{running.log_tail()}")
+            try:
+                if httpx.get(f"{running.url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"not ready after {READY_TIMEOUT_S} s:\n{running.log_tail()}")
+            time.sleep(0.5)
+        yield running
+    finally:
+        if process.poll() is None:  # test_server_stops_cleanly did not run or failed
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def client(server: Server) -> Iterator[ForewarnClient]:
+    with ForewarnClient(server.url, api_key=KEY, timeout=60) as fw:
+        yield fw
+
+
+def _auth() -> dict[str, str]:
+    return {"Authorization": f"Bearer {KEY}"}
+
+
+def _running_ids(store: Store, n: int) -> list[str]:
+    projects = store.portfolio.projects
+    day = pd.Timestamp(store.as_of)
+    running = projects[
+        (projects["planned_start"] <= day)
+        & ~(projects["actual_finish"] <= day)
+        & (projects["status"] != "cancelled")
+    ]
+    return running["project_id"].head(n).tolist()
+
+
+def _payload(store: Store, ids: list[str]) -> dict[str, Any]:
+    projects = projects_from_portfolio(store.portfolio, ids)
+    return {
+        "projects": [p.model_dump(mode="json", exclude_none=True) for p in projects],
+        "as_of": store.as_of.isoformat(),
+    }
+
+
+# ----------------------------------------------------------------------------- answers
+
+
+def test_probes_are_open(server: Server) -> None:
+    assert httpx.get(f"{server.url}/livez").status_code == 200
+    assert httpx.get(f"{server.url}/readyz").status_code == 200
+
+
+def test_same_probabilities_as_batch_scoring(
+    store: Store, client: ForewarnClient, tmp_path: Path
+) -> None:
+    out = tmp_path / "scores.parquet"
+    run = subprocess.run(
+        [sys.executable, "-m", "forewarn.cli", "score", str(store.data), "--out", str(out),
+         "--as-of", store.as_of.isoformat(), "--explain", "--json"],
+        cwd=REPO, env=_env(store), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    summary = json.loads(run.stdout)
+    batch = pd.read_parquet(out).set_index("project_id")
+    assert summary["projects"] == len(batch) > MAX_PROJECTS
+
+    ids = batch.index[:MAX_PROJECTS].tolist()
+    served = client.score(projects_from_portfolio(store.portfolio, ids), as_of=store.as_of)
+    assert [p.project_id for p in served.projects] == ids
+    for project in served.projects:
+        row = batch.loc[project.project_id]
+        assert project.as_of == store.as_of
+        for p_col, rag_col, drivers_col in (
+            ("p_late", "rag_late", "drivers_late"),
+            ("p_over_budget", "rag_over_budget", "drivers_over_budget"),
+        ):
+            mine = getattr(project, p_col)
+            if pd.isna(row[p_col]):
+                assert mine is None
+            else:
+                assert mine == pytest.approx(row[p_col], rel=0, abs=1e-12)
+            assert getattr(project, rag_col) == row[rag_col]
+            batch_drivers = json.loads(row[drivers_col])
+            assert [d.feature for d in getattr(project, drivers_col)] == [
+                d["feature"] for d in batch_drivers
+            ]
+        assert project.rag == row["rag"]
+        assert {m.name for m in project.models} == {"forewarn-delay", "forewarn-overrun"}
+
+
+def test_drivers_read_like_sentences(store: Store, client: ForewarnClient) -> None:
+    served = client.score(projects_from_portfolio(store.portfolio, _running_ids(store, 5)),
+                          as_of=store.as_of)  # fmt: skip
+    for project in served.projects:
+        assert 1 <= len(project.drivers_late) <= 3
+        for driver in project.drivers_late:
+            assert driver.sentence[:1].isupper() or driver.sentence[:1].isdigit()
+            assert "nan" not in driver.sentence.lower().split()
+
+
+def test_overrun_without_budget_gets_a_reason(store: Store, client: ForewarnClient) -> None:
+    project = projects_from_portfolio(store.portfolio, _running_ids(store, 1))[0]
+    no_budget = project.model_copy(update={"budget": None})
+    scored = client.score([no_budget], as_of=store.as_of).projects[0]
+    assert scored.p_over_budget is None
+    assert scored.rag_over_budget == "n/a"
+    assert scored.over_budget_reason and "budget" in scored.over_budget_reason
+    assert scored.drivers_over_budget == []
+    assert scored.p_late is not None and scored.rag == scored.rag_late
+
+
+def test_explain_gives_the_full_vector_in_log_odds(store: Store, client: ForewarnClient) -> None:
+    project = projects_from_portfolio(store.portfolio, _running_ids(store, 1))[0]
+    explained = client.explain(project, as_of=store.as_of)
+    scored = client.score([project], as_of=store.as_of).projects[0]
+    assert [r.target for r in explained.risks] == ["delay", "overrun"]
+    for risk, p in zip(explained.risks, (scored.p_late, scored.p_over_budget), strict=True):
+        assert "log-odds" in risk.space
+        assert sorted(c.feature for c in risk.contributions) == sorted(feature_names())
+        total = risk.base_value + sum(c.contribution for c in risk.contributions)
+        assert total == pytest.approx(risk.raw_margin, abs=1e-9)
+        assert risk.probability == pytest.approx(p, abs=1e-12)
+        magnitudes = [abs(c.contribution) for c in risk.contributions]
+        assert magnitudes == sorted(magnitudes, reverse=True)
+
+
+def test_models_route_names_the_champions(client: ForewarnClient) -> None:
+    info = client.models()
+    assert [m.target for m in info.models] == ["delay", "overrun"]
+    for model in info.models:
+        assert model.name == f"forewarn-{model.target}"
+        assert model.version == "1" and model.run_id
+        assert model.beats_baselines is True
+        assert model.source == "mlflow"
+
+
+def test_openapi_is_valid_and_its_example_scores(server: Server) -> None:
+    response = httpx.get(f"{server.url}/docs.json", headers=_auth())
+    assert response.status_code == 200
+    spec = response.json()
+    assert spec["openapi"].startswith("3.")
+    for path in ("/score", "/explain", "/models", "/livez", "/readyz"):
+        assert path in spec["paths"], path
+    body = spec["paths"]["/score"]["post"]["requestBody"]["content"]["application/json"]
+    example = body["schema"]["example"]
+    assert body["schema"]["properties"]["projects"]["maxItems"] == MAX_PROJECTS
+    ScoreRequest.model_validate(example)
+    scored = httpx.post(f"{server.url}/score", json=example, headers=_auth(), timeout=60)
+    assert scored.status_code == 200, scored.text
+    assert scored.json()["projects"][0]["project_id"] == example["projects"][0]["project_id"]
+
+
+# ------------------------------------------------------------------------------- guards
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/score"), ("POST", "/explain"), ("GET", "/models"), ("GET", "/docs.json")],
+)
+def test_401_without_the_token(server: Server, store: Store, method: str, path: str) -> None:
+    body = _payload(store, _running_ids(store, 1)) if method == "POST" else None
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": KEY}):
+        response = httpx.request(method, f"{server.url}{path}", json=body, headers=headers)
+        assert response.status_code == 401, (path, headers)
+        assert KEY not in response.text
+
+
+def _error(server: Server, body: Any) -> dict[str, Any]:
+    response = httpx.post(f"{server.url}/score", json=body, headers=_auth(), timeout=60)
+    assert response.status_code == 400, response.text
+    assert "Traceback" not in response.text and KEY not in response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def _one_project(store: Store) -> dict[str, Any]:
+    payload = _payload(store, _running_ids(store, 1))
+    project = payload["projects"][0]
+    assert project["status_reports"], "a running project with reports"
+    return payload
+
+
+def test_400_negative_cost_names_field_and_rule(server: Server, store: Store) -> None:
+    payload = _one_project(store)
+    payload["projects"][0]["status_reports"][0]["actual_cost"] = -5
+    [detail] = _error(server, payload)["detail"]
+    assert detail["loc"] == ["projects", 0, "status_reports", 0, "actual_cost"]
+    assert "greater than or equal to 0" in detail["msg"]
+
+
+def test_400_report_before_the_start(server: Server, store: Store) -> None:
+    payload = _one_project(store)
+    project = payload["projects"][0]
+    start = date.fromisoformat(project["planned_start"])
+    if project.get("actual_start"):
+        start = min(start, date.fromisoformat(project["actual_start"]))
+    project["status_reports"][0]["report_date"] = date(start.year - 1, 1, 15).isoformat()
+    [detail] = _error(server, payload)["detail"]
+    assert detail["loc"] == ["projects", 0, "status_reports", 0, "report_date"]
+    assert "before the project's start" in detail["msg"]
+
+
+def test_400_missing_required_field(server: Server, store: Store) -> None:
+    payload = _one_project(store)
+    del payload["projects"][0]["planned_start"]
+    [detail] = _error(server, payload)["detail"]
+    assert detail["loc"] == ["projects", 0, "planned_start"]
+    assert detail["msg"] == "Field required"
+
+
+def test_400_wrong_type(server: Server, store: Store) -> None:
+    payload = _one_project(store)
+    payload["projects"][0]["budget"] = "a lot"
+    [detail] = _error(server, payload)["detail"]
+    assert detail["loc"] == ["projects", 0, "budget"]
+    assert "valid number" in detail["msg"]
+
+
+def test_400_too_many_projects(server: Server, store: Store) -> None:
+    payload = _one_project(store)
+    payload["projects"] = [
+        {**payload["projects"][0], "project_id": f"X{i}", "status_reports": [], "changes": []}
+        for i in range(MAX_PROJECTS + 1)
+    ]
+    [detail] = _error(server, payload)["detail"]
+    assert detail["loc"] == ["projects"]
+    assert f"at most {MAX_PROJECTS}" in detail["msg"]
+
+
+def test_400_through_the_client(server: Server, store: Store, client: ForewarnClient) -> None:
+    project = projects_from_portfolio(store.portfolio, _running_ids(store, 1))[0]
+    broken = project.model_copy(update={"planned_finish": project.planned_start})
+    with pytest.raises(ForewarnError) as caught:
+        client.score([broken], as_of=store.as_of)
+    assert caught.value.status == 400
+    assert "projects.0.planned_finish: planned_finish must be after planned_start" in str(
+        caught.value
+    )
+
+
+def test_413_for_an_oversized_body(server: Server) -> None:
+    big = b'{"projects": [' + b" " * (MAX_BODY + 10) + b"]}"
+    headers = {**_auth(), "Content-Type": "application/json"}
+    declared = httpx.post(f"{server.url}/score", content=big, headers=headers)
+    assert declared.status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit counts what arrives
+        for start in range(0, len(big), 16_384):
+            yield big[start : start + 16_384]
+
+    streamed = httpx.post(f"{server.url}/score", content=chunks(), headers=headers)
+    assert streamed.status_code == 413
+
+
+def test_slow_request_does_not_block_small_ones(server: Server, store: Store) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    big = _payload(store, _running_ids(store, MAX_PROJECTS))
+    small = _payload(store, _running_ids(store, 1))
+    with ThreadPoolExecutor(4) as pool, httpx.Client(headers=_auth(), timeout=60) as http:
+        slow = pool.submit(http.post, f"{server.url}/score", json=big)
+        time.sleep(0.05)
+        started = time.perf_counter()
+        quick = [pool.submit(http.post, f"{server.url}/score", json=small) for _ in range(3)]
+        assert all(f.result().status_code == 200 for f in quick)
+        small_done = time.perf_counter() - started
+        assert slow.result().status_code == 200
+    assert small_done < 30
+
+
+# ------------------------------------------------------------------------------ last: stop
+
+
+def test_server_stops_cleanly(server: Server) -> None:
+    server.process.terminate()
+    code = server.process.wait(timeout=60)
+    assert code == 0, server.log_tail()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        assert s.connect_ex(("127.0.0.1", int(server.url.rsplit(":", 1)[1]))) != 0
+
+
+def test_refuses_an_open_bind_without_a_key(store: Store) -> None:
+    env = _env(store)
+    env.pop("FOREWARN_API_KEY")
+    command = [sys.executable, "-m", "bentoml", "serve", "serving.service:Forewarn"]
+    command += ["--host", "0.0.0.0", "--port", str(_free_port())]
+    run = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=180)
+    assert run.returncode != 0
+    assert "FOREWARN_API_KEY" in run.stderr + run.stdout
+
+
+def test_cli_serve_refuses_an_open_bind_without_a_key(store: Store) -> None:
+    env = _env(store)
+    env.pop("FOREWARN_API_KEY")
+    command = [sys.executable, "-m", "forewarn.cli", "serve", "--host", "0.0.0.0"]
+    run = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    assert "FOREWARN_API_KEY" in run.stderr
