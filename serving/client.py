@@ -139,7 +139,7 @@ def _records(frame: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]
     if not present:
         return [{} for _ in range(len(frame))]
     return [
-        {k: _cell(v) for k, v in row.items()}
+        {str(k): _cell(v) for k, v in row.items()}
         for row in frame[present].astype(object).to_dict("records")
     ]
 
