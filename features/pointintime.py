@@ -103,14 +103,15 @@ def _segment_accumulate(
     """``ufunc.accumulate`` within each project segment, bit-identical to running it on the
     segment alone (so a project built alone gets the same floats as in the whole table).
 
-    The segments are laid out as rows of a padded grid and accumulated along the rows;
-    ``values`` may have extra trailing dimensions (several columns at once).
+    The segments are laid out as the columns of a padded grid (rank × segment) and
+    accumulated down the rows, one whole row per step; ``values`` may have extra trailing
+    dimensions (several columns at once).
     """
     if len(values) == 0:
         return values.copy()
-    grid = np.full((int(seg[-1]) + 1, int(rank.max()) + 1, *values.shape[1:]), fill)
-    grid[seg, rank] = values
-    return ufunc.accumulate(grid, axis=1)[seg, rank]
+    grid = np.full((int(rank.max()) + 1, int(seg[-1]) + 1, *values.shape[1:]), fill)
+    grid[rank, seg] = values
+    return ufunc.accumulate(grid, axis=0)[rank, seg]
 
 
 def _lagged(values: np.ndarray, pos: np.ndarray, start: np.ndarray, n: int) -> np.ndarray:
