@@ -140,21 +140,14 @@ def _read_csv(path: Path) -> pd.DataFrame:
     try:
         frame = _read_csv_arrow(path, names)
     except pyarrow_lib.ArrowInvalid:
-        # Ragged rows or bad bytes: pandas reads short rows and words its errors with the
-        # line number, so let it have a go before giving up.
-        frame = _read_csv_pandas(path, names)
-    # A quoted value may span lines; the next record then starts that many lines later.
-    newlines = np.zeros(len(frame), dtype=np.int64)
-    for col in frame.columns:
-        if frame[col].str.contains("\n", regex=False).any():  # cheap test, rare count
-            newlines += frame[col].str.count("\n").fillna(0).to_numpy(dtype=np.int64)
-    starts = FIRST_DATA_ROW + np.concatenate([[0], np.cumsum(1 + newlines)[:-1]])
-    frame.index = pd.Index(starts[: len(frame)], name="row")
+        # Rows with fewer or more values than the header, or bytes that are not UTF-8:
+        # the slower reader pads short rows and says which line is wrong.
+        frame = _read_csv_lines(path, names)
     return _drop_blank_rows(frame)
 
 
 def _read_csv_arrow(path: Path, names: list[str]) -> pd.DataFrame:
-    """Arrow's multithreaded reader, all columns text; blank lines kept as rows."""
+    """Arrow's multithreaded reader, all columns text; blank lines are kept as rows."""
     table = pcsv.read_csv(
         path,
         read_options=pcsv.ReadOptions(column_names=names, skip_rows=1),
@@ -165,26 +158,44 @@ def _read_csv_arrow(path: Path, names: list[str]) -> pd.DataFrame:
             strings_can_be_null=False,
         ),
     )
-    return table.to_pandas(types_mapper=pd.ArrowDtype)
+    frame = table.to_pandas(types_mapper=pd.ArrowDtype)
+    # A quoted value may span lines; the next record then starts that many lines later.
+    newlines = np.zeros(len(frame), dtype=np.int64)
+    for col in frame.columns:
+        if frame[col].str.contains("\n", regex=False).any():  # cheap test, rare count
+            newlines += frame[col].str.count("\n").fillna(0).to_numpy(dtype=np.int64)
+    starts = FIRST_DATA_ROW + np.concatenate([[0], np.cumsum(1 + newlines)[:-1]])
+    frame.index = pd.Index(starts[: len(frame)], name="row")
+    return frame
 
 
-def _read_csv_pandas(path: Path, names: list[str]) -> pd.DataFrame:
+def _read_csv_lines(path: Path, names: list[str]) -> pd.DataFrame:
+    """Record by record, for files Arrow refuses: short rows are padded with empty cells;
+    a value beyond the header's last column is a file error, since no name says what it is."""
+    width = len(names)
+    rows: list[list[str]] = []
+    lines: list[int] = []
     try:
-        frame = pd.read_csv(
-            path,
-            dtype=str,
-            header=0,
-            names=names,
-            encoding="utf-8-sig",
-            keep_default_na=False,
-            na_filter=False,
-            skip_blank_lines=False,  # keeps positions equal to line numbers
-        )
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.reader(fh)
+            next(reader)
+            start = reader.line_num + 1
+            for record in reader:
+                if len(record) > width and any(v.strip() for v in record[width:]):
+                    raise ContractError(
+                        f"{path}: line {start} has {len(record)} values but the header names "
+                        f"{width} columns"
+                    )
+                rows.append(record[:width] + [""] * (width - len(record)))
+                lines.append(start)
+                start = reader.line_num + 1
     except UnicodeDecodeError as exc:
         raise ContractError(_not_utf8(path, exc)) from exc
-    except (pd.errors.ParserError, ValueError) as exc:
+    except csv.Error as exc:
         raise ContractError(f"{path}: cannot be read as CSV: {exc}") from exc
-    return frame.astype(_TEXT)
+    frame = pd.DataFrame(rows, columns=names, dtype=object).astype(_TEXT)
+    frame.index = pd.Index(lines, dtype=np.int64, name="row")
+    return frame
 
 
 def _not_utf8(path: Path, exc: UnicodeDecodeError) -> str:
@@ -457,9 +468,14 @@ def _clean(values: pd.Series, tokens: bool) -> pd.Series:
         if isinstance(v, str):
             v = v.strip()
             return None if not v or (tokens and v.lower() in MISSING_TOKENS) else v
-        return None if v is None or v is pd.NA or v is pd.NaT or v != v else v
+        return None if _is_missing(v) else v
 
     return values.map(one).astype(object)
+
+
+def _is_missing(value: Any) -> bool:
+    """One cell: None, NaN, NaT or NA (a list or an array is a value, however odd)."""
+    return value is None or (pd.api.types.is_scalar(value) and bool(pd.isna(value)))
 
 
 def _normalise(frame: pd.DataFrame, table: str) -> pd.DataFrame:
@@ -498,8 +514,8 @@ def _to_text(values: pd.Series) -> pd.Series:
         return values
 
     def one(v: Any) -> Any:
-        if v is None or isinstance(v, str) or v != v:
-            return None if v is None or v != v else v
+        if isinstance(v, str) or _is_missing(v):
+            return v if isinstance(v, str) else None
         if isinstance(v, float) and v.is_integer():
             return str(int(v))  # an id typed as 101 in a number cell stays '101'
         return str(v)
@@ -508,8 +524,7 @@ def _to_text(values: pd.Series) -> pd.Series:
 
 
 def _to_category(values: pd.Series) -> pd.Series:
-    text = _to_text(values)
-    return text.str.lower() if _as_text(text) is not None else text.where(text.isna(), None)
+    return _to_text(values).str.lower()  # 'Closed' is closed
 
 
 def _to_number(values: pd.Series) -> pd.Series:
@@ -545,6 +560,8 @@ def _to_date(values: pd.Series) -> pd.Series:
         dates = pd.Series(values)
         if getattr(dates.dt, "tz", None) is not None:
             dates = dates.dt.tz_localize(None)  # the date as written, not shifted to UTC
+        # Only what datetime64[ns] can hold (1677-2262); a 9999-12-31 placeholder cannot.
+        dates = dates.where((dates >= _FIRST_DAY) & (dates <= _LAST_DAY))
         return dates.astype("datetime64[ns]").dt.normalize()
     out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
     text = _as_text(values)
@@ -553,7 +570,7 @@ def _to_date(values: pd.Series) -> pd.Series:
         text = values.where(is_text).astype(_TEXT)
         others = values[~is_text & values.notna()]
         is_date = others.map(lambda v: hasattr(v, "year") and hasattr(v, "day")).astype(bool)
-        stamps = [pd.Timestamp(v).tz_localize(None) for v in others[is_date]]
+        stamps = [_timestamp(v) for v in others[is_date]]
         out[others[is_date].index] = pd.to_datetime(
             pd.Series(stamps, index=others[is_date].index, dtype=object), errors="coerce"
         )
@@ -568,6 +585,20 @@ def _to_date(values: pd.Series) -> pd.Series:
     return out.dt.normalize()
 
 
+_FIRST_DAY = pd.Timestamp.min.ceil("D")
+_LAST_DAY = pd.Timestamp.max.floor("D")
+
+
+def _timestamp(value: Any) -> Any:
+    """A date or datetime object as a naive Timestamp, NaT when datetime64[ns] cannot hold it."""
+    try:
+        stamp = pd.Timestamp(value)
+        stamp = stamp.tz_localize(None) if stamp.tzinfo is not None else stamp
+        return stamp if _FIRST_DAY <= stamp <= _LAST_DAY else pd.NaT
+    except (ValueError, OverflowError):
+        return pd.NaT
+
+
 _PARSERS: dict[str, Callable[[pd.Series], pd.Series]] = {
     "string": _to_text,
     "category": _to_category,
@@ -579,7 +610,7 @@ _PARSERS: dict[str, Callable[[pd.Series], pd.Series]] = {
 _TYPE_TEXT = {
     "number": "must be a number",
     "integer": "must be a whole number",
-    "date": "must be a date written YYYY-MM-DD",
+    "date": "must be a date written YYYY-MM-DD, in years 1678–2261",
 }
 
 
@@ -825,7 +856,7 @@ def _apply_rules(
                     "row": rows.to_numpy(),
                     "column": rule.column,
                     "value": written.astype(object)
-                    .map(lambda v: "" if pd.isna(v) else str(v))
+                    .map(lambda v: "" if _is_missing(v) else str(v))
                     .to_numpy(),
                     "rule": np.asarray(text, dtype=object) if not isinstance(text, str) else text,
                 }

@@ -4,6 +4,7 @@ their rule, whole-file problems are one clear error, and no row is ever lost."""
 from __future__ import annotations
 
 import shutil
+from datetime import date, datetime
 from pathlib import Path
 
 import numpy as np
@@ -149,7 +150,11 @@ def test_damaged_rows_land_in_quarantine_and_every_good_row_loads(folder: Path) 
         (row[negative], "actual_cost", "actual_cost must be ≥ 0"),
         (row[early], "report_date", f"report_date before the project's start {start:%Y-%m-%d}"),
         (row[unknown], "project_id", "unknown project_id: not in projects"),
-        (row[unparseable], "report_date", "report_date must be a date written YYYY-MM-DD"),
+        (
+            row[unparseable],
+            "report_date",
+            "report_date must be a date written YYYY-MM-DD, in years 1678–2261",
+        ),
         (row[twin], "report_date", twin_rule),
         (row[len(reports) - 1], "report_date", twin_rule),
     }
@@ -221,7 +226,7 @@ def test_cli_strict_exits_1_and_writes_quarantine_outside_the_data(
         "row": "7",
         "column": "report_date",
         "value": "yesterday",
-        "rule": "report_date must be a date written YYYY-MM-DD",
+        "rule": "report_date must be a date written YYYY-MM-DD, in years 1678–2261",
     }
     assert sorted(p.name for p in folder.iterdir()) == sorted(p.name for p in LITTLE06.iterdir())
 
@@ -415,6 +420,28 @@ def test_csv_rows_are_file_lines_across_blank_lines_and_multiline_values(
     assert np.isnan(result.portfolio.status_reports["percent_complete"].iloc[0])
 
 
+def test_short_csv_rows_are_padded_and_long_ones_are_a_file_error(tmp_path: Path) -> None:
+    (tmp_path / "projects.csv").write_text(
+        "project_id,planned_start,planned_finish,budget\n"
+        "P1,2021-03-01,2021-09-01\n"  # an exporter that drops trailing empty cells
+        "P2,2021-03-01,2021-09-01,100,\n"  # a trailing comma: an empty extra cell
+        "P3,2021-03-01\n"
+    )
+    (tmp_path / "status_reports.csv").write_text("project_id,report_date\nP1,2021-04-01\n")
+    result = load_portfolio(tmp_path)
+    assert result.portfolio.projects["project_id"].tolist() == ["P1", "P2"]
+    assert _problems(result, "projects") == {(4, "planned_finish", "planned_finish is required")}
+
+    with (tmp_path / "projects.csv").open("a") as fh:
+        fh.write("P4,2021-03-01,2021-09-01,100,surplus\n")
+    with pytest.raises(
+        ContractError,
+        match=r"projects\.csv: line 5 has 5 values but the header "
+        r"names 4 columns",
+    ):
+        load_portfolio(tmp_path)
+
+
 # ------------------------------------------------------------------- in-memory frames
 
 
@@ -491,6 +518,40 @@ def test_duplicate_project_ids_quarantine_both_rows() -> None:
         "earned_value must be ≥ 0": 1,
         "open_risks must be a whole number": 1,
     }
+
+
+def test_odd_typed_values_are_quarantined_not_crashed_on() -> None:
+    projects = pd.DataFrame(
+        {
+            "project_id": ["A", "B", "C", "D", "E", "F"],
+            "planned_start": [
+                date(2021, 1, 4),
+                datetime(1, 1, 1),  # datetime64[ns] cannot hold it
+                pd.Timestamp("2021-01-04", tz="Europe/Paris"),  # the date as written
+                44200,  # an Excel serial day: ambiguous
+                "2021-01-04",
+                np.array([1, 2]),
+            ],
+            "planned_finish": ["2021-06-30"] * 4 + ["9999-12-31", "2021-06-30"],
+            "status": ["Closed", 5, None, "ACTIVE", np.nan, pd.NA],
+            "actual_finish": [pd.Timestamp("2021-06-01"), *[None] * 5],
+        }
+    )
+    reports = pd.DataFrame({"project_id": ["A"], "report_date": [np.datetime64("2021-02-01")]})
+    result = validate_frames({"projects": projects, "status_reports": reports}, {})
+    bad_date = "must be a date written YYYY-MM-DD, in years 1678–2261"
+    assert _problems(result, "projects") == {
+        (3, "planned_start", f"planned_start {bad_date}"),
+        (3, "status", "status must be one of active, closed, cancelled, on_hold"),
+        (5, "planned_start", f"planned_start {bad_date}"),
+        (6, "planned_finish", f"planned_finish {bad_date}"),
+        (7, "planned_start", f"planned_start {bad_date}"),
+    }
+    loaded = result.portfolio.projects
+    assert loaded["project_id"].tolist() == ["A", "C"]
+    assert loaded["planned_start"].tolist() == [pd.Timestamp("2021-01-04")] * 2
+    assert loaded["status"].tolist() == ["closed", "active"]
+    assert result.portfolio.counts()["status_reports"] == 1
 
 
 def test_missing_status_reports_table_is_an_error() -> None:
