@@ -105,7 +105,8 @@ def _segment_accumulate(
 
     The segments are laid out as the columns of a padded grid (rank × segment) and
     accumulated down the rows, one whole row per step; ``values`` may have extra trailing
-    dimensions (several columns at once).
+    dimensions (several columns at once). The grid holds longest segment × segments cells:
+    fine for the reports or changes of a project (tens to hundreds).
     """
     if len(values) == 0:
         return values.copy()
@@ -759,8 +760,9 @@ def build_features(
     with np.errstate(all="ignore"):
         put("log_budget", np.log1p(projects["budget"].to_numpy("float64")[code]))
         put("planned_duration_days", proj["pf"][code] - proj["ps"][code])
-        put("start_month", month)
-        put("start_quarter", (month - 1) // 3 + 1)
+        no_start = np.isnan(proj["ps"][code])
+        put("start_month", np.where(no_start, np.nan, month))
+        put("start_quarter", np.where(no_start, np.nan, (month - 1) // 3 + 1))
         put("has_budget", ~np.isnan(proj["bac_pos"][code]))
         elapsed = (req_day - proj["ps"][code]) / proj["pd_pos"][code]
         put("elapsed_fraction", elapsed)
