@@ -711,11 +711,9 @@ def _project_rules(raw: pd.DataFrame) -> list[_Rule]:
         return s.isna() | ~s.duplicated(keep=False)
 
     def closed_has_finish(frame: pd.DataFrame) -> pd.Series:
-        return (
-            (frame["status"] != "closed")
-            | frame["actual_finish"].notna()
-            | raw["actual_finish"].notna()
-        )  # an unparseable finish is reported by its type rule, not here too
+        closed = frame["status"].eq("closed").fillna(False).astype(bool)
+        # An unparseable finish is reported by its type rule, not here too.
+        return ~closed | frame["actual_finish"].notna() | raw["actual_finish"].notna()
 
     return [
         *_column_rules("projects", raw),
@@ -823,7 +821,11 @@ def _apply_rules(
         # A rule across columns is still run as a check of the column it reports on: pandera's
         # frame-wide checks stack every column of each failing row, which takes minutes past
         # 10^5 failures. ignore_na=False: the rules decide what a missing value means.
-        fn = (lambda _column: rule.check(typed)) if rule.on_frame else rule.check
+        def fn(column: pd.Series) -> pd.Series:
+            ok = rule.check(typed) if rule.on_frame else rule.check(column)
+            # Plain booleans for pandera; a row a rule could not decide is not loaded.
+            return pd.Series(ok.to_numpy(dtype=bool, na_value=False), index=column.index)
+
         return pa.Check(fn, error=rule.key, element_wise=False, ignore_na=False)
 
     columns: dict[str, list[pa.Check]] = {}

@@ -491,7 +491,7 @@ def test_closed_project_without_finish_and_unknown_status() -> None:
     frames = _frames()
     frames["projects"].loc[0, "actual_finish"] = None
     frames["projects"].loc[1, "status"] = "Done"
-    frames["projects"].loc[2, "budget"] = 1.0
+    frames["projects"].loc[2, ["budget", "status"]] = [1.0, None]  # no status: derived
     result = validate_frames(frames, {})
     assert _problems(result, "projects") == {
         (2, "actual_finish", "status is closed but actual_finish is empty"),
