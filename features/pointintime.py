@@ -103,16 +103,27 @@ def _segment_accumulate(
     """``ufunc.accumulate`` within each project segment, bit-identical to running it on the
     segment alone (so a project built alone gets the same floats as in the whole table).
 
-    The segments are laid out as the columns of a padded grid (rank × segment) and
+    The segments are laid out as the columns of padded grids (rank × segment) and
     accumulated down the rows, one whole row per step; ``values`` may have extra trailing
-    dimensions (several columns at once). The grid holds longest segment × segments cells:
-    fine for the reports or changes of a project (tens to hundreds).
+    dimensions (several columns at once). Segments are grouped by length class (up to 1, 2,
+    4, 8, ... values), one grid per class, so one long segment cannot blow up the padding:
+    the grids hold fewer than twice as many cells as there are values.
     """
     if len(values) == 0:
         return values.copy()
-    grid = np.full((int(rank.max()) + 1, int(seg[-1]) + 1, *values.shape[1:]), fill)
-    grid[rank, seg] = values
-    return ufunc.accumulate(grid, axis=0)[rank, seg]
+    n_seg = int(seg[-1]) + 1
+    length = np.bincount(seg, minlength=n_seg)
+    length_class = np.ceil(np.log2(np.maximum(length, 1))).astype(np.int64)
+    out = np.empty_like(values)
+    for c in np.unique(length_class):  # a loop over length classes (≤ ~10), not segments
+        members = length_class == c
+        column = np.cumsum(members) - 1  # the segment's column in this class's grid
+        rows = np.flatnonzero(members[seg])
+        at = (rank[rows], column[seg[rows]])
+        grid = np.full((2 ** int(c), int(members.sum()), *values.shape[1:]), fill)
+        grid[at] = values[rows]
+        out[rows] = ufunc.accumulate(grid, axis=0)[at]
+    return out
 
 
 def _lagged(values: np.ndarray, pos: np.ndarray, start: np.ndarray, n: int) -> np.ndarray:
@@ -392,7 +403,7 @@ _NUMERIC_NAMES = list(FEATURE_NAMES[len(_LEAD_CATEGORICALS) :])
 if FEATURE_NAMES[: len(_LEAD_CATEGORICALS)] != _LEAD_CATEGORICALS:  # pragma: no cover
     raise RuntimeError("features.catalogue must declare project_type, portfolio first")
 # The float block of the output: first the features taken at the latest report (gathered
-# straight into place with one np.take), then the others. Placed by name in the frame.
+# straight into place), then the others. Placed by name in the frame.
 _BLOCK_NAMES = [*_AT_LATEST_REPORT, *(n for n in _NUMERIC_NAMES if n not in _AT_LATEST_REPORT)]
 _ROW = {name: i for i, name in enumerate(_BLOCK_NAMES)}
 _FLAG_ROWS = np.array([_ROW[name] for name in _REPORT_FLAGS])
@@ -744,7 +755,9 @@ def build_features(
     numeric = np.empty((len(_BLOCK_NAMES), len(code)))
     latest = numeric[: len(_AT_LATEST_REPORT)]
     if len(rc):
-        np.take(state, np.maximum(k, 0), axis=1, out=latest)
+        kk = np.maximum(k, 0)
+        for i in range(len(latest)):  # one gather per feature: far faster than take(axis=1)
+            latest[i] = state[i][kk]
         latest[:, ~has] = np.nan
     else:
         latest[:] = np.nan

@@ -12,6 +12,7 @@ from features.contract import Portfolio
 from features.pointintime import (
     _frame,
     _frame_public,
+    _segment_accumulate,
     build_features,
     portfolio_context,
     snapshot,
@@ -70,6 +71,20 @@ def test_without_a_context_a_lone_project_has_no_peers() -> None:
     alone = snapshot(one_project(portfolio, project_id), as_of)
     assert alone["closed_projects"].tolist() == [0.0]
     assert np.isnan(alone["closed_late_rate"]).all()
+
+
+def test_segment_accumulate_equals_each_segment_alone_bit_for_bit() -> None:
+    rng = np.random.default_rng(4)
+    lengths = np.array([1, 2, 3, 7, 8, 9, 300, 1, 5])  # several length classes, one long
+    seg = np.repeat(np.arange(len(lengths)), lengths)
+    rank = np.arange(len(seg)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    values = rng.normal(0, 1e4, (len(seg), 2)).round(2)
+    summed = _segment_accumulate(np.add, values, seg, rank, 0.0)
+    peaks = _segment_accumulate(np.maximum, values[:, 0], seg, rank, -np.inf)
+    for s in range(len(lengths)):
+        mine = seg == s
+        assert np.array_equal(summed[mine], np.cumsum(values[mine], axis=0))
+        assert np.array_equal(peaks[mine], np.maximum.accumulate(values[mine, 0]))
 
 
 def test_block_assembly_equals_the_public_constructors() -> None:
