@@ -599,6 +599,298 @@ def serve(
     raise typer.Exit(code)
 
 
+# ------------------------------------------------------------- train, evaluate, retrain
+
+TargetOpt = Annotated[str, typer.Option("--target", help="delay, overrun or both")]
+CvOpt = Annotated[
+    int | None,
+    typer.Option("--cv", min=2, help="project-grouped K-fold cross-validation (small portfolios)"),
+]
+
+
+def _training_setup(settings: Settings) -> tuple[Any, Any, dict[str, Any]]:
+    """TrainingOptions and Store from the settings, and the settings to log (no secrets)."""
+    from training.pipeline import Store, TrainingOptions
+
+    options = TrainingOptions(
+        delay_tolerance=settings.delay_tolerance,
+        overrun_tolerance=settings.overrun_tolerance,
+        red_threshold=settings.red_threshold,
+        amber_threshold=settings.amber_threshold,
+        seed=settings.seed,
+        extra_attributes=tuple(settings.extra_attributes),
+        holdout_days=settings.holdout_days,
+        min_holdout_projects=settings.min_holdout_projects,
+        gate_auc_margin=settings.gate_auc_margin,
+        gate_brier_margin=settings.gate_brier_margin,
+    )
+    store = Store(
+        tracking_uri=settings.resolved_tracking_uri(),
+        artifact_root=settings.artifact_root(),
+        experiment=settings.experiment,
+    )
+    return options, store, settings.model_dump(mode="json", exclude={"api_key"})
+
+
+def _targets(value: str) -> tuple[str, ...]:
+    if value == "both":
+        return ("delay", "overrun")
+    if value in ("delay", "overrun"):
+        return (value,)
+    _fail(f"--target {value!r}: use delay, overrun or both")
+
+
+def _training_progress() -> Any:
+    """A rich progress line on stderr; yields the callback the training pipeline calls."""
+    from contextlib import contextmanager
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    @contextmanager
+    def running() -> Any:
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as bar:
+            task = bar.add_task("starting", total=None)
+
+            def step(message: str) -> None:
+                bar.update(task, description=message)
+
+            yield step
+
+    return running()
+
+
+def _n(value: Any, digits: int = 3) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def _print_evaluation(target: str, report: dict[str, Any], title: str) -> None:
+    """Model beside the baselines by stage (AUC), then overall figures and early warning."""
+    baselines = report["baselines"]
+    table = Table(title=f"{title}: {target} — AUC by stage (elapsed share of plan)")
+    table.add_column("stage")
+    table.add_column("rows", justify="right")
+    table.add_column("model", justify="right")
+    names = {
+        "evm_rule": "EVM rule",
+        "pm_forecast": "PM forecast",
+        "logistic_regression": "logistic reg.",
+    }
+    for name, words in names.items():
+        table.add_column(words if baselines.get(name) else f"{words} (n/a)", justify="right")
+    rows = [("all", report, {n: baselines.get(n) for n in names})]
+    rows += [
+        (label, block, {n: (baselines.get(n) or {}).get("by_stage", {}).get(label) for n in names})
+        for label, block in report["by_stage"].items()
+    ]
+    for label, block, others in rows:
+        cells = [label, f"{block['n_rows']:,}", _n(block["auc"])]
+        for name in names:
+            other = others[name]
+            if other is None:
+                cells.append("—")
+            elif other.get("model_auc_same_rows") not in (None, block["auc"]) and name != (
+                "logistic_regression"
+            ):
+                cells.append(f"{_n(other['auc'])} (model {_n(other['model_auc_same_rows'])})")
+            else:
+                cells.append(_n(other["auc"]))
+        table.add_row(*cells)
+    stdout.print(table)
+    figures = Table(title=f"{target}: overall and early warning (red flags)")
+    for col in (
+        "method",
+        "AUC",
+        "PR-AUC",
+        "Brier",
+        "ECE",
+        "late flagged" if target == "delay" else "over flagged",
+        "median first red",
+        "false alarms",
+    ):
+        figures.add_column(col, justify="left" if col == "method" else "right")
+    methods = [("model", report)] + [(names[n], baselines.get(n)) for n in names]
+    for name, block in methods:
+        if block is None:
+            figures.add_row(name, "not applicable", *[""] * 6)
+            continue
+        ew = block["early_warning"]
+        figures.add_row(
+            name,
+            _n(block["auc"]),
+            _n(block["pr_auc"]),
+            _n(block["brier"]),
+            _n(block["ece"]),
+            _fmt_share(ew["detected_share"]),
+            _fmt_share(ew["median_first_red"]),
+            _fmt_share(ew["false_alarm_share"]),
+        )
+    stdout.print(figures)
+    verdict = report.get("beats_rules", {})
+    if verdict.get("value") is not None:
+        stdout.print(
+            f"{target}: beats the applicable rules on AUC ({', '.join(verdict['rules'])}): "
+            f"{'yes' if verdict['value'] else 'no'}"
+        )
+
+
+def _fmt_share(value: Any) -> str:
+    return "—" if value is None else f"{value:.0%}"
+
+
+def _print_results(results: dict[str, Any], json_out: bool, title: str) -> None:
+    for result in results.values():
+        if result.skipped:
+            console.print(f"[yellow]{result.skipped}[/]", highlight=False)
+    if json_out:
+        _print_json({t: r.to_json() for t, r in results.items()})
+        return
+    for target, result in results.items():
+        if result.report is None:
+            continue
+        _print_evaluation(target, result.report, title)
+        for note in result.notes:
+            stdout.print(f"  {note}", highlight=False)
+
+
+@app.command()
+def train(
+    data: DataArg,
+    as_of: AsOfOpt = None,
+    target: TargetOpt = "both",
+    cv: CvOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Train the late and over-budget models, evaluate them beside the rules, register them."""
+    from training.pipeline import train as train_models
+
+    settings = _settings()
+    stamp = _parse_date(as_of)
+    targets = _targets(target)
+    options, store, logged = _training_setup(settings)
+    loaded = _load(data, settings)
+    try:
+        with _training_progress() as progress:
+            results = train_models(
+                loaded.portfolio,
+                options,
+                store,
+                targets=targets,
+                as_of=stamp,
+                cv=cv,
+                settings_params=logged,
+                progress=progress,
+            )
+    except ValueError as exc:
+        _fail(str(exc))
+    _print_results(results, json_out, "train")
+    if not json_out:
+        stdout.print(f"MLflow store: {store.tracking_uri}")
+
+
+@app.command()
+def evaluate(
+    data: DataArg,
+    model: Annotated[
+        str, typer.Option("--model", help="registry alias (or version number) to evaluate")
+    ] = "champion",
+    cv: CvOpt = None,
+    target: TargetOpt = "both",
+    json_out: JsonOpt = False,
+) -> None:
+    """Evaluate a registered model (or, with --cv, the training recipe) beside the rules."""
+    from training.pipeline import evaluate as evaluate_models
+
+    settings = _settings()
+    targets = _targets(target)
+    options, store, _ = _training_setup(settings)
+    loaded = _load(data, settings)
+    try:
+        with _training_progress() as progress:
+            results = evaluate_models(
+                loaded.portfolio,
+                options,
+                store,
+                targets=targets,
+                alias=model,
+                cv=cv,
+                progress=progress,
+            )
+    except ValueError as exc:
+        _fail(str(exc))
+    _print_results(results, json_out, "evaluate")
+
+
+@app.command()
+def retrain(
+    data: DataArg,
+    as_of: Annotated[
+        str, typer.Option("--as-of", help="retrain with what was known on this date (YYYY-MM-DD)")
+    ],
+    target: TargetOpt = "both",
+    json_out: JsonOpt = False,
+) -> None:
+    """Train a challenger as of a date, gate it against the champion, promote or refuse."""
+    from training.pipeline import retrain as retrain_models
+
+    settings = _settings()
+    stamp = _parse_date(as_of)
+    if stamp is None:
+        _fail("--as-of is required: the date whose knowledge the challenger is trained on")
+    targets = _targets(target)
+    options, store, logged = _training_setup(settings)
+    loaded = _load(data, settings)
+    try:
+        with _training_progress() as progress:
+            results = retrain_models(
+                loaded.portfolio,
+                stamp,
+                options,
+                store,
+                targets=targets,
+                settings_params=logged,
+                progress=progress,
+            )
+    except ValueError as exc:
+        _fail(str(exc))
+    if json_out:
+        _print_json({t: r.to_json() for t, r in results.items()})
+        return
+    for name, result in results.items():
+        if result.decision == "skipped":
+            console.print(f"[yellow]{'; '.join(result.reasons)}[/]", highlight=False)
+            continue
+        colour = {"promoted": "green", "refused": "red"}.get(result.decision, "yellow")
+        version = (result.challenger or {}).get("version")
+        stdout.print(
+            f"[bold]{name}[/]: [{colour}]{result.decision.upper()}[/]"
+            + (f" — challenger v{version}" if version else "")
+        )
+        if result.challenger is not None:
+            table = Table(title=f"{name}: {result.gate_rows}")
+            for col in ("model", "version", "AUC", "Brier"):
+                table.add_column(col, justify="left" if col == "model" else "right")
+            champ = result.champion
+            if champ is not None:
+                table.add_row(
+                    "champion", str(champ.get("version")), _n(champ["auc"]), _n(champ["brier"], 4)
+                )
+            table.add_row(
+                "challenger",
+                str(version),
+                _n(result.challenger["auc"]),
+                _n(result.challenger["brier"], 4),
+            )
+            stdout.print(table)
+        for reason in result.reasons:
+            stdout.print(f"  - {reason}", highlight=False)
+
+
 # ------------------------------------------------------------------------------- demo
 
 
@@ -619,6 +911,14 @@ def demo(
     outputs.append(("simulated portfolio (contract v1 CSV)", str(data)))
     console.rule("2. validate")
     validate(data=data, strict=True, out=out, json_out=False)
+    console.rule("3. train")
+    train(data=data, as_of=None, target="both", cv=None, json_out=False)
+    outputs.append(
+        (
+            "MLflow runs and models forewarn-delay / forewarn-overrun (champion aliases)",
+            f"{settings.resolved_tracking_uri()} (make mlflow-ui)",
+        )
+    )
     del settings
     console.rule("outputs")
     table = Table(title="Forewarn demo: outputs")

@@ -1,0 +1,476 @@
+"""Evaluation of a target's model beside its baselines: discrimination, calibration, timing.
+
+Every metric is weighted by the per-project row weights (each project counts once), and
+every interval resamples projects, not rows: a project's reports share one outcome, so
+resampling rows would make the intervals far too narrow. Stages are bands of the elapsed
+fraction of the planned duration. `evaluate_target` returns the `--json` shape of the CLI;
+`render_markdown` turns it into the readable report. docs/evaluation.md explains the choices.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score
+
+from training.baselines import BASELINE_NAMES, RULE_NAMES, BaselineScores
+
+STAGES: tuple[tuple[str, float, float], ...] = (
+    ("0-20", -math.inf, 0.2),
+    ("20-40", 0.2, 0.4),
+    ("40-60", 0.4, 0.6),
+    ("60-80", 0.6, 0.8),
+    ("80+", 0.8, math.inf),
+)
+STAGE_LABELS = tuple(s[0] for s in STAGES)
+ECE_BINS = 10
+EARLY_BAND = 0.5  # "detected by mid-project": first red at or before half the planned time
+_BOOTSTRAP_CHUNK = 50  # resamples per batch: bounds memory at chunk x rows floats
+
+
+def stage_labels(elapsed: np.ndarray) -> np.ndarray:
+    """Stage label of each row from its elapsed fraction (before the start counts as 0-20)."""
+    elapsed = np.asarray(elapsed, dtype=float)
+    edges = [s[2] for s in STAGES[:-1]]
+    idx = np.searchsorted(edges, np.nan_to_num(elapsed, nan=0.0), side="right")
+    return np.asarray(STAGE_LABELS, dtype=object)[idx]
+
+
+# ---------------------------------------------------------------------------- metrics
+
+
+def _auc_many(y: np.ndarray, score: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """Weighted ROC-AUC for each row of weight matrix W (b, n); ties count one half.
+
+    Sorting once and summing weights per distinct score makes 200 resamples cost a few
+    matrix passes instead of 200 calls to sklearn.
+    """
+    order = np.argsort(score, kind="mergesort")
+    s, yy = score[order], y[order]
+    Wo = W[:, order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    pos = np.add.reduceat(Wo * yy, starts, axis=1)
+    neg = np.add.reduceat(Wo * (1.0 - yy), starts, axis=1)
+    below = np.cumsum(neg, axis=1) - neg
+    numerator = (pos * (below + 0.5 * neg)).sum(axis=1)
+    denominator = pos.sum(axis=1) * neg.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denominator > 0, numerator / denominator, np.nan)
+
+
+def weighted_auc(y: np.ndarray, score: np.ndarray, weight: np.ndarray) -> float | None:
+    """ROC-AUC with row weights; None without both outcomes."""
+    y, score, weight = _clean(y, score, weight)
+    if len(y) == 0 or y.min() == y.max():
+        return None
+    return float(_auc_many(y, score, weight[None, :])[0])
+
+
+def pr_auc(y: np.ndarray, score: np.ndarray, weight: np.ndarray) -> float | None:
+    """Area under the precision-recall curve (average precision), weighted."""
+    y, score, weight = _clean(y, score, weight)
+    if len(y) == 0 or y.min() == y.max():
+        return None
+    return float(average_precision_score(y, score, sample_weight=weight))
+
+
+def brier(y: np.ndarray, p: np.ndarray, weight: np.ndarray) -> float | None:
+    """Weighted mean squared error of the probability."""
+    y, p, weight = _clean(y, p, weight)
+    if len(y) == 0 or weight.sum() <= 0:
+        return None
+    return float(np.average((p - y) ** 2, weights=weight))
+
+
+def reliability_table(
+    y: np.ndarray, p: np.ndarray, weight: np.ndarray, n_bins: int = ECE_BINS
+) -> pd.DataFrame:
+    """Per equal-width probability bin: weight, mean predicted p, observed share."""
+    y, p, weight = _clean(y, p, weight)
+    bins = np.clip((p * n_bins).astype(int), 0, n_bins - 1)
+    frame = pd.DataFrame({"bin": bins, "w": weight, "wp": weight * p, "wy": weight * y})
+    grouped = frame.groupby("bin")[["w", "wp", "wy"]].sum()
+    grouped = grouped.loc[grouped["w"] > 0]
+    return pd.DataFrame(
+        {
+            "weight": grouped["w"],
+            "mean_predicted": grouped["wp"] / grouped["w"],
+            "observed": grouped["wy"] / grouped["w"],
+        }
+    ).reset_index()
+
+
+def calibration_error(
+    y: np.ndarray, p: np.ndarray, weight: np.ndarray, n_bins: int = ECE_BINS
+) -> float | None:
+    """Expected calibration error: weighted mean |observed − predicted| over 10 p-bins."""
+    table = reliability_table(y, p, weight, n_bins)
+    if table.empty:
+        return None
+    gaps = (table["observed"] - table["mean_predicted"]).abs()
+    return float(np.average(gaps, weights=table["weight"]))
+
+
+def _clean(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
+    cast = [np.asarray(a, dtype=float) for a in arrays]
+    keep = np.logical_and.reduce([~np.isnan(a) for a in cast])
+    return tuple(a[keep] for a in cast)
+
+
+# -------------------------------------------------------------------------- bootstrap
+
+
+class ProjectBootstrap:
+    """Resamples of projects, shared by every method so that differences are paired."""
+
+    def __init__(self, project_ids: np.ndarray, n_resamples: int, seed: int) -> None:
+        codes, uniques = pd.factorize(pd.Series(project_ids), sort=True)
+        self.codes = np.asarray(codes)
+        self.n_resamples = n_resamples
+        rng = np.random.default_rng(seed)
+        n_projects = len(uniques)
+        # Row r of counts: how often each project was drawn in resample r.
+        self.counts = rng.multinomial(
+            n_projects, np.full(n_projects, 1.0 / n_projects), size=n_resamples
+        ).astype(float)
+
+    def auc_samples(
+        self, y: np.ndarray, score: np.ndarray, weight: np.ndarray, mask: np.ndarray
+    ) -> np.ndarray:
+        """AUC in each resample over the rows in `mask` (NaN where a class is absent)."""
+        keep = mask & ~np.isnan(score) & ~np.isnan(y)
+        if self.n_resamples == 0 or not keep.any():
+            return np.full(self.n_resamples, np.nan)
+        yy, ss, ww, cc = y[keep], score[keep], weight[keep], self.codes[keep]
+        out = []
+        for start in range(0, self.n_resamples, _BOOTSTRAP_CHUNK):
+            W = self.counts[start : start + _BOOTSTRAP_CHUNK][:, cc] * ww[None, :]
+            out.append(_auc_many(yy, ss, W))
+        return np.concatenate(out)
+
+
+def _interval(samples: np.ndarray) -> list[float] | None:
+    finite = samples[~np.isnan(samples)]
+    # Fewer than half the resamples usable means the interval would describe luck.
+    if len(finite) < max(10, len(samples) // 2):
+        return None
+    return [float(np.percentile(finite, 2.5)), float(np.percentile(finite, 97.5))]
+
+
+# ------------------------------------------------------------------- early warning
+
+
+def early_warning(
+    project_ids: np.ndarray, elapsed: np.ndarray, y: np.ndarray, red: np.ndarray
+) -> dict[str, Any]:
+    """When each project was first flagged red, summarised by outcome.
+
+    For projects with the outcome (late, over budget): the share ever flagged red, the
+    median elapsed fraction at the first red flag counting never-flagged projects as
+    "later than any" (null when more than half were never flagged), the same median over the
+    flagged ones only, and the share flagged by mid-project. For the others: the share
+    ever flagged red (false alarms).
+    """
+    frame = pd.DataFrame(
+        {
+            "project_id": project_ids,
+            "elapsed": np.asarray(elapsed, dtype=float),
+            "y": np.asarray(y, dtype=float),
+            "red_at": np.where(np.asarray(red, dtype=bool), elapsed, np.inf),
+        }
+    )
+    projects = frame.groupby("project_id").agg(y=("y", "first"), first_red=("red_at", "min"))
+    positive = projects.loc[projects["y"] == 1, "first_red"].to_numpy()
+    negative = projects.loc[projects["y"] == 0, "first_red"].to_numpy()
+    detected = positive[np.isfinite(positive)]
+    median_all = float(np.median(positive)) if len(positive) else None
+    return {
+        "n_positive_projects": len(positive),
+        "n_negative_projects": len(negative),
+        "detected_share": _share(np.isfinite(positive)),
+        "median_first_red": median_all
+        if median_all is not None and math.isfinite(median_all)
+        else None,
+        "median_first_red_detected": float(np.median(detected)) if len(detected) else None,
+        "detected_by_50_share": _share(positive <= EARLY_BAND),
+        "false_alarm_share": _share(np.isfinite(negative)),
+    }
+
+
+def _share(flags: np.ndarray) -> float | None:
+    return float(np.mean(flags)) if len(flags) else None
+
+
+# ------------------------------------------------------------------------ assembly
+
+
+def _block(
+    y: np.ndarray,
+    score: np.ndarray,
+    probability: np.ndarray,
+    weight: np.ndarray,
+    project_ids: np.ndarray,
+    mask: np.ndarray,
+    samples: np.ndarray,
+) -> dict[str, Any]:
+    """Metrics of one method on the rows in `mask` (rows without a score left out)."""
+    m = mask & ~np.isnan(score)
+    return {
+        "auc": weighted_auc(y[m], score[m], weight[m]),
+        "auc_ci": _interval(samples),
+        "pr_auc": pr_auc(y[m], score[m], weight[m]),
+        "brier": brier(y[m], probability[m], weight[m]),
+        "ece": calibration_error(y[m], probability[m], weight[m]),
+        "n_rows": int(m.sum()),
+        "n_projects": int(pd.unique(project_ids[m]).size),
+    }
+
+
+def _paired(
+    y: np.ndarray,
+    model_score: np.ndarray,
+    other: np.ndarray,
+    weight: np.ndarray,
+    mask: np.ndarray,
+    model_samples: np.ndarray,
+    other_samples: np.ndarray,
+) -> dict[str, Any]:
+    """The model's AUC on exactly the baseline's rows, and the paired difference."""
+    m = mask & ~np.isnan(other)
+    model_auc = weighted_auc(y[m], model_score[m], weight[m])
+    other_auc = weighted_auc(y[m], other[m], weight[m])
+    return {
+        "model_auc_same_rows": model_auc,
+        "auc_diff": None if model_auc is None or other_auc is None else model_auc - other_auc,
+        "auc_diff_ci": _interval(model_samples - other_samples),
+    }
+
+
+def evaluate_target(
+    rows: pd.DataFrame,
+    y: np.ndarray,
+    model_p: np.ndarray,
+    baselines: Mapping[str, BaselineScores | None],
+    red_threshold: float,
+    n_bootstrap: int = 200,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The model and each baseline on the same rows, overall, by stage, and early warning.
+
+    `rows` needs `project_id`, `elapsed_fraction` and `weight`; `y` and `model_p` align with
+    it. A baseline that is None, or has no applicable row, is reported as null. Each
+    baseline also carries the model's AUC on exactly its rows and the paired bootstrap
+    interval of the difference (the same project resamples for both).
+    """
+    y = np.asarray(y, dtype=float)
+    model_p = np.asarray(model_p, dtype=float)
+    weight = rows["weight"].to_numpy(dtype=float)
+    pids = rows["project_id"].to_numpy()
+    elapsed = rows["elapsed_fraction"].to_numpy(dtype=float, na_value=np.nan)
+    stages = stage_labels(elapsed)
+    boot = ProjectBootstrap(pids, n_bootstrap, seed)
+    everything = np.ones(len(rows), dtype=bool)
+    stage_masks = {label: stages == label for label in STAGE_LABELS}
+    model_samples = {
+        label: boot.auc_samples(y, model_p, weight, m) for label, m in stage_masks.items()
+    }
+    model_samples["all"] = boot.auc_samples(y, model_p, weight, everything)
+
+    report: dict[str, Any] = _block(
+        y, model_p, model_p, weight, pids, everything, model_samples["all"]
+    )
+    report["positive_share"] = _share(pd.Series(y).groupby(pids).first().to_numpy() == 1)
+    report["by_stage"] = {
+        label: _block(y, model_p, model_p, weight, pids, m, model_samples[label])
+        for label, m in stage_masks.items()
+    }
+    report["early_warning"] = early_warning(pids, elapsed, y, model_p >= red_threshold)
+    report["baselines"] = {}
+    for name in BASELINE_NAMES:
+        scores = baselines.get(name)
+        if scores is None or not scores.applicable.any():
+            report["baselines"][name] = None
+            continue
+        ok = scores.applicable
+        entry: dict[str, Any] = {}
+        for label, mask in [("all", ok), *[(k, ok & v) for k, v in stage_masks.items()]]:
+            other_samples = boot.auc_samples(y, scores.score, weight, mask)
+            # Where the baseline covers every row of the scope, the model's samples exist.
+            same = (mask == (everything if label == "all" else stage_masks[label])).all()
+            mine = model_samples[label] if same else boot.auc_samples(y, model_p, weight, mask)
+            block = _block(y, scores.score, scores.probability, weight, pids, mask, other_samples)
+            block.update(_paired(y, model_p, scores.score, weight, mask, mine, other_samples))
+            if label == "all":
+                entry.update(block)
+                entry["description"] = scores.description
+                entry["coverage"] = float(ok.mean())
+                entry["by_stage"] = {}
+            else:
+                entry["by_stage"][label] = block
+        entry["early_warning"] = early_warning(pids, elapsed, y, scores.red & ok)
+        report["baselines"][name] = entry
+    report["beats_rules"] = beats_rules(report)
+    report["n_rows"] = len(rows)
+    report["n_projects"] = int(pd.unique(pids).size)
+    return report
+
+
+def beats_rules(report: Mapping[str, Any]) -> dict[str, Any]:
+    """Whether the model's AUC is above each applicable rule's, on that rule's rows.
+
+    `value` is None when no rule applies; `significant` says whether the paired bootstrap
+    interval of the difference lies above zero.
+    """
+    detail: dict[str, Any] = {}
+    for name in RULE_NAMES:
+        entry = report["baselines"].get(name)
+        if entry is None or entry.get("auc_diff") is None:
+            continue
+        ci = entry.get("auc_diff_ci")
+        detail[name] = {
+            "auc_diff": entry["auc_diff"],
+            "auc_diff_ci": ci,
+            "beats": entry["auc_diff"] > 0,
+            "significant": bool(ci is not None and ci[0] > 0),
+        }
+    return {
+        "value": all(d["beats"] for d in detail.values()) if detail else None,
+        "rules": sorted(detail),
+        "detail": detail,
+    }
+
+
+# ------------------------------------------------------------------------- report
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "—"
+    return f"{value:.{digits}f}"
+
+
+def _ci(value: Any) -> str:
+    return "" if not value else f" [{value[0]:.3f}, {value[1]:.3f}]"
+
+
+def _pct(value: Any) -> str:
+    return "—" if value is None else f"{value:.0%}"
+
+
+TARGET_WORDS = {
+    "delay": ("late", "on time"),
+    "overrun": ("over budget", "on budget"),
+}
+METHOD_TITLES = {
+    "model": "model (LightGBM, calibrated)",
+    "evm_rule": "EVM rule",
+    "pm_forecast": "PM forecast",
+    "logistic_regression": "logistic regression",
+}
+
+
+def render_markdown(
+    reports: Mapping[str, Mapping[str, Any] | None],
+    title: str = "Forewarn evaluation",
+    context: list[str] | None = None,
+) -> str:
+    """A readable report of `evaluate_target` results, one section per target."""
+    lines = [f"# {title}", ""]
+    lines += [f"- {c}" for c in context or []]
+    lines += [
+        "",
+        "AUCs carry 95% intervals from resampling projects (not rows). Weighted metrics",
+        "count each project once. A rule's Brier and calibration error are those of its red",
+        "flag read as p = 1 / 0. “model, same rows” is the model on exactly the rows where",
+        "the baseline has its inputs. “—” = not applicable.",
+        "",
+    ]
+    for target, report in reports.items():
+        lines.append(f"## {target}")
+        lines.append("")
+        if report is None:
+            lines += ["Not trained: see the command's message for why.", ""]
+            continue
+        yes, no = TARGET_WORDS.get(target, ("positive", "negative"))
+        lines.append(
+            f"{report['n_projects']} projects, {report['n_rows']} rows; "
+            f"{_pct(report.get('positive_share'))} of the projects ended {yes}."
+            + (
+                f" Registered version: {report['model_version']}."
+                if report.get("model_version")
+                else ""
+            )
+        )
+        verdict = report.get("beats_rules", {})
+        if verdict.get("value") is not None:
+            lines.append(
+                f"Beats the applicable rules on AUC ({', '.join(verdict['rules'])}): "
+                f"**{'yes' if verdict['value'] else 'no'}**."
+            )
+        lines += [
+            "",
+            "| method | AUC [95% CI] | PR-AUC | Brier | ECE | rows covered |",
+            "|---|---|---|---|---|---|",
+        ]
+        lines.append(
+            f"| {METHOD_TITLES['model']} | {_num(report['auc'])}{_ci(report['auc_ci'])} | "
+            f"{_num(report['pr_auc'])} | {_num(report['brier'])} | {_num(report['ece'])} | 100% |"
+        )
+        for name in BASELINE_NAMES:
+            b = report["baselines"].get(name)
+            if b is None:
+                lines.append(f"| {METHOD_TITLES[name]} | not applicable | — | — | — | 0% |")
+                continue
+            lines.append(
+                f"| {METHOD_TITLES[name]} | {_num(b['auc'])}{_ci(b['auc_ci'])} | "
+                f"{_num(b['pr_auc'])} | {_num(b['brier'])} | {_num(b['ece'])} | "
+                f"{_pct(b['coverage'])} |"
+            )
+        lines += ["", "AUC by stage (elapsed share of the planned duration):", ""]
+        header = ["stage", "rows", "model"]
+        for name in BASELINE_NAMES:
+            if report["baselines"].get(name) is not None:
+                header += [METHOD_TITLES[name], "model, same rows"]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for label in STAGE_LABELS:
+            s = report["by_stage"][label]
+            cells = [label, str(s["n_rows"]), _num(s["auc"]) + _ci(s["auc_ci"])]
+            for name in BASELINE_NAMES:
+                b = report["baselines"].get(name)
+                if b is None:
+                    continue
+                bs = b["by_stage"][label]
+                cells += [_num(bs["auc"]), _num(bs["model_auc_same_rows"])]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines += [
+            "",
+            f"Early warning (red flags; projects that ended {yes} vs {no}):",
+            "",
+            f"| method | {yes} projects flagged | median elapsed at first red "
+            f"| median, flagged only | flagged by 50% | {no} projects flagged (false alarms) |",
+            "|---|---|---|---|---|---|",
+        ]
+        methods: list[tuple[str, Mapping[str, Any] | None]] = [("model", report["early_warning"])]
+        methods += [
+            (n, (report["baselines"].get(n) or {}).get("early_warning")) for n in BASELINE_NAMES
+        ]
+        for name, ew in methods:
+            if ew is None:
+                lines.append(f"| {METHOD_TITLES[name]} | — | — | — | — | — |")
+                continue
+            lines.append(
+                f"| {METHOD_TITLES[name]} | {_pct(ew['detected_share'])} | "
+                f"{_pct(ew['median_first_red'])} | {_pct(ew['median_first_red_detected'])} | "
+                f"{_pct(ew['detected_by_50_share'])} | {_pct(ew['false_alarm_share'])} |"
+            )
+        lines.append("")
+        for name in BASELINE_NAMES:
+            b = report["baselines"].get(name)
+            if b is not None:
+                lines.append(f"- {METHOD_TITLES[name]}: {b['description']}")
+        lines.append("")
+    return "\n".join(lines)

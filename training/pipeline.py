@@ -1,0 +1,883 @@
+"""What the CLI calls: train, evaluate and retrain, from a loaded portfolio to MLflow.
+
+Wiring only: the steps live in `splits`, `models`, `baselines`, `evaluate`, `gate` and
+`tracking`. Every tunable arrives as a plain value in `TrainingOptions` (the CLI fills it
+from the settings); progress is reported through a callback so that this module knows
+nothing of the terminal.
+
+The recipe is judged out of time and the model served is fitted on everything: `train`
+evaluates the recipe on a forward split (or grouped folds with ``cv``), then fits the model
+it registers on every labelled project. `retrain` scores a challenger fitted before the
+holdout against the champion on the holdout, and registers the challenger refitted on
+everything known at as_of.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from features.contract import Portfolio
+from features.pointintime import training_table
+from training import tracking
+from training.baselines import (
+    BaselineScores,
+    evm_rule,
+    fit_logistic,
+    logistic_from_p,
+    logistic_p,
+    pm_forecast_rule,
+)
+from training.calibration import Method
+from training.evaluate import brier, evaluate_target, render_markdown, weighted_auc
+from training.fingerprint import data_fingerprint, training_fingerprint
+from training.gate import Figures, GateDecision, decide
+from training.models import (
+    MAX_TREES,
+    MIN_PROJECTS,
+    PREDICTION_COLUMNS,
+    TARGET_LABELS,
+    TARGETS,
+    VALID_SHARE,
+    RiskModel,
+    categorical_columns,
+    feature_columns,
+    fit_risk_model,
+    validation_slice,
+)
+from training.plots import calibration_plot, shap_summary_plot
+from training.splits import (
+    forward_cutoff,
+    forward_split,
+    grouped_folds,
+    holdout_cutoff,
+)
+
+Progress = Callable[[str], None]
+FitFn = Callable[[pd.DataFrame, str, "TrainingOptions"], RiskModel]
+MIN_CLASS_PROJECTS = 3  # fewer projects of one outcome and there is nothing to learn
+SHAP_ROWS = 2000
+DEFAULT_CV = 5
+SECRET_WORDS = ("key", "token", "secret", "password")
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """The plain values training needs (the CLI takes them from the settings)."""
+
+    delay_tolerance: float = 0.05
+    overrun_tolerance: float = 0.05
+    red_threshold: float = 0.60
+    amber_threshold: float = 0.35
+    seed: int = 42
+    extra_attributes: tuple[str, ...] = ()
+    holdout_days: int = 91
+    min_holdout_projects: int = 30
+    gate_auc_margin: float = 0.01
+    gate_brier_margin: float = 0.005
+    n_bootstrap: int = 200
+    test_share: float = 0.25
+    calibration: Method | Literal["auto"] = "auto"
+    max_trees: int = MAX_TREES
+    num_threads: int = 2
+    reference_rows: int = 5000
+    plots: bool = True
+
+    def tolerance(self, target: str) -> float:
+        return self.delay_tolerance if target == "delay" else self.overrun_tolerance
+
+    def recipe(self) -> dict[str, Any]:
+        """What changes the fitted model, for the training fingerprint."""
+        return {
+            "seed": self.seed,
+            "calibration": self.calibration,
+            "max_trees": self.max_trees,
+            "delay_tolerance": self.delay_tolerance,
+            "overrun_tolerance": self.overrun_tolerance,
+            "extra_attributes": list(self.extra_attributes),
+        }
+
+
+@dataclass(frozen=True)
+class Store:
+    """Where MLflow keeps runs and models."""
+
+    tracking_uri: str
+    artifact_root: str | None = None
+    experiment: str = "forewarn"
+
+
+@dataclass
+class TargetResult:
+    """One target's outcome of `train` or `evaluate`."""
+
+    target: str
+    report: dict[str, Any] | None = None
+    skipped: str | None = None
+    version: str | None = None
+    run_id: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any] | None:
+        if self.report is None:
+            return None
+        return {**self.report, "model_version": self.version, "notes": self.notes}
+
+
+@dataclass
+class RetrainResult:
+    """One target's retraining decision with both sets of figures and the reasons."""
+
+    target: str
+    decision: str  # promoted, refused, no change, skipped
+    reasons: list[str] = field(default_factory=list)
+    champion: dict[str, Any] | None = None
+    challenger: dict[str, Any] | None = None
+    gate_rows: str = ""
+    fingerprint: str = ""
+    report: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **(self.report or {}),
+            "decision": self.decision,
+            "reasons": self.reasons,
+            "champion": self.champion,
+            "challenger": self.challenger,
+            "gate_rows": self.gate_rows,
+            "fingerprint": self.fingerprint,
+            "model_version": (self.challenger or {}).get("version"),
+        }
+
+
+@dataclass
+class Evaluation:
+    """The recipe's out-of-sample predictions and their report."""
+
+    rows: pd.DataFrame
+    model_p: np.ndarray
+    logistic_p: np.ndarray
+    report: dict[str, Any]
+    design: str
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+# ------------------------------------------------------------------------- pieces
+
+
+def untrainable_reason(frame: pd.DataFrame, target: str) -> str | None:
+    """Why a target cannot be trained on this table, in words; None when it can."""
+    label = TARGET_LABELS[target]
+    labelled = frame.loc[frame[label].notna()]
+    n_projects = labelled["project_id"].nunique()
+    if n_projects == 0:
+        if target == "overrun":
+            return (
+                "overrun skipped: no closed project has both a budget and a final cost "
+                "(no cost data), so there is no over-budget label to learn from"
+            )
+        return "delay skipped: no closed project has a delay label"
+    if n_projects < MIN_PROJECTS:
+        return f"{target} skipped: only {n_projects} labelled project(s), {MIN_PROJECTS} needed"
+    outcomes = labelled.groupby("project_id")[label].first().value_counts()
+    if len(outcomes) < 2 or outcomes.min() < MIN_CLASS_PROJECTS:
+        counts = ", ".join(f"{k}: {v}" for k, v in outcomes.items())
+        return (
+            f"{target} skipped: too few projects of one outcome ({label} {counts}); "
+            f"at least {MIN_CLASS_PROJECTS} of each are needed"
+        )
+    return None
+
+
+def default_fit(train: pd.DataFrame, target: str, options: TrainingOptions) -> RiskModel:
+    """The recipe: `fit_risk_model` with the options' seed, calibration and tree budget."""
+    return fit_risk_model(
+        train,
+        target,
+        options.seed,
+        calibration=options.calibration,
+        max_trees=options.max_trees,
+        num_threads=options.num_threads,
+    )
+
+
+def rule_baselines(
+    rows: pd.DataFrame, target: str, options: TrainingOptions
+) -> dict[str, BaselineScores | None]:
+    return {
+        "evm_rule": evm_rule(rows),
+        "pm_forecast": pm_forecast_rule(rows, target, options.tolerance(target)),
+    }
+
+
+def _both_outcomes(frame: pd.DataFrame, label: str) -> bool:
+    return frame[label].nunique() == 2
+
+
+def evaluate_recipe(
+    labelled: pd.DataFrame,
+    target: str,
+    options: TrainingOptions,
+    cv: int | None = None,
+    fit: FitFn = default_fit,
+    progress: Progress = _quiet,
+) -> Evaluation:
+    """Out-of-sample predictions of the recipe and of the logistic regression, evaluated.
+
+    Forward in time by default (the latest `test_share` of projects by close date are the
+    test side); project-grouped folds with `cv`, or when the forward split cannot work
+    (too few projects, or one outcome only on a side).
+    """
+    label = TARGET_LABELS[target]
+    features = feature_columns(labelled)
+    categorical = categorical_columns(labelled, features)
+    design = ""
+    if cv is None:
+        cutoff = forward_cutoff(labelled, options.test_share)
+        train, test = forward_split(labelled, cutoff)
+        n_train, n_test = train["project_id"].nunique(), test["project_id"].nunique()
+        if (
+            n_train >= 2 * MIN_PROJECTS
+            and _both_outcomes(train, label)
+            and _both_outcomes(test, label)
+        ):
+            progress(f"{target}: fitting on {n_train} projects closed before {cutoff.date()}")
+            model = fit(train, target, options)
+            lr = fit_logistic(train, target, features, categorical)
+            rows = test
+            model_p = model.predict(test)
+            lr_p = logistic_p(lr, test)
+            design = (
+                f"forward in time: fitted on {n_train} projects closed before "
+                f"{cutoff.date()}, tested on the {n_test} closed on or after it"
+            )
+        else:
+            cv = DEFAULT_CV
+            design = f"forward split too small ({n_train} / {n_test} projects): "
+    if cv is not None:
+        folds = grouped_folds(labelled, cv, options.seed, label=label)
+        model_p = np.full(len(labelled), np.nan)
+        lr_p = np.full(len(labelled), np.nan)
+        for i, (train_idx, test_idx) in enumerate(folds, start=1):
+            progress(f"{target}: fold {i}/{len(folds)}")
+            train, test = labelled.iloc[train_idx], labelled.iloc[test_idx]
+            model = fit(train, target, options)
+            lr = fit_logistic(train, target, features, categorical)
+            model_p[test_idx] = model.predict(test)
+            lr_p[test_idx] = logistic_p(lr, test)
+        rows = labelled
+        design += (
+            f"{len(folds)}-fold project-grouped cross-validation over "
+            f"{labelled['project_id'].nunique()} projects (out-of-fold predictions)"
+        )
+    progress(f"{target}: evaluating with {options.n_bootstrap} project resamples")
+    baselines = {
+        **rule_baselines(rows, target, options),
+        "logistic_regression": logistic_from_p(lr_p, options.red_threshold),
+    }
+    report = evaluate_target(
+        rows,
+        rows[label].to_numpy(dtype=float),
+        model_p,
+        baselines,
+        options.red_threshold,
+        n_bootstrap=options.n_bootstrap,
+        seed=options.seed,
+    )
+    report["evaluation"] = design
+    return Evaluation(rows=rows, model_p=model_p, logistic_p=lr_p, report=report, design=design)
+
+
+def reference_sample(
+    labelled: pd.DataFrame, model: RiskModel, options: TrainingOptions
+) -> pd.DataFrame:
+    """Up to `reference_rows` training rows for drift monitoring, with the model's p.
+
+    Rows are drawn in proportion to their weight, so each project is equally likely to
+    appear (long projects do not dominate). ``seen_by_trees`` is False on the calibration
+    slice, whose predictions are out of sample.
+    """
+    label = TARGET_LABELS[model.target]
+    n = min(options.reference_rows, len(labelled))
+    rng = np.random.default_rng(options.seed)
+    latest = np.zeros(0, dtype=int)
+    if "project_type" in labelled.columns:
+        # Each type's most recent row is always in: the service rebuilds the portfolio
+        # context (base rates by type) from the latest rows of the reference sample.
+        order = pd.to_datetime(labelled["as_of"]).to_numpy().argsort(kind="stable")
+        types = labelled["project_type"].to_numpy()[order]
+        latest = pd.Series(order).groupby(pd.Series(types)).last().to_numpy(dtype=int)
+    pool = np.setdiff1d(np.arange(len(labelled)), latest)
+    w = labelled["weight"].to_numpy(dtype=float)[pool]
+    k = max(0, min(n - len(latest), len(pool)))
+    drawn = rng.choice(pool, size=k, replace=False, p=w / w.sum()) if k else pool[:0]
+    sample = labelled.iloc[np.sort(np.concatenate([drawn, latest]))]
+    _, calibration_rows = validation_slice(labelled, label, VALID_SHARE, options.seed)
+    out = sample[["project_id", "as_of", *model.feature_names, label]].reset_index(drop=True)
+    out[PREDICTION_COLUMNS[model.target]] = model.predict(sample)
+    out["seen_by_trees"] = ~sample["project_id"].isin(calibration_rows["project_id"]).to_numpy()
+    return out
+
+
+def _rules_detail(report: dict[str, Any]) -> str:
+    parts = []
+    for rule, d in report["beats_rules"]["detail"].items():
+        ci = d["auc_diff_ci"]
+        interval = f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""
+        parts.append(f"{rule}: AUC {d['auc_diff']:+.3f}{interval}")
+    return "; ".join(parts) or "no rule applicable"
+
+
+def _verdict(report: dict[str, Any]) -> str:
+    value = report["beats_rules"]["value"]
+    return "n/a" if value is None else str(bool(value)).lower()
+
+
+def _loggable(params: dict[str, Any] | None) -> dict[str, Any]:
+    return {
+        k: v
+        for k, v in (params or {}).items()
+        if not any(word in k.lower() for word in SECRET_WORDS)
+    }
+
+
+def _log_model(
+    target: str,
+    labelled: pd.DataFrame,
+    model: RiskModel,
+    evaluation: Evaluation,
+    report: dict[str, Any],
+    options: TrainingOptions,
+    fingerprint: str,
+    data_fp: dict[str, Any],
+    data_as_of: str,
+    settings_params: dict[str, Any] | None,
+    extra_tags: dict[str, str],
+    progress: Progress,
+    run_name: str,
+) -> tracking.VersionInfo:
+    """Plots, reference sample, report and model into one MLflow run; registers it."""
+    label = TARGET_LABELS[target]
+    reference = reference_sample(labelled, model, options)
+    markdown = render_markdown(
+        {target: report},
+        title=f"Forewarn {target} model: evaluation",
+        context=[evaluation.design, f"data as of {data_as_of}", f"fingerprint {fingerprint}"],
+    )
+    tags = {
+        "fingerprint": fingerprint,
+        "data_as_of": data_as_of,
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "beats_rules": _verdict(report),
+        "beats_rules_detail": _rules_detail(report),
+        "evaluation": evaluation.design,
+        "closed_through": str(model.metadata.get("closed_through")),
+        "n_projects": str(model.metadata.get("n_projects")),
+        "auc": f"{report['auc']:.4f}" if report.get("auc") is not None else "n/a",
+        "brier": f"{report['brier']:.4f}" if report.get("brier") is not None else "n/a",
+        "source": str(data_fp.get("source", "")),
+        **extra_tags,
+    }
+    params = {
+        **_loggable(settings_params),
+        **{f"options.{k}": v for k, v in asdict(options).items()},
+        "target": target,
+        "n_features": len(model.feature_names),
+        "best_iteration": model.metadata.get("best_iteration"),
+        "calibration": model.metadata.get("calibration"),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        plots: list[Path] = []
+        if options.plots:
+            progress(f"{target}: plots (calibration, SHAP summary)")
+            y = evaluation.rows[label].to_numpy(dtype=float)
+            w = evaluation.rows["weight"].to_numpy(dtype=float)
+            plots.append(
+                calibration_plot(
+                    y,
+                    {"model": evaluation.model_p, "logistic regression": evaluation.logistic_p},
+                    w,
+                    Path(tmp) / f"calibration_{target}.png",
+                    f"{target}: calibration on held-out rows",
+                )
+            )
+            plots.append(
+                shap_summary_plot(
+                    model,
+                    model.encode(reference.head(SHAP_ROWS)),
+                    Path(tmp) / f"shap_summary_{target}.png",
+                    f"{target}: SHAP values (log-odds) on the reference sample",
+                )
+            )
+        progress(f"{target}: logging to MLflow")
+        return tracking.log_training(
+            tracking.TrainingRecord(
+                target=target,
+                model=model,
+                report=report,
+                report_markdown=markdown,
+                params=params,
+                fingerprint=data_fp,
+                tags=tags,
+                reference=reference,
+                plots=plots,
+                run_name=run_name,
+            )
+        )
+
+
+def _as_timestamp(value: date | pd.Timestamp | str | None) -> pd.Timestamp | None:
+    return None if value is None else pd.Timestamp(value).normalize()
+
+
+def _data_as_of(portfolio: Portfolio, as_of: pd.Timestamp | None) -> str:
+    if as_of is not None:
+        return str(as_of.date())
+    last = portfolio.status_reports["report_date"].max()
+    return "unknown" if pd.isna(last) else str(pd.Timestamp(last).date())
+
+
+# ------------------------------------------------------------------------------ train
+
+
+def train(
+    portfolio: Portfolio,
+    options: TrainingOptions,
+    store: Store,
+    targets: Sequence[str] = TARGETS,
+    as_of: date | pd.Timestamp | str | None = None,
+    cv: int | None = None,
+    settings_params: dict[str, Any] | None = None,
+    progress: Progress = _quiet,
+) -> dict[str, TargetResult]:
+    """Evaluate the recipe, fit each target's model on everything, log and register it.
+
+    The first model registered for a target becomes its champion; later ones only get a
+    version (promotion is `retrain`'s job).
+    """
+    stamp = _as_timestamp(as_of)
+    progress("building the training table" + (f" as of {stamp.date()}" if stamp else ""))
+    table = training_table(
+        portfolio,
+        options.delay_tolerance,
+        options.overrun_tolerance,
+        as_of=stamp,
+        extra_attributes=options.extra_attributes,
+    ).frame
+    data_fp = data_fingerprint(portfolio, table, stamp)
+    data_as_of = _data_as_of(portfolio, stamp)
+    results: dict[str, TargetResult] = {}
+    configured = False
+    for target in targets:
+        reason = untrainable_reason(table, target)
+        if reason is not None:
+            results[target] = TargetResult(target, skipped=reason)
+            continue
+        label = TARGET_LABELS[target]
+        labelled = table.loc[table[label].notna()]
+        evaluation = evaluate_recipe(labelled, target, options, cv, progress=progress)
+        progress(f"{target}: fitting the model on all {labelled['project_id'].nunique()} projects")
+        model = default_fit(labelled, target, options)
+        fingerprint = training_fingerprint(labelled, target, stamp, options.recipe())
+        if not configured:
+            tracking.configure(store.tracking_uri, store.artifact_root, store.experiment)
+            configured = True
+        info = _log_model(
+            target,
+            labelled,
+            model,
+            evaluation,
+            evaluation.report,
+            options,
+            fingerprint,
+            data_fp,
+            data_as_of,
+            settings_params,
+            {"trained_by": "train"},
+            progress,
+            run_name=f"train-{target}",
+        )
+        notes = [evaluation.design]
+        if tracking.alias_version(target, tracking.CHAMPION) is None:
+            tracking.promote(target, info.version)
+            notes.append(f"{info.name} v{info.version} is the first model: now champion")
+        else:
+            notes.append(
+                f"{info.name} v{info.version} registered; the champion is unchanged "
+                "(forewarn retrain compares and promotes)"
+            )
+        results[target] = TargetResult(
+            target,
+            report=evaluation.report,
+            version=info.version,
+            run_id=info.run_id,
+            notes=notes,
+        )
+    return results
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def evaluate(
+    portfolio: Portfolio,
+    options: TrainingOptions,
+    store: Store,
+    targets: Sequence[str] = TARGETS,
+    alias: str = tracking.CHAMPION,
+    cv: int | None = None,
+    progress: Progress = _quiet,
+) -> dict[str, TargetResult]:
+    """Evaluate beside the baselines: the registered model, or the recipe with ``cv``.
+
+    The registered model is scored on the projects that closed after its training data
+    (it has not seen them); when there are none it falls back to every labelled project
+    and says that the figures are in-sample.
+    """
+    progress("building the training table")
+    table = training_table(
+        portfolio,
+        options.delay_tolerance,
+        options.overrun_tolerance,
+        extra_attributes=options.extra_attributes,
+    ).frame
+    if cv is None:
+        tracking.configure(store.tracking_uri, store.artifact_root, store.experiment)
+    results: dict[str, TargetResult] = {}
+    for target in targets:
+        reason = untrainable_reason(table, target)
+        if reason is not None:
+            results[target] = TargetResult(
+                target, skipped=reason.replace("skipped", "not evaluated")
+            )
+            continue
+        label = TARGET_LABELS[target]
+        labelled = table.loc[table[label].notna()]
+        if cv is not None:
+            evaluation = evaluate_recipe(labelled, target, options, cv, progress=progress)
+            results[target] = TargetResult(
+                target, report=evaluation.report, notes=[evaluation.design]
+            )
+            continue
+        try:
+            loaded = tracking.load_model(target, alias)
+        except LookupError as exc:
+            results[target] = TargetResult(target, skipped=f"{target} not evaluated: {exc}")
+            continue
+        results[target] = _evaluate_registered(labelled, target, loaded, options, progress)
+    return results
+
+
+def _evaluate_registered(
+    labelled: pd.DataFrame,
+    target: str,
+    loaded: tracking.LoadedModel,
+    options: TrainingOptions,
+    progress: Progress,
+) -> TargetResult:
+    label = TARGET_LABELS[target]
+    model = loaded.model
+    closed_through = pd.Timestamp(model.metadata.get("closed_through", "1900-01-01"))
+    closes = pd.to_datetime(labelled["actual_finish"])
+    unseen, seen = labelled.loc[closes > closed_through], labelled.loc[closes <= closed_through]
+    notes = []
+    if unseen["project_id"].nunique() >= MIN_PROJECTS and _both_outcomes(unseen, label):
+        rows = unseen
+        notes.append(
+            f"{loaded.name} v{loaded.version} on the {rows['project_id'].nunique()} projects "
+            f"closed after its training data ({closed_through.date()})"
+        )
+    else:
+        rows = labelled
+        notes.append(
+            f"in-sample: no or too few projects closed after the model's training data "
+            f"({closed_through.date()}); {loaded.name} v{loaded.version} has seen these"
+        )
+    baselines = rule_baselines(rows, target, options)
+    lr_scores: BaselineScores | None = None
+    if (
+        seen["project_id"].nunique() >= MIN_PROJECTS
+        and _both_outcomes(seen, label)
+        and rows is unseen
+    ):
+        features = [f for f in model.feature_names if f in labelled.columns]
+        lr = fit_logistic(seen, target, features, categorical_columns(seen, features))
+        lr_scores = logistic_from_p(logistic_p(lr, rows), options.red_threshold)
+    else:
+        notes.append("logistic regression not applicable: no separate rows to fit it on")
+    progress(f"{target}: evaluating")
+    report = evaluate_target(
+        rows,
+        rows[label].to_numpy(dtype=float),
+        model.predict(rows),
+        {**baselines, "logistic_regression": lr_scores},
+        options.red_threshold,
+        n_bootstrap=options.n_bootstrap,
+        seed=options.seed,
+    )
+    report["evaluation"] = notes[0]
+    return TargetResult(
+        target, report=report, version=loaded.version, run_id=loaded.run_id, notes=notes
+    )
+
+
+# ---------------------------------------------------------------------------- retrain
+
+
+def retrain(
+    portfolio: Portfolio,
+    as_of: date | pd.Timestamp | str,
+    options: TrainingOptions,
+    store: Store,
+    targets: Sequence[str] = TARGETS,
+    settings_params: dict[str, Any] | None = None,
+    progress: Progress = _quiet,
+) -> dict[str, RetrainResult]:
+    """Challenger from what was known at `as_of`, gated against the champion."""
+    stamp = pd.Timestamp(as_of).normalize()
+    progress(f"building the training table as of {stamp.date()}")
+    table = training_table(
+        portfolio,
+        options.delay_tolerance,
+        options.overrun_tolerance,
+        as_of=stamp,
+        extra_attributes=options.extra_attributes,
+    ).frame
+    data_fp = data_fingerprint(portfolio, table, stamp)
+    tracking.configure(store.tracking_uri, store.artifact_root, store.experiment)
+    return {
+        target: retrain_target(
+            table,
+            target,
+            stamp,
+            options,
+            data_fp=data_fp,
+            settings_params=settings_params,
+            progress=progress,
+        )
+        for target in targets
+    }
+
+
+def retrain_target(
+    table: pd.DataFrame,
+    target: str,
+    as_of: pd.Timestamp,
+    options: TrainingOptions,
+    data_fp: dict[str, Any] | None = None,
+    settings_params: dict[str, Any] | None = None,
+    fit: FitFn = default_fit,
+    recipe_name: str = "default",
+    progress: Progress = _quiet,
+) -> RetrainResult:
+    """Train a challenger on `table` (as known at `as_of`), gate it, promote or refuse.
+
+    `tracking.configure` must have been called. `fit` and `recipe_name` let a caller swap
+    the recipe (the tests train a deliberately worse one); the name enters the fingerprint.
+    The champion alias moves once, after every check, and only on promotion.
+    """
+    as_of = pd.Timestamp(as_of).normalize()
+    reason = untrainable_reason(table, target)
+    if reason is not None:
+        return RetrainResult(target, "skipped", [reason])
+    label = TARGET_LABELS[target]
+    labelled = table.loc[table[label].notna()]
+    fingerprint = training_fingerprint(
+        labelled, target, as_of, {**options.recipe(), "recipe": recipe_name}
+    )
+    champion_info = tracking.alias_version(target, tracking.CHAMPION)
+    for alias, info in (
+        (tracking.CHAMPION, champion_info),
+        (tracking.CHALLENGER, tracking.alias_version(target, tracking.CHALLENGER)),
+    ):
+        if info is not None and info.tags.get("fingerprint") == fingerprint:
+            what = info.tags.get("gate_decision", "trained")
+            return RetrainResult(
+                target,
+                "no change",
+                [
+                    f"{info.name} v{info.version} ({alias}, {what}) was trained on the same "
+                    f"inputs as of {as_of.date()} (fingerprint {fingerprint}): nothing to do"
+                ],
+                fingerprint=fingerprint,
+            )
+    champion = tracking.load_model(target, tracking.CHAMPION) if champion_info else None
+
+    rows, challenger_p, lr_p, gate_rows = _gate_predictions(
+        labelled, target, as_of, options, fit, progress
+    )
+    y = rows[label].to_numpy(dtype=float)
+    w = rows["weight"].to_numpy(dtype=float)
+    challenger_fig = Figures(weighted_auc(y, challenger_p, w), brier(y, challenger_p, w))
+    champion_fig: Figures | None = None
+    notes: list[str] = []
+    if champion is not None:
+        try:
+            champion_p = champion.model.predict(rows)
+            champion_fig = Figures(weighted_auc(y, champion_p, w), brier(y, champion_p, w))
+        except KeyError as exc:
+            notes.append(f"the champion cannot score these rows ({exc}); it is replaced")
+        seen = _champion_seen(rows, champion.model)
+        if seen:
+            notes.append(
+                f"note: the champion was trained on {seen} of the "
+                f"{rows['project_id'].nunique()} gate projects, which flatters its figures"
+            )
+    decision = (
+        GateDecision(True, notes[:1])
+        if champion is not None and champion_fig is None
+        else decide(
+            challenger_fig, champion_fig, options.gate_auc_margin, options.gate_brier_margin
+        )
+    )
+    if champion_fig is not None:
+        decision.reasons.extend(notes)
+
+    progress(f"{target}: evaluating the challenger beside the baselines")
+    report = evaluate_target(
+        rows,
+        y,
+        challenger_p,
+        {
+            **rule_baselines(rows, target, options),
+            "logistic_regression": logistic_from_p(lr_p, options.red_threshold),
+        },
+        options.red_threshold,
+        n_bootstrap=options.n_bootstrap,
+        seed=options.seed,
+    )
+    report["evaluation"] = gate_rows
+
+    progress(f"{target}: fitting the challenger on all {labelled['project_id'].nunique()} projects")
+    model = fit(labelled, target, options)
+    challenger_figures: dict[str, Any] = {
+        "auc": challenger_fig.auc,
+        "brier": challenger_fig.brier,
+    }
+    champion_figures: dict[str, Any] | None = None
+    if champion is not None and champion_fig is not None:
+        champion_figures = {
+            "auc": champion_fig.auc,
+            "brier": champion_fig.brier,
+            "version": champion.version,
+        }
+    figures = {"challenger": challenger_figures, "champion": champion_figures}
+    gate_tags = {
+        "trained_by": "retrain",
+        "recipe": recipe_name,
+        "gate_decision": decision.word,
+        "gate_reasons": " | ".join(decision.reasons),
+        "gate_rows": gate_rows,
+        "gate_champion_version": champion.version if champion else "none",
+        "gate_figures": _json(figures),
+    }
+    evaluation = Evaluation(rows, challenger_p, lr_p, report, gate_rows)
+    info = _log_model(
+        target,
+        labelled,
+        model,
+        evaluation,
+        report,
+        options,
+        fingerprint,
+        data_fp or {},
+        str(as_of.date()),
+        settings_params,
+        gate_tags,
+        progress,
+        run_name=f"retrain-{target}-{as_of.date()}",
+    )
+    # Every check is done and the version is registered: now, and only now, move aliases.
+    tracking.set_alias(target, tracking.CHALLENGER, info.version)
+    if decision.promote:
+        previous = tracking.promote(target, info.version)
+        if previous:
+            decision.reasons.append(f"previous champion v{previous} keeps 'previous-champion'")
+    return RetrainResult(
+        target,
+        decision.word,
+        decision.reasons,
+        champion=champion_figures,
+        challenger={**challenger_figures, "version": info.version, "run_id": info.run_id},
+        gate_rows=gate_rows,
+        fingerprint=fingerprint,
+        report=report,
+    )
+
+
+def _json(value: Any) -> str:
+    import json
+
+    return json.dumps(value, default=str)
+
+
+def _champion_seen(rows: pd.DataFrame, model: RiskModel) -> int:
+    """How many of the gate's projects closed within the champion's training data."""
+    through = model.metadata.get("closed_through")
+    if not through:
+        return 0
+    closes = rows.groupby("project_id")["actual_finish"].first()
+    return int((pd.to_datetime(closes) <= pd.Timestamp(through)).sum())
+
+
+def _gate_predictions(
+    labelled: pd.DataFrame,
+    target: str,
+    as_of: pd.Timestamp,
+    options: TrainingOptions,
+    fit: FitFn,
+    progress: Progress,
+) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, str]:
+    """The gate's rows and the challenger recipe's out-of-sample p on them.
+
+    The holdout: projects closed in the `holdout_days` before as_of, the challenger fitted
+    on those closed before. Fewer than `min_holdout_projects` (or one outcome only): grouped
+    cross-validation over every labelled project instead.
+    """
+    label = TARGET_LABELS[target]
+    cutoff = holdout_cutoff(as_of, options.holdout_days)
+    before, holdout = forward_split(labelled, cutoff)
+    n_hold, n_before = holdout["project_id"].nunique(), before["project_id"].nunique()
+    features = feature_columns(labelled)
+    categorical = categorical_columns(labelled, features)
+    if (
+        n_hold >= options.min_holdout_projects
+        and _both_outcomes(holdout, label)
+        and n_before >= 2 * MIN_PROJECTS
+        and _both_outcomes(before, label)
+    ):
+        progress(f"{target}: fitting the challenger on {n_before} projects before the holdout")
+        model = fit(before, target, options)
+        lr = fit_logistic(before, target, features, categorical)
+        description = (
+            f"holdout: {n_hold} projects closed {cutoff.date()}..{as_of.date()}; challenger "
+            f"fitted on the {n_before} closed before {cutoff.date()}"
+        )
+        return holdout, model.predict(holdout), logistic_p(lr, holdout), description
+    k = min(DEFAULT_CV, labelled["project_id"].nunique())
+    folds = grouped_folds(labelled, k, options.seed, label=label)
+    challenger_p = np.full(len(labelled), np.nan)
+    lr_p = np.full(len(labelled), np.nan)
+    for i, (train_idx, test_idx) in enumerate(folds, start=1):
+        progress(f"{target}: challenger fold {i}/{len(folds)}")
+        train, test = labelled.iloc[train_idx], labelled.iloc[test_idx]
+        model = fit(train, target, options)
+        lr = fit_logistic(train, target, features, categorical)
+        challenger_p[test_idx] = model.predict(test)
+        lr_p[test_idx] = logistic_p(lr, test)
+    description = (
+        f"{len(folds)}-fold grouped cross-validation over {labelled['project_id'].nunique()} "
+        f"projects (the holdout {cutoff.date()}..{as_of.date()} had {n_hold} projects, "
+        f"fewer than {options.min_holdout_projects} or one outcome only)"
+    )
+    return labelled, challenger_p, lr_p, description
