@@ -63,10 +63,22 @@ class ModelCard:
     trained: str | None = None
     beats_rules: bool | None = None
     rules_note: str = ""
+    data_as_of: str | None = None
+    auc: str | None = None
 
     @property
     def available(self) -> bool:
         return self.version is not None
+
+    def age_days(self, data_as_of: date | None) -> int | None:
+        """Days between the data the model learnt from and the report's data: staleness."""
+        if data_as_of is None or not self.data_as_of:
+            return None
+        try:
+            learnt = date.fromisoformat(self.data_as_of[:10])
+        except ValueError:
+            return None
+        return (data_as_of - learnt).days
 
 
 @dataclass(frozen=True)
@@ -191,7 +203,14 @@ def figure_div(fig: go.Figure, div_id: str, title: str, height: int = 400) -> Ma
         height=height,
         template="plotly_white",
         font={"family": "-apple-system, Segoe UI, Roboto, Arial, sans-serif", "size": 13},
-        margin={"l": 70, "r": 20, "t": 30, "b": 50},
+    )
+    # Default margins, unless the figure asked for its own (the waterfall needs room).
+    margin = fig.layout.margin
+    fig.update_layout(
+        margin={
+            side: getattr(margin, side) if getattr(margin, side) is not None else default
+            for side, default in (("l", 70), ("r", 20), ("t", 30), ("b", 50))
+        }
     )
     html = fig.to_html(
         full_html=False,
@@ -682,6 +701,8 @@ def model_card(target: str, loaded: Any | None, alias: str | None = None) -> Mod
         trained=_first_tag(tags, TRAINED_TAGS),
         beats_rules=beats,
         rules_note=_first_tag(tags, RULES_NOTE_TAGS) or "",
+        data_as_of=_first_tag(tags, ("data_as_of",)),
+        auc=_first_tag(tags, ("auc",)),
     )
 
 

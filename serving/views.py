@@ -146,6 +146,7 @@ def waterfall_figure(contrib: Waterfall, words: str, calibrated: float | None = 
             measure=measure,
             text=[f"{contrib.base:+.2f}", *[f"{v:+.2f}" for v in values], f"{end:+.2f}"],
             textposition="outside",
+            cliponaxis=False,  # the value labels of the longest bars stay readable
             increasing={"marker": {"color": RAG_COLOURS["red"]}},
             decreasing={"marker": {"color": RAG_COLOURS["green"]}},
             totals={"marker": {"color": "#52606d"}},
@@ -162,6 +163,7 @@ def waterfall_figure(contrib: Waterfall, words: str, calibrated: float | None = 
             "zeroline": True,
         },
         showlegend=False,
+        margin={"r": 60},
     )
     return fig
 
@@ -212,14 +214,22 @@ def s_curve_figure(project: Mapping[str, Any], reports: pd.DataFrame, as_of: dat
 
 
 def _date_marks(fig: go.Figure, project: Mapping[str, Any], as_of: date) -> None:
-    """Vertical lines for the baseline finish and the date the page is seen from."""
+    """Vertical lines for the baseline finish and the date the page is seen from.
+
+    Their labels lean away from each other (the earlier one to the left), so they stay
+    readable when the two dates are close.
+    """
+    seen = pd.Timestamp(as_of)
     finish = project.get("planned_finish")
     if finish is not None and not pd.isna(finish):
-        _vline(fig, pd.Timestamp(finish), "planned finish", "#52606d")
-    _vline(fig, pd.Timestamp(as_of), "as of", "#1f4e79")
+        finish = pd.Timestamp(finish)
+        _vline(fig, finish, "planned finish", "#52606d", "left" if finish >= seen else "right")
+        _vline(fig, seen, "as of", "#1f4e79", "right" if finish >= seen else "left")
+    else:
+        _vline(fig, seen, "as of", "#1f4e79")
 
 
-def _vline(fig: go.Figure, when: pd.Timestamp, text: str, colour: str) -> None:
+def _vline(fig: go.Figure, when: pd.Timestamp, text: str, colour: str, lean: str = "left") -> None:
     # add_vline with a Timestamp trips over Plotly's annotation arithmetic: draw it by hand.
     fig.add_shape(
         type="line",
@@ -236,10 +246,26 @@ def _vline(fig: go.Figure, when: pd.Timestamp, text: str, colour: str) -> None:
         yref="paper",
         text=text,
         showarrow=False,
-        xanchor="left",
+        xanchor=lean,
         yanchor="bottom",
         font={"size": 11, "color": colour},
     )
+
+
+#: SPI and CPI beyond this are early-project noise (a tiny AC or PV): off the chart.
+INDEX_CEILING = 2.0
+
+
+def index_range(values: np.ndarray) -> list[float]:
+    """A y range that shows 0.80–1.10 at least and clips early outliers at 2.00.
+
+    One early CPI of 60 (a few hundred spent, a milestone earned) would otherwise flatten
+    every later report into a line at the bottom.
+    """
+    finite = values[np.isfinite(values)]
+    low = min(0.8, float(finite.min()) - 0.05) if finite.size else 0.8
+    high = max(1.1, float(finite.max()) + 0.05) if finite.size else 1.1
+    return [max(0.0, low), min(INDEX_CEILING, high)]
 
 
 def performance_figure(history: pd.DataFrame, project: Mapping[str, Any], as_of: date) -> go.Figure:
@@ -275,7 +301,11 @@ def performance_figure(history: pd.DataFrame, project: Mapping[str, Any], as_of:
     fig.add_hline(y=1.0, line={"color": "#bcccdc", "width": 1})
     _date_marks(fig, project, as_of)
     fig.update_layout(
-        yaxis={"title": "index (1.00 = on plan)", "tickformat": ".2f"},
+        yaxis={
+            "title": "index (1.00 = on plan)",
+            "tickformat": ".2f",
+            "range": index_range(history[["spi", "cpi"]].to_numpy(dtype=float)),
+        },
         legend={"orientation": "h", "y": -0.18},
         hovermode="x unified",
     )
@@ -483,6 +513,7 @@ def build_explanation(
     )
     now = features[features["as_of"] == cutoff].reset_index(drop=True)
     score = records(score_frame(models, now, red, amber, top_drivers))[0]
+    score["has_budget"] = bool(now["log_budget"].notna().iloc[0])
     history = score_frame(models, features, red, amber, top_drivers=0)
     # The page's own date joins the trajectory only when it is a report date.
     history = history[history["as_of"].isin(pd.to_datetime(reports["report_date"]))]
@@ -529,6 +560,23 @@ def changes_as_known(changes: pd.DataFrame, as_of: date) -> pd.DataFrame:
     return known.sort_values("raised_date").reset_index(drop=True)
 
 
+def status_at(project: Mapping[str, Any], as_of: date) -> str:
+    """The project's state on as_of, not today's: the page must not leak the future."""
+    day = pd.Timestamp(as_of)
+    finish: Any = project.get("actual_finish")
+    status: Any = project.get("status")
+    start: Any = project.get("actual_start")
+    if is_missing(start):
+        start = project.get("planned_start")
+    if not is_missing(finish) and pd.Timestamp(finish) <= day:
+        return f"finished {fmt_day(finish)}"
+    if status == "cancelled":
+        return "cancelled"
+    if not is_missing(start) and pd.Timestamp(start) > day:
+        return "not started yet"
+    return "on hold" if status == "on_hold" else "running"
+
+
 def render_explanation(
     *,
     project: Mapping[str, Any],
@@ -555,7 +603,10 @@ def render_explanation(
         p = score.get(f"p_{risk}")
         has_p = p is not None and not pd.isna(p)
         reason = score.get(f"{risk}_reason")
-        if risk == "over_budget" and not has_p and not reason:
+        # No budget wins over every other reason (no model, say): the PMO reads "no cost data".
+        budget = score.get("has_budget")
+        no_cost = (budget is not None and not bool(budget)) or (not has_p and not reason)
+        if risk == "over_budget" and not has_p and no_cost:
             reason = NO_COST
         rag = score.get(f"rag_{risk}")
         rag_cls = "na" if rag in (None, "n/a") or pd.isna(rag) else str(rag)
@@ -566,7 +617,9 @@ def render_explanation(
                 "words": words,
                 "p": p if has_p else None,
                 "rag": rag_cls,
-                "label": rag_label(rag, reason),
+                "label": rag_label(
+                    rag, reason, False if risk == "over_budget" and no_cost else None
+                ),
                 "reason": reason if not has_p else None,
                 "drivers": [d for d in drivers if isinstance(d, Mapping)]
                 if isinstance(drivers, list | tuple)
@@ -623,6 +676,7 @@ def render_explanation(
         "explain.html",
         title=f"Project {project.get('project_id')}: why this risk?",
         project=dict(project),
+        status=status_at(project, as_of),
         score=dict(score),
         risks=risks,
         charts=charts,
@@ -634,7 +688,6 @@ def render_explanation(
         red=red,
         amber=amber,
         no_cost=NO_COST,
-        as_of_ts=pd.Timestamp(as_of),
     )
 
 

@@ -1,0 +1,420 @@
+"""The report and the explanation view end to end: real models, real pages, a real browser.
+
+A simulated portfolio is trained on (MLflow in tmp_path), then `forewarn report` and
+`forewarn explain` write their pages. The numbers on the page are checked against batch
+scoring of the same data and date; headless Chromium (DevTools protocol, network off)
+checks that the pages load without a console error, draw their charts, and list the red
+projects that scoring says are red. The same runs on little06, which has no cost data.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from forewarn.cli import app
+
+ROOT = Path(__file__).resolve().parents[2]
+LITTLE06 = ROOT / "data" / "examples" / "little06"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+# ------------------------------------------------------------------------- page parsing
+
+
+class Rows(HTMLParser):
+    """The data-* attributes of project rows, by table id, and of headline cells."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.table = ""
+        self.rows: dict[str, list[dict[str, str]]] = {}
+        self.counts: list[dict[str, str]] = []
+        self.missing: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "table":
+            self.table = a.get("id", "")
+        elif tag == "tr" and "data-project-id" in a:
+            self.rows.setdefault(self.table, []).append(a)
+        elif tag == "td" and "data-count" in a:
+            self.counts.append(a)
+        if "data-chart-missing" in a:
+            self.missing.append(a["data-chart-missing"])
+
+
+def rows_of(html: str) -> Rows:
+    parser = Rows()
+    parser.feed(html)
+    return parser
+
+
+def _num(text: str) -> float:
+    return float("nan") if text == "" else float(text)
+
+
+# ------------------------------------------------------------------------------ fixtures
+
+
+@dataclass
+class Pages:
+    """What one portfolio's run produced: the pages and the scores they must show."""
+
+    report: Path
+    view: Path
+    project_id: str
+    scores: pd.DataFrame  # batch scoring of the same data and date
+    report_json: dict[str, Any]
+
+
+def _invoke(args: list[str]) -> str:
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A throwaway MLflow store and output folder; never the repo's models/."""
+    root = tmp_path_factory.mktemp("store")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+        mp.setenv("FOREWARN_MODELS_DIR", str(root / "models"))
+        mp.setenv("FOREWARN_OUT_DIR", str(root / "out"))
+        yield root
+
+
+def _pages(data: Path, out: Path, as_of: str | None, project_id: str | None) -> Pages:
+    from features.loading import load_portfolio
+    from forewarn.settings import Settings
+    from serving.batch import score_portfolio
+    from serving.champions import load_from_registry
+
+    as_of_args = ["--as-of", as_of] if as_of else []
+    report = out / "report.html"
+    report_json = json.loads(
+        _invoke(["report", str(data), "--out", str(report), *as_of_args, "--json"])
+    )
+    settings = Settings()
+    champions = load_from_registry(settings.resolved_tracking_uri())
+    batch = score_portfolio(
+        load_portfolio(data).portfolio,
+        champions,
+        pd.Timestamp(report_json["as_of"]).date(),
+        red=settings.red_threshold,
+        amber=settings.amber_threshold,
+        top_drivers=settings.top_drivers,
+        explain=True,
+        delay_tolerance=settings.delay_tolerance,
+        overrun_tolerance=settings.overrun_tolerance,
+    )
+    scores = batch.frame
+    if project_id is None:  # the riskiest running project
+        project_id = str(scores.sort_values("p_late", ascending=False)["project_id"].iloc[0])
+    view = out / "view.html"
+    _invoke(["explain", str(data), project_id, "--out", str(view), *as_of_args])
+    return Pages(report, view, project_id, scores, report_json)
+
+
+def _train(data: Path, store: Path, targets: tuple[str, ...], delay_tolerance: float) -> None:
+    """Small, quick models (few trees, few bootstrap resamples) into the throwaway store."""
+    from features.loading import load_portfolio
+    from training.pipeline import Store, TrainingOptions, train
+
+    results = train(
+        load_portfolio(data).portfolio,
+        TrainingOptions(delay_tolerance=delay_tolerance, max_trees=60, n_bootstrap=20, plots=False),
+        Store(
+            tracking_uri=f"sqlite:///{store / 'mlflow.db'}",
+            artifact_root=(store / "artifacts").as_uri(),
+        ),
+        targets=targets,
+    )
+    assert all(results[t].version for t in targets), results
+
+
+@pytest.fixture(scope="module")
+def simulated(store: Path) -> Pages:
+    """250 simulated projects, small models trained into the throwaway store."""
+    data = store / "portfolio"
+    _invoke(["simulate", "--out", str(data), "--projects", "250", "--seed", "5"])
+    _train(data, store, ("delay", "overrun"), 0.05)
+    return _pages(data, store / "out", None, None)
+
+
+@pytest.fixture(scope="module")
+def little06(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pages]:
+    """little06 (delay only, no cost data) with the tolerance its PROVENANCE recommends."""
+    root = tmp_path_factory.mktemp("little06")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+        mp.setenv("FOREWARN_MODELS_DIR", str(root / "models"))
+        mp.setenv("FOREWARN_OUT_DIR", str(root / "out"))
+        mp.setenv("FOREWARN_DELAY_TOLERANCE", "0.5")
+        _train(LITTLE06, root, ("delay",), 0.5)
+        # Every little06 project has closed: look from a date when many were running.
+        yield _pages(LITTLE06, root / "out", "2001-06-01", None)
+
+
+# ------------------------------------------------------------------- numbers, no browser
+
+
+def _check_numbers(pages: Pages) -> None:
+    """Every running project's numbers on the page equal batch scoring's, to the bit."""
+    html = pages.report.read_text(encoding="utf-8")
+    parsed = rows_of(html)
+    table = {r["data-project-id"]: r for r in parsed.rows["all-table"]}
+    expected = pages.scores.set_index("project_id")
+    assert set(table) == set(expected.index)
+    for pid, row in table.items():
+        want = expected.loc[pid]
+        for attr, col in (
+            ("data-p-late", "p_late"),
+            ("data-p-over-budget", "p_over_budget"),
+            ("data-spi", "spi"),
+            ("data-cpi", "cpi"),
+            ("data-elapsed", "elapsed_fraction"),
+        ):
+            got, ref = _num(row[attr]), float(want[col])
+            assert (pd.isna(got) and pd.isna(ref)) or got == ref, (pid, attr, got, ref)
+        assert row["data-rag"] == want["rag"]
+        assert row["data-rag-late"] == want["rag_late"]
+        assert row["data-rag-over-budget"] == want["rag_over_budget"]
+    watch = [r["data-project-id"] for r in parsed.rows.get("watch-table", [])]
+    assert set(watch) == set(expected.index[expected["rag"].isin(["red", "amber"])])
+    counts = {(c["data-risk"], c["data-rag"]): int(c["data-count"]) for c in parsed.counts}
+    for (risk, rag), n in counts.items():
+        assert n == int((expected[f"rag_{risk}"] == rag).sum()), (risk, rag)
+    assert set(pages.report_json["red"]) == set(expected.index[expected["rag"] == "red"])
+
+
+@pytest.mark.slow
+def test_report_numbers_match_batch_scoring(simulated: Pages) -> None:
+    _check_numbers(simulated)
+    assert len(simulated.scores) > 20
+    assert (simulated.scores["rag"] == "red").any()
+
+
+@pytest.mark.slow
+def test_little06_report_says_no_cost_data(little06: Pages) -> None:
+    _check_numbers(little06)
+    html = little06.report.read_text(encoding="utf-8")
+    parsed = rows_of(html)
+    assert len(little06.scores) > 5
+    assert set(parsed.missing) == {"heat-over-budget", "scatter-over-budget"}
+    assert "No cost data: not scored" in html  # the headline's over-budget row
+    view = little06.view.read_text(encoding="utf-8")
+    assert '<tr data-risk="over_budget" data-rag="na"' in view
+    assert "Over budget: no cost data." in view  # the why-section says it, no empty chart
+    assert "waterfall-over-budget" not in view
+    assert "s-curve" in rows_of(view).missing
+
+
+# -------------------------------------------------------------------------- the browser
+
+
+class Chromium:
+    """Headless Chromium driven over the DevTools protocol, offline, one page."""
+
+    def __init__(self, binary: str) -> None:
+        import websocket
+
+        self.profile = tempfile.mkdtemp(prefix="forewarn-chromium-")
+        self.proc = subprocess.Popen(
+            [
+                binary,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={self.profile}",
+                "--remote-debugging-port=0",
+                "--window-size=1300,900",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        port_file = Path(self.profile) / "DevToolsActivePort"
+        deadline = time.monotonic() + 30
+        while not (port_file.exists() and port_file.read_text().strip()):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.close()
+                raise RuntimeError("chromium did not open its DevTools port")
+            time.sleep(0.1)
+        port = int(port_file.read_text().split()[0])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json") as response:
+            targets = json.load(response)
+        page = next(t for t in targets if t["type"] == "page")
+        self.ws = websocket.create_connection(
+            page["webSocketDebuggerUrl"], timeout=60, suppress_origin=True
+        )
+        self.next_id = 0
+        self.events: list[dict[str, Any]] = []
+        for method in ("Runtime.enable", "Log.enable", "Page.enable", "Network.enable"):
+            self.call(method)
+        # Offline: a page that needed the network (a CDN script, say) fails here loudly.
+        self.call(
+            "Network.emulateNetworkConditions",
+            offline=True,
+            latency=0,
+            downloadThroughput=-1,
+            uploadThroughput=-1,
+        )
+
+    def call(self, method: str, **params: Any) -> dict[str, Any]:
+        self.next_id += 1
+        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.ws.recv())
+            if message.get("id") == self.next_id:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                result: dict[str, Any] = message.get("result", {})
+                return result
+            self.events.append(message)
+
+    def evaluate(self, expression: str) -> Any:
+        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(f"{expression}: {result['exceptionDetails']}")
+        return result["result"].get("value")
+
+    def open(self, url: str, charts: int, timeout: float = 60) -> None:
+        """Navigate and wait until `charts` Plotly charts have drawn their SVG."""
+        self.events.clear()
+        self.call("Page.navigate", url=url)
+        deadline = time.monotonic() + timeout
+        drawn = -1
+        while time.monotonic() < deadline:
+            drawn = self.evaluate(
+                "document.readyState === 'complete' ? "
+                "document.querySelectorAll('.js-plotly-plot svg.main-svg').length > 0 ? "
+                "[...document.querySelectorAll('.js-plotly-plot')].filter("
+                "d => d.querySelector('svg.main-svg')).length : 0 : -1"
+            )
+            if drawn >= charts:
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"{url}: {drawn} of {charts} charts drawn after {timeout} s")
+
+    def errors(self) -> list[str]:
+        """Console errors, uncaught exceptions and failed loads since the last `open`."""
+        out = []
+        for e in self.events:
+            method, params = e.get("method"), e.get("params", {})
+            if method == "Runtime.exceptionThrown":
+                out.append(str(params["exceptionDetails"]))
+            elif method == "Runtime.consoleAPICalled" and params["type"] in ("error", "assert"):
+                out.append(" ".join(str(a.get("value", a)) for a in params["args"]))
+            elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
+                out.append(params["entry"]["text"])
+            elif method == "Network.loadingFailed":
+                out.append(f"load failed: {params.get('errorText')}")
+        return out
+
+    def screenshot(self, path: Path, width: int = 1300) -> None:
+        """The whole page, not just the window."""
+        height = int(self.evaluate("document.documentElement.scrollHeight"))
+        self.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=width,
+            height=height,
+            deviceScaleFactor=1,
+            mobile=False,
+        )
+        time.sleep(0.5)  # let Plotly's responsive charts settle at the new size
+        data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+        path.write_bytes(base64.b64decode(data["data"]))
+        self.call("Emulation.clearDeviceMetricsOverride")
+
+    def close(self) -> None:
+        if getattr(self, "ws", None) is not None:
+            self.ws.close()
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Chromium]:
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (make browser, or apt-get install chromium)")
+    chromium = Chromium(CHROMIUM)
+    try:
+        yield chromium
+    finally:
+        chromium.close()
+
+
+def _expected_charts(html: str) -> int:
+    return html.count('class="chart" data-chart=')
+
+
+def _check_in_browser(pages: Pages, browser: Chromium, shots: Path) -> None:
+    for name, path in (("report", pages.report), ("view", pages.view)):
+        html = path.read_text(encoding="utf-8")
+        charts = _expected_charts(html)
+        assert charts >= 2, f"{name}: only {charts} charts on the page"
+        browser.open(path.as_uri(), charts)
+        assert browser.errors() == [], f"{name}: console errors"
+        # Every chart container holds a drawn, non-empty SVG.
+        sizes = browser.evaluate(
+            "[...document.querySelectorAll('.js-plotly-plot')].map(d => {"
+            " const s = d.querySelector('svg.main-svg'); const r = s.getBoundingClientRect();"
+            " return [d.id, r.width, r.height, d.querySelectorAll('svg *').length]; })"
+        )
+        assert len(sizes) == charts
+        for div_id, width, height, shapes in sizes:
+            assert width > 100 and height > 100 and shapes > 20, (name, div_id)
+        browser.screenshot(shots / f"{name}.png")
+        assert (shots / f"{name}.png").stat().st_size > 10_000
+
+    browser.open(pages.report.as_uri(), _expected_charts(pages.report.read_text()))
+    red_on_page = browser.evaluate(
+        "[...document.querySelectorAll('#watch-table tbody tr[data-rag=\"red\"]')]"
+        ".map(r => r.dataset.projectId)"
+    )
+    scores = pages.scores
+    assert sorted(red_on_page) == sorted(scores.loc[scores["rag"] == "red", "project_id"])
+    # Highest risk first: the red rows' larger probability never increases down the table.
+    tops = browser.evaluate(
+        "[...document.querySelectorAll('#watch-table tbody tr[data-rag=\"red\"]')]"
+        ".map(r => Math.max(+r.dataset.pLate || 0, +r.dataset.pOverBudget || 0))"
+    )
+    assert tops == sorted(tops, reverse=True)
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_pages_render_in_chromium(simulated: Pages, browser: Chromium, tmp_path: Path) -> None:
+    _check_in_browser(simulated, browser, tmp_path)
+    print(f"screenshots: {tmp_path}")  # shown with -s, for a person to look at
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_little06_pages_render_in_chromium(
+    little06: Pages, browser: Chromium, tmp_path: Path
+) -> None:
+    _check_in_browser(little06, browser, tmp_path)
+    print(f"screenshots: {tmp_path}")
