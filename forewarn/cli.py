@@ -127,7 +127,10 @@ def simulate(
                 "out": str(out),
                 "today": sim.today.isoformat(),
                 "counts": sim.portfolio.counts(),
-                "base_rates": rates.to_dict(orient="records"),
+                # a type with no closed project has no rate: null, not NaN (invalid JSON)
+                "base_rates": rates.astype(object)
+                .where(rates.notna(), None)
+                .to_dict(orient="records"),
             }
         )
         return
