@@ -279,7 +279,7 @@ def _draw_projects(rng: np.random.Generator, n: int, world: _World, today: int) 
     lognormal_delay = np.exp(0.6 * rng.standard_normal(n))
     lognormal_cost = np.exp(0.8 * rng.standard_normal(n))
     delay_factor = np.where(pareto > 0, np.minimum(tail**0.6, 8.0), lognormal_delay)
-    cost_factor = np.where(pareto > 0, np.minimum(tail * lognormal_cost**0.5, 30.0), lognormal_cost)
+    cost_factor = np.where(pareto > 0, np.minimum(tail * lognormal_cost**0.5, 20.0), lognormal_cost)
     shock_delay = np.where(shocked, param("shock_delay") * planned_days * delay_factor, 0.0)
     shock_cost = np.where(shocked, param("shock_cost") * cost_factor, 0.0)
 
@@ -764,7 +764,8 @@ def base_rates(
         closed & (planned > 0)
     )
     budget = p["budget"].where(p["budget"] > 0)
-    overrun = (p["final_cost"] / budget - 1).where(closed)
+    # (final − budget) / budget: one rounding less than final / budget − 1, as features.labels
+    overrun = ((p["final_cost"] - budget) / budget).where(closed)
     frame = pd.DataFrame(
         {
             "project_type": p["project_type"].fillna("unknown").astype(str),
