@@ -318,34 +318,76 @@ def _champions(settings: Settings) -> Any:
         _fail(f"{exc}. Train first: forewarn train DATA")
 
 
-def _drift_for_report(settings: Settings, data: Path, champions: Any, as_of: date) -> Any:
+def _drift_for_report(settings: Settings, portfolio: Any, as_of: date) -> Any:
     """The drift verdict the report shows, as plain data (serving never imports monitoring).
 
     Any failure of the check is reported as "unknown" on the page rather than stopping
     the report: a PMO still gets the scores, with the warning that drift was not checked.
     """
+    import pandas as pd
+
+    from monitoring.drift import DriftThresholds, run_drift
     from serving.report import DriftStatus
 
     try:
-        result = _report_drift_check(settings, data, champions, as_of)
+        result = run_drift(
+            portfolio,
+            tracking_uri=settings.resolved_tracking_uri(),
+            as_of=pd.Timestamp(as_of),
+            thresholds=DriftThresholds(
+                share=settings.drift_share_threshold,
+                prediction=settings.prediction_drift_threshold,
+                alpha=settings.drift_stattest_threshold,
+            ),
+            delay_tolerance=settings.delay_tolerance,
+            overrun_tolerance=settings.overrun_tolerance,
+            extra_attributes=settings.extra_attributes,
+        ).result
     except Exception as exc:  # the report must not fail because monitoring did
         return DriftStatus("unknown", f"the drift check could not run: {exc}")
-    if result is None:
-        return DriftStatus("unknown", "not checked: run forewarn drift DATA")
-    share = f"{result.share_drifted:.0%} of the features drifted"
-    failed = [t.name for t in result.tests if not t.passed]
+    drifted = len(result.drifted_columns)
+    share = (
+        f"{drifted} of {len(result.columns)} features drifted ({result.share_drifted:.0%}; "
+        f"the check fails at {result.share_threshold:.0%})"
+    )
+    failed = [t.description or t.name for t in result.tests if not t.passed]
     if failed:
-        return DriftStatus(
-            "drift",
-            f"{share} (limit {result.share_threshold:.0%}); failed: {', '.join(failed)}",
+        return DriftStatus("drift", f"{share}. Failed: {'; '.join(failed)}")
+    return DriftStatus("ok", f"{share}; every drift test passed")
+
+
+def _write_report(
+    settings: Settings, data: Path, out: Path, as_of: date | None, since: date | None
+) -> tuple[Any, Any]:
+    """Score, check drift, render and write the report; returns (ReportResult, DriftStatus)."""
+    from serving.report import build_report, model_cards, report_dates
+
+    loaded = _load(data, settings, out.parent)
+    champions = _champions(settings)
+    try:
+        as_of, since = report_dates(loaded.portfolio, as_of, since)
+    except ValueError as exc:
+        _fail(str(exc))
+    with console.status("checking the inputs for drift"):
+        drift = _drift_for_report(settings, loaded.portfolio, as_of)
+    with console.status("scoring the running projects at both dates"):
+        result = build_report(
+            loaded.portfolio,
+            champions.models(),
+            model_cards(champions.by_target),
+            as_of=as_of,
+            since=since,
+            red=settings.red_threshold,
+            amber=settings.amber_threshold,
+            top_drivers=settings.top_drivers,
+            delay_tolerance=settings.delay_tolerance,
+            overrun_tolerance=settings.overrun_tolerance,
+            drift=drift,
+            context=champions.context,
         )
-    return DriftStatus("ok", f"{share} (limit {result.share_threshold:.0%}); all tests passed")
-
-
-def _report_drift_check(settings: Settings, data: Path, champions: Any, as_of: date) -> Any:
-    """Run the same drift check as `forewarn drift` (None until it is wired)."""
-    del settings, data, champions, as_of
-    return None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(result.html, encoding="utf-8")
+    return result, drift
 
 
 @app.command()
@@ -365,35 +407,10 @@ def report(
     json_out: JsonOpt = False,
 ) -> None:
     """Early-warning report: one self-contained HTML page of the running projects' risks."""
-    from serving.report import build_report, model_cards, report_dates
-
     settings = _settings()
     as_of_date, since_date = _parse_date(as_of), _parse_date(since, "--since")
     out = out or settings.out_dir / "report.html"
-    loaded = _load(data, settings, out.parent)
-    champions = _champions(settings)
-    try:
-        as_of_date, since_date = report_dates(loaded.portfolio, as_of_date, since_date)
-    except ValueError as exc:
-        _fail(str(exc))
-    drift = _drift_for_report(settings, data, champions, as_of_date)
-    with console.status("scoring the running projects at both dates"):
-        result = build_report(
-            loaded.portfolio,
-            champions.models(),
-            model_cards(champions.by_target),
-            as_of=as_of_date,
-            since=since_date,
-            red=settings.red_threshold,
-            amber=settings.amber_threshold,
-            top_drivers=settings.top_drivers,
-            delay_tolerance=settings.delay_tolerance,
-            overrun_tolerance=settings.overrun_tolerance,
-            drift=drift,
-            context=champions.context,
-        )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(result.html, encoding="utf-8")
+    result, drift = _write_report(settings, data, out, as_of_date, since_date)
     counts = {
         risk: {
             rag: int((result.scores[f"rag_{risk}"] == rag).sum())
@@ -401,7 +418,6 @@ def report(
         }
         for risk in ("late", "over_budget")
     }
-    red_ids = result.scores.loc[result.scores["rag"] == "red", "project_id"].tolist()
     if json_out:
         _print_json(
             {
@@ -410,7 +426,7 @@ def report(
                 "since": result.since.isoformat(),
                 "running": len(result.scores),
                 "counts": counts,
-                "red": red_ids,
+                "red": result.scores.loc[result.scores["rag"] == "red", "project_id"].tolist(),
                 "drift": drift.state,
             }
         )
@@ -422,7 +438,39 @@ def report(
     for risk, words in (("late", "finish late"), ("over_budget", "over budget")):
         table.add_row(words, *[str(counts[risk][r]) for r in ("red", "amber", "green", "n/a")])
     stdout.print(table)
+    stdout.print(f"drift: {drift.state} — {drift.summary}")
     stdout.print(f"report → {out} (open it in a browser; it works offline)")
+
+
+def _write_explanation(
+    settings: Settings, data: Path, project_id: str, out: Path, as_of: date | None
+) -> Any:
+    """Score one project at as_of and its past report dates; write its page."""
+    from serving.report import model_cards
+    from serving.views import UnknownProjectError, build_explanation
+
+    loaded = _load(data, settings, out.parent)
+    champions = _champions(settings)
+    with console.status(f"explaining {project_id}"):
+        try:
+            result = build_explanation(
+                loaded.portfolio,
+                project_id,
+                champions.models(),
+                model_cards(champions.by_target),
+                as_of=as_of,
+                red=settings.red_threshold,
+                amber=settings.amber_threshold,
+                top_drivers=settings.top_drivers,
+                delay_tolerance=settings.delay_tolerance,
+                overrun_tolerance=settings.overrun_tolerance,
+                context=champions.context,
+            )
+        except UnknownProjectError:
+            _fail(f"no project {project_id!r} in {data}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(result.html, encoding="utf-8")
+    return result
 
 
 @app.command()
@@ -437,33 +485,9 @@ def explain(
     json_out: JsonOpt = False,
 ) -> None:
     """Explanation view of one project: SHAP waterfalls, S-curves, SPI/CPI, risk history."""
-    from serving.report import model_cards
-    from serving.views import UnknownProjectError, build_explanation
-
     settings = _settings()
-    as_of_date = _parse_date(as_of)
     out = out or settings.out_dir / f"explain-{project_id}.html"
-    loaded = _load(data, settings, out.parent)
-    champions = _champions(settings)
-    with console.status(f"explaining {project_id}"):
-        try:
-            result = build_explanation(
-                loaded.portfolio,
-                project_id,
-                champions.models(),
-                model_cards(champions.by_target),
-                as_of=as_of_date,
-                red=settings.red_threshold,
-                amber=settings.amber_threshold,
-                top_drivers=settings.top_drivers,
-                delay_tolerance=settings.delay_tolerance,
-                overrun_tolerance=settings.overrun_tolerance,
-                context=champions.context,
-            )
-        except UnknownProjectError:
-            _fail(f"no project {project_id!r} in {data}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(result.html, encoding="utf-8")
+    result = _write_explanation(settings, data, project_id, out, _parse_date(as_of))
     score = result.score
     if json_out:
         _print_json(
@@ -487,6 +511,33 @@ def explain(
 
 def _json_number(value: Any) -> float | None:
     return None if value is None or value != value else float(value)
+
+
+def _demo_report_and_explain(settings: Settings, data: Path, out: Path) -> list[tuple[str, str]]:
+    """The demo's report and explanation steps; returns what they wrote and how to open it."""
+    report_path = out / "report.html"
+    result, drift = _write_report(settings, data, report_path, None, None)
+    scores = result.scores
+    stdout.print(
+        f"{len(scores)} running projects on {result.as_of}: "
+        f"{int((scores['rag'] == 'red').sum())} red, "
+        f"{int((scores['rag'] == 'amber').sum())} amber; drift: {drift.state}"
+    )
+    outputs = [
+        (
+            "early-warning report (self-contained HTML: any browser, offline)",
+            report_path.resolve().as_uri(),
+        )
+    ]
+    if len(scores):
+        # The riskiest project: the larger of its two probabilities, highest first.
+        top = scores[["p_late", "p_over_budget"]].max(axis=1, skipna=True)
+        project_id = str(scores.loc[top.idxmax(), "project_id"])
+        console.rule(f"explain the riskiest project, {project_id}")
+        view = out / f"explain-{project_id}.html"
+        _write_explanation(settings, data, project_id, view, result.as_of)
+        outputs.append((f"explanation view of {project_id} (HTML)", view.resolve().as_uri()))
+    return outputs
 
 
 # ------------------------------------------------------------------------- score, serve
@@ -922,7 +973,8 @@ def demo(
             f"{settings.resolved_tracking_uri()} (make mlflow-ui)",
         )
     )
-    del settings
+    console.rule("early-warning report")
+    outputs.extend(_demo_report_and_explain(settings, data, out))
     console.rule("outputs")
     table = Table(title="Forewarn demo: outputs")
     table.add_column("what")
@@ -930,6 +982,11 @@ def demo(
     for what, where in outputs:
         table.add_row(what, where)
     stdout.print(table)
+    # The one command that opens every run, metric and registered model of the demo.
+    stdout.print(
+        "MLflow UI: mlflow ui --backend-store-uri "
+        f"{settings.resolved_tracking_uri()} --default-artifact-root {settings.artifact_root()}"
+    )
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -490,6 +490,7 @@ def heatmap_figure(frame: pd.DataFrame, risk: str, words: str) -> go.Figure:
             y=rows,
             text=text,
             texttemplate="%{text}",
+            textfont={"size": 12},
             zmin=0,
             zmax=1,
             colorscale="YlOrRd",
@@ -700,7 +701,7 @@ def model_card(target: str, loaded: Any | None, alias: str | None = None) -> Mod
         run_id=str(getattr(loaded, "run_id", "")) or None,
         trained=_first_tag(tags, TRAINED_TAGS),
         beats_rules=beats,
-        rules_note=_first_tag(tags, RULES_NOTE_TAGS) or "",
+        rules_note=_rule_words(_first_tag(tags, RULES_NOTE_TAGS) or ""),
         data_as_of=_first_tag(tags, ("data_as_of",)),
         auc=_first_tag(tags, ("auc",)),
     )
@@ -710,6 +711,13 @@ def model_card(target: str, loaded: Any | None, alias: str | None = None) -> Mod
 TRAINED_TAGS = ("trained_at", "created_at")
 BEATS_TAGS = ("beats_rules",)
 RULES_NOTE_TAGS = ("beats_rules_detail",)
+
+
+def _rule_words(text: str) -> str:
+    """Training's rule keys in the words the page uses elsewhere."""
+    for key, words in (("evm_rule", "EVM rule"), ("pm_forecast", "PM forecast")):
+        text = text.replace(key, words)
+    return text
 
 
 def _first_tag(tags: Mapping[str, Any], names: Iterable[str]) -> str | None:

@@ -332,18 +332,30 @@ class Chromium:
                 out.append(f"load failed: {params.get('errorText')}")
         return out
 
-    def screenshot(self, path: Path, width: int = 1300) -> None:
-        """The whole page, not just the window."""
+    def screenshot(self, path: Path, selector: str | None = None, width: int = 1300) -> None:
+        """The page from the top (at most 12,000 px: taller captures come out blank), or
+        the element `selector` matches, whole."""
         height = int(self.evaluate("document.documentElement.scrollHeight"))
         self.call(
             "Emulation.setDeviceMetricsOverride",
             width=width,
-            height=height,
+            height=min(height, 12_000),
             deviceScaleFactor=1,
             mobile=False,
         )
         time.sleep(0.5)  # let Plotly's responsive charts settle at the new size
-        data = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+        params: dict[str, Any] = {"format": "png"}
+        if selector is not None:
+            box = self.evaluate(
+                f"(() => {{ const r = document.querySelector({json.dumps(selector)})"
+                ".getBoundingClientRect();"
+                " return [r.x, r.y + window.scrollY, r.width, r.height]; })()"
+            )
+            params["clip"] = dict(zip(("x", "y", "width", "height"), box, strict=True)) | {
+                "scale": 1
+            }
+            params["captureBeyondViewport"] = True
+        data = self.call("Page.captureScreenshot", **params)
         path.write_bytes(base64.b64decode(data["data"]))
         self.call("Emulation.clearDeviceMetricsOverride")
 
@@ -388,6 +400,9 @@ def _check_in_browser(pages: Pages, browser: Chromium, shots: Path) -> None:
             assert width > 100 and height > 100 and shapes > 20, (name, div_id)
         browser.screenshot(shots / f"{name}.png")
         assert (shots / f"{name}.png").stat().st_size > 10_000
+        if name == "report":  # the charts sit below a long watch list: shoot them too
+            browser.screenshot(shots / "report-portfolio-view.png", "#portfolio-view")
+            browser.screenshot(shots / "report-trust.png", "#about")
 
     browser.open(pages.report.as_uri(), _expected_charts(pages.report.read_text()))
     red_on_page = browser.evaluate(
