@@ -62,17 +62,29 @@ def export_champions(champions: Champions) -> Any:
     return bentoml.models.get(tag)
 
 
-def load_from_bento_store() -> Champions:
-    """The champions packed in this Bento (the latest ``forewarn-champions`` of the store).
+def packed_tag(bento: Any) -> str | None:
+    """The ``forewarn-champions`` tag a built Bento was packed with (None: not a Bento)."""
+    if bento is None:
+        return None
+    for model in bento.info.all_models:
+        if model.tag.name == BENTO_MODEL:
+            return str(model.tag)
+    return None
 
-    Raises LookupError when there is none.
+
+def load_from_bento_store(tag: str) -> Champions:
+    """The champions stored under `tag` (a Bento's own, see `packed_tag`).
+
+    A Bento run from the local store reads its models from BentoML's model store, a
+    containerised one from the copy inside it; BentoML points the store at the right one.
+    Raises LookupError when the model is missing.
     """
     try:
-        stored = bentoml.models.get(f"{BENTO_MODEL}:latest")
+        stored = bentoml.models.get(tag)
     except NotFound as exc:
         raise LookupError(
-            f"no {BENTO_MODEL} model in the BentoML store: rebuild the Bento with "
-            "`bentoml build` while the MLflow registry has champions"
+            f"{tag} is not in the BentoML model store: rebuild the Bento with `bentoml build` "
+            "while the MLflow registry has champions"
         ) from exc
     targets: Any = dict(stored.info.metadata).get("targets", {})
     return read_champions(Path(stored.path), targets, source="bento")

@@ -150,7 +150,7 @@ def sentence(feature: str, get: Getter) -> str:
             # A value outside what the phrase expects: the definition still reads right.
             text = None
         if text:
-            return text
+            return text[:1].upper() + text[1:]
     return _fallback(feature, value)
 
 
@@ -232,7 +232,7 @@ def _slope_phrase(metric: str, n: int) -> Phrase:
     def phrase(value: Value, get: Getter) -> str | None:
         slope = _num(value)
         if slope is None:
-            return None
+            return f"{label} trend over the last {n} reports not known (fewer reports, or gaps)"
         if metric == "percent_complete":
             return f"Progress has averaged {slope:.1f} points per week over the last {n} reports"
         if abs(slope) < 0.0005:
@@ -249,7 +249,7 @@ def _volatility_phrase(metric: str) -> Phrase:
     def phrase(value: Value, get: Getter) -> str | None:
         v = _num(value)
         if v is None:
-            return None
+            return f"{label} volatility not known (fewer than 6 reports, or gaps)"
         unit = " points" if metric == "percent_complete" else ""
         return f"{label} moves by about {v:.2f}{unit} from one report to the next (last 6 reports)"
 
@@ -262,7 +262,7 @@ def _improved_phrase(metric: str) -> Phrase:
     def phrase(value: Value, get: Getter) -> str | None:
         v = _num(value)
         if v is None:
-            return None
+            return f"{label} not known at the latest report"
         if v < 0.5:
             return f"{label} improved at the latest report"
         return f"{label} has not improved for {_plural(v, 'week')}"
@@ -484,10 +484,10 @@ def _cadence(value: Value, get: Getter) -> str | None:
     return None if v is None else f"Reports usually every {_plural(v, 'day')}"
 
 
-def _share(text: str) -> Phrase:
+def _share(text: str, missing: str | None = None) -> Phrase:
     def phrase(value: Value, get: Getter) -> str | None:
         v = _num(value)
-        return None if v is None else text.format(pct=_pct(v))
+        return missing if v is None else text.format(pct=_pct(v))
 
     return phrase
 
@@ -518,11 +518,14 @@ def _schedule_impact(value: Value, get: Getter) -> str | None:
     return f"Approved changes {verb} {size} {'to' if v > 0 else 'from'} the schedule"
 
 
+_NO_PEERS = "No closed project in the portfolio to compare with yet"
+
+
 def _type_rate(outcome: str) -> Phrase:
     def phrase(value: Value, get: Getter) -> str | None:
         v = _num(value)
         if v is None:
-            return None
+            return _NO_PEERS
         kind = get("project_type")
         who = f"'{kind}' projects" if isinstance(kind, str) else "Projects of this type"
         return f"{who} in this portfolio {outcome} {_pct(v)} of the time"
@@ -613,26 +616,68 @@ _PHRASES: dict[str, Phrase] = {
     "type_closed_projects": _count(
         "closed project", "of the same type", "No closed project of this type"
     ),
-    "closed_late_rate": _share("{pct} of the portfolio's closed projects finished late"),
+    "closed_late_rate": _share("{pct} of the portfolio's closed projects finished late", _NO_PEERS),
     "type_late_rate": _type_rate("finish late"),
-    "closed_overrun_rate": _share("{pct} of the portfolio's closed projects went over budget"),
+    "closed_overrun_rate": _share(
+        "{pct} of the portfolio's closed projects went over budget", _NO_PEERS
+    ),
     "type_overrun_rate": _type_rate("go over budget"),
 }
 
 _DEFINITIONS = {f.name: f for f in FEATURES}
 
+# How a PMO names a feature when its value is missing ("SPI(t) not known: ...").
+_ABBREVIATIONS = {
+    "spi": "SPI",
+    "cpi": "CPI",
+    "tcpi": "TCPI",
+    "spi_t": "SPI(t)",
+    "sv_t_days": "Schedule variance SV(t)",
+    "ieac_t_days": "Forecast duration IEAC(t)",
+    "ieac_t_fraction": "Forecast duration IEAC(t)",
+    "eac_cpi_ratio": "Estimate at completion (by CPI)",
+    "eac_cpi_spi_ratio": "Estimate at completion (by CPI × SPI)",
+}
+
+
+_SOURCES = (
+    ("status_reports", "the status reports give"),
+    ("changes", "the change requests give"),
+    ("projects", "the baseline gives"),
+)
+
+
+def _label(feature: str) -> str:
+    if feature in _ABBREVIATIONS:
+        return _ABBREVIATIONS[feature]
+    words = feature.replace("_", " ")
+    for short, long in (("spi", "SPI"), ("cpi", "CPI")):
+        words = words.replace(f"{short} ", f"{long} ")
+    return words[:1].upper() + words[1:]
+
+
+def _missing(feature: str) -> str:
+    """A missing value, and the inputs that would have given it."""
+    declared = _DEFINITIONS.get(feature)
+    label = _label(feature)
+    if declared is None:
+        return f"{label} not known"
+    by_table: dict[str, list[str]] = {}
+    for source in declared.inputs:
+        table, column = source.split(".", 1)
+        by_table.setdefault(table, []).append(column)
+    for table, where in _SOURCES:
+        if table in by_table:
+            return f"{label} not known: {where} no {', '.join(by_table[table])}"
+    return f"{label} not known"
+
 
 def _fallback(feature: str, value: Value) -> str:
-    """The catalogue's definition (first sentence) and the value, for any other feature."""
-    declared = _DEFINITIONS.get(feature)
+    """For a feature without a phrase of its own: its name, value and unit."""
     if value is None:
-        shown = "not known"
-    elif isinstance(value, str):
-        shown = f"'{value}'"
-    else:
-        shown = f"{value:.3g}"
-    if declared is None:  # an extra project attribute declared in settings
-        return f"{feature.replace('_', ' ').capitalize()}: {shown}"
-    definition = declared.definition.split(": ")[0].split("; ")[0].rstrip(".")
-    unit = f" {declared.unit}" if value is not None and not isinstance(value, str) else ""
-    return f"{definition}: {shown}{unit}"
+        return _missing(feature)
+    declared = _DEFINITIONS.get(feature)
+    if isinstance(value, str):
+        return f"{_label(feature)} '{value}'"
+    unit = f" {declared.unit}" if declared is not None and declared.unit != "flag" else ""
+    return f"{_label(feature)} of {value:.3g}{unit}"

@@ -26,10 +26,10 @@ import bentoml
 import numpy as np
 import pandas as pd
 from bentoml.exceptions import ServiceUnavailable
-from fastapi import FastAPI
+from fastapi import FastAPI, HTTPException
 
 from forewarn.settings import Settings
-from serving.bento_store import ChampionExport, load_from_bento_store
+from serving.bento_store import ChampionExport, load_from_bento_store, packed_tag
 from serving.champions import Champions, load_from_registry
 from serving.guards import BearerAuth, BodyLimit, bind_refusal
 from serving.intake import as_of_frame, request_portfolio
@@ -124,8 +124,10 @@ class Forewarn:
         self.thresholds = Thresholds(red=settings.red_threshold, amber=settings.amber_threshold)
         self.champions: Champions | None = None
         try:
-            if bentoml.server_context.bento_version not in (None, "not available"):
-                self.champions = load_from_bento_store()
+            # A built Bento serves the champions it was packed with; source, the registry's.
+            packed = packed_tag(_service.bento)
+            if packed is not None:
+                self.champions = load_from_bento_store(packed)
             else:
                 self.champions = load_from_registry(settings.resolved_tracking_uri())
         except Exception:
@@ -243,7 +245,10 @@ info_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 def models() -> ModelsResponse:
     """Names, versions, runs, training date and whether each beats the EVM/PM rules."""
     service: Forewarn = bentoml.get_current_service()
-    return service.model_info()
+    try:
+        return service.model_info()
+    except ServiceUnavailable as exc:
+        raise HTTPException(503, str(exc)) from exc
 
 
 # `bentoml.service` made Forewarn a bentoml.Service; mypy cannot see through the decorator.

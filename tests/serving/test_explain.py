@@ -118,16 +118,21 @@ def test_missing_values_are_said_not_invented() -> None:
     assert "0.00" not in sentence("cpi_change_6", _getter({"cpi_change_6": None}))
 
 
-def test_fallback_uses_the_catalogue_definition() -> None:
-    text = sentence("no_such_phrase", _getter({"no_such_phrase": 2.5}))
-    assert text == "No such phrase: 2.5"
+def test_every_feature_reads_as_a_sentence() -> None:
+    assert sentence("region", _getter({"region": "north"})) == "Region 'north'"
+    assert sentence("team_size", _getter({"team_size": 12.0})) == "Team size of 12"
+    assert sentence("team_size", _getter({})) == "Team size not known"
+    assert sentence("forecast_slip", _getter({})) == (
+        "Forecast slip not known: the status reports give no forecast_finish"
+    )
     # every declared feature reads as a sentence for a typical value and for a missing one
     for declared in FEATURES:
         typical: float | str = "it" if declared.kind == "categorical" else 0.4
         for value in (typical, None):
             words = sentence(declared.name, _getter({declared.name: value}))
-            assert isinstance(words, str) and words, declared.name
+            assert words[:1].isupper() or words[:1].isdigit(), (declared.name, words)
             assert "nan" not in words.lower().split(), (declared.name, words)
+            assert "_" not in words.split(" no ")[0], (declared.name, words)
 
 
 def test_sentence_survives_absurd_values() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -119,40 +120,50 @@ def _env(store: Store, **extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="module")
-def server(store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def _start(target: str, env: dict[str, str], cwd: Path, log: Path) -> Server:
+    """`bentoml serve TARGET` on a free loopback port, once /readyz says it is ready."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("server") / "serve.log"
-    command = [sys.executable, "-m", "bentoml", "serve", "serving.service:Forewarn"]
+    command = [sys.executable, "-m", "bentoml", "serve", target]
     command += ["--host", "127.0.0.1", "--port", str(port)]
     with log.open("wb") as sink:
         process = subprocess.Popen(
             command,
-            cwd=REPO,
-            env=_env(store),
+            cwd=cwd,
+            env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     running = Server(f"http://127.0.0.1:{port}", process, log)
     deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"the server exited with {process.returncode}:\n{running.log_tail()}")
+        try:
+            if httpx.get(f"{running.url}/readyz", timeout=2).status_code == 200:
+                return running
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            _kill(running)
+            pytest.fail(f"not ready after {READY_TIMEOUT_S} s:\n{running.log_tail()}")
+        time.sleep(0.5)
+
+
+def _kill(running: Server) -> None:
+    if running.process.poll() is None:
+        os.killpg(running.process.pid, signal.SIGKILL)
+        running.process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def server(store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    log = tmp_path_factory.mktemp("server") / "serve.log"
+    running = _start("serving.service:Forewarn", _env(store), REPO, log)
     try:
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"the server exited with {process.returncode}:\n{running.log_tail()}")
-            try:
-                if httpx.get(f"{running.url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"not ready after {READY_TIMEOUT_S} s:\n{running.log_tail()}")
-            time.sleep(0.5)
         yield running
     finally:
-        if process.poll() is None:  # test_server_stops_cleanly did not run or failed
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(10)
+        _kill(running)  # when test_server_stops_cleanly did not run or failed
 
 
 @pytest.fixture(scope="module")
@@ -408,6 +419,38 @@ def test_slow_request_does_not_block_small_ones(server: Server, store: Store) ->
         small_done = time.perf_counter() - started
         assert slow.result().status_code == 200
     assert small_done < 30
+
+
+# ------------------------------------------------------------------------------- the Bento
+
+
+def test_built_bento_serves_the_same_answers(
+    store: Store, client: ForewarnClient, tmp_path: Path
+) -> None:
+    env = _env(store, BENTOML_HOME=str(tmp_path / "bentoml"))
+    build = subprocess.run(
+        [sys.executable, "-m", "bentoml", "build"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stdout[-2000:] + build.stderr[-2000:]
+    tag = re.search(r'Successfully built Bento\(tag="([^"]+)"\)', build.stdout)
+    assert tag, build.stdout[-2000:]
+    # No registry at serving time: the Bento must carry its models.
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path}/absent/mlflow.db"
+    bento = _start(tag.group(1), env, tmp_path, tmp_path / "bento.log")
+    try:
+        with ForewarnClient(bento.url, api_key=KEY, timeout=60) as packed:
+            assert {m.source for m in packed.models().models} == {"bento"}
+            projects = projects_from_portfolio(store.portfolio, _running_ids(store, 25))
+            ours = packed.score(projects, as_of=store.as_of)
+            theirs = client.score(projects, as_of=store.as_of)
+            assert ours == theirs
+            assert packed.explain(projects[0], as_of=store.as_of) == client.explain(
+                projects[0], as_of=store.as_of
+            )
+    finally:
+        bento.process.terminate()
+        assert bento.process.wait(timeout=60) == 0, bento.log_tail()
 
 
 # ------------------------------------------------------------------------------ last: stop
