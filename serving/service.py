@@ -51,7 +51,7 @@ from serving.views import champions_page_app
 # BentoML's own logger namespace: its server logging configuration shows these lines.
 logger = logging.getLogger("bentoml.forewarn")
 
-settings = Settings()  # type: ignore[call-arg]  # pydantic-settings fills it from env
+settings = Settings()
 
 
 def _requested_host() -> str:
@@ -152,7 +152,7 @@ class Forewarn:
 
     def _refs(self, champions: Champions) -> list[ModelRef]:
         return [
-            ModelRef(target=c.target, name=c.name, version=c.version)  # type: ignore[arg-type]
+            ModelRef(target=c.target, name=c.name, version=c.version)
             for c in champions.by_target.values()
         ]
 
@@ -219,7 +219,7 @@ class Forewarn:
         return ModelsResponse(
             models=[
                 ModelInfo(
-                    target=c.target,  # type: ignore[arg-type]
+                    target=c.target,
                     name=c.name,
                     version=c.version,
                     run_id=c.run_id,
