@@ -29,7 +29,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console(stderr=True)
-stdout = Console()
+# Piped output (CI logs, `| tee`) would otherwise be cut to 80 columns.
+stdout = Console(width=None if sys.stdout.isatty() else 120)
 
 DataArg = Annotated[
     Path,
@@ -134,10 +135,23 @@ def simulate(
             }
         )
         return
-    table = Table(title=f"Simulated portfolio → {out} (today = {sim.today})")
-    for col in rates.columns:
-        table.add_column(str(col), justify="left" if col == "project_type" else "right")
-    for row in rates.itertuples(index=False):
+    table = Table(
+        title=f"Simulated portfolio → {out} (today = {sim.today}); shares of closed projects"
+    )
+    shown = {
+        "project_type": "type",
+        "projects": "projects",
+        "closed": "closed",
+        "running": "running",
+        "cancelled": "cancelled",
+        "share_late": "late",
+        "share_over_budget": "over budget",
+        "median_slip": "median slip",
+        "mean_overrun": "mean overrun",
+    }
+    for col, label in shown.items():
+        table.add_column(label, justify="left" if col == "project_type" else "right")
+    for row in rates[list(shown)].itertuples(index=False):
         table.add_row(*[_fmt(v) for v in row])
     stdout.print(table)
     counts = sim.portfolio.counts()
@@ -799,8 +813,8 @@ def _fmt_share(value: Any) -> str:
 
 def _print_results(results: dict[str, Any], json_out: bool, title: str) -> None:
     for result in results.values():
-        if result.skipped:
-            console.print(f"[yellow]{result.skipped}[/]", highlight=False)
+        if result.skipped:  # one line, never wrapped: scripts grep for it
+            console.print(f"[yellow]{result.skipped}[/]", highlight=False, soft_wrap=True)
     if json_out:
         _print_json({t: r.to_json() for t, r in results.items()})
         return
@@ -917,7 +931,9 @@ def retrain(
         return
     for name, result in results.items():
         if result.decision == "skipped":
-            console.print(f"[yellow]{'; '.join(result.reasons)}[/]", highlight=False)
+            console.print(
+                f"[yellow]{'; '.join(result.reasons)}[/]", highlight=False, soft_wrap=True
+            )
             continue
         colour = {"promoted": "green", "refused": "red"}.get(result.decision, "yellow")
         version = (result.challenger or {}).get("version")
@@ -943,6 +959,180 @@ def retrain(
             stdout.print(table)
         for reason in result.reasons:
             stdout.print(f"  - {reason}", highlight=False)
+
+
+# ------------------------------------------------------------------------------ drift
+
+
+def _drift_thresholds(settings: Settings) -> Any:
+    from monitoring.drift import DriftThresholds
+
+    return DriftThresholds(
+        numeric=settings.drift_numeric_threshold,
+        categorical=settings.drift_categorical_threshold,
+        share=settings.drift_share_threshold,
+        prediction=settings.prediction_drift_threshold,
+        unseen=settings.drift_unseen_threshold,
+        alpha=settings.drift_stattest_threshold,
+    )
+
+
+def _drift_check(
+    settings: Settings, data: Path, out: Path, alias: str, as_of: date | None, performance: bool
+) -> tuple[Any, Any]:
+    """Drift (and performance on matured projects) for `forewarn drift` and the demo."""
+    import pandas as pd
+
+    from monitoring.drift import DriftInputError, run_drift
+    from monitoring.performance import run_performance
+
+    loaded = _load(data, settings, out.parent)
+    stamp = pd.Timestamp(as_of) if as_of else None
+    common: dict[str, Any] = {
+        "tracking_uri": settings.resolved_tracking_uri(),
+        "alias": alias,
+        "as_of": stamp,
+        "delay_tolerance": settings.delay_tolerance,
+        "overrun_tolerance": settings.overrun_tolerance,
+        "extra_attributes": settings.extra_attributes,
+        "experiment": settings.monitoring_experiment,
+        "artifact_root": settings.artifact_root(),
+        "seed": settings.seed,
+    }
+    try:
+        drift_run = run_drift(
+            loaded.portfolio,
+            thresholds=_drift_thresholds(settings),
+            out_html=out,
+            out_json=out.with_suffix(".json"),
+            **common,
+        )
+        perf_run = (
+            run_performance(
+                loaded.portfolio,
+                auc_drop=settings.performance_auc_drop,
+                brier_rise=settings.performance_brier_rise,
+                ece_rise=settings.performance_ece_rise,
+                min_projects=settings.performance_min_projects,
+                **common,
+            )
+            if performance
+            else None
+        )
+    except DriftInputError as exc:
+        _fail(f"{data}: {exc}")
+    except LookupError as exc:
+        _fail(f"{exc}. Train first: forewarn train DATA")
+    return drift_run, perf_run
+
+
+def _print_drift(drift_run: Any, perf_run: Any) -> None:
+    result = drift_run.result
+    table = Table(title=f"Drift of the running projects on {result.context['as_of']}")
+    for col in ("test", "value", "fails at", "result"):
+        table.add_column(col, justify="left" if col in ("test", "result") else "right")
+    for t in result.tests:
+        table.add_row(
+            t.name, f"{t.value:.3f}", f"{t.threshold:.3f}", "pass" if t.passed else "[red]FAIL[/]"
+        )
+    stdout.print(table)
+    moved = [c for c in result.columns if c.drifted]
+    if moved:
+        features = Table(title="Features that moved (distance ≥ threshold)")
+        for col in ("feature", "method", "distance", "threshold"):
+            features.add_column(col, justify="left" if col in ("feature", "method") else "right")
+        for name in result.drifted_columns:
+            c = next(c for c in moved if c.column == name)
+            features.add_row(c.column, c.method, f"{c.statistic:.3f}", f"{c.threshold:.3f}")
+        stdout.print(features)
+    if perf_run is not None:
+        perf = perf_run.result
+        matured = perf.context.get("matured_projects", {})
+        stdout.print(
+            "performance on projects closed since training "
+            f"({', '.join(f'{t}: {n}' for t, n in matured.items()) or 'none'}): "
+            + (
+                "passed"
+                if perf.passed
+                else "[red]FAILED[/] — " + "; ".join(perf.to_dict()["failures"])
+            )
+        )
+    if drift_run.report is not None:
+        stdout.print(f"Evidently report → {drift_run.report.path}")
+    if drift_run.summary_path is not None:
+        stdout.print(f"JSON summary → {drift_run.summary_path}")
+
+
+@app.command()
+def drift(
+    data: DataArg,
+    model: Annotated[
+        str, typer.Option("--model", help="registry alias or version to check")
+    ] = "champion",
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="HTML report (default OUT_DIR/drift.html); JSON beside it"),
+    ] = None,
+    as_of: AsOfOpt = None,
+    performance: Annotated[
+        bool,
+        typer.Option(
+            "--performance/--no-performance",
+            help="also check the models on projects closed since their training",
+        ),
+    ] = True,
+    json_out: JsonOpt = False,
+) -> None:
+    """Drift watch: do the running projects still look like the training data? Exit 1 if not.
+
+    Exit 0 when every test passes, 1 when a drift test (or the performance check) fails,
+    2 on input that cannot be checked.
+    """
+    settings = _settings()
+    out = out or settings.out_dir / "drift.html"
+    with _quiet() if json_out else console.status("checking drift"):
+        drift_run, perf_run = _drift_check(
+            settings, data, out, model, _parse_date(as_of), performance
+        )
+    passed = drift_run.result.passed and (perf_run is None or perf_run.result.passed)
+    if json_out:
+        _print_json(
+            {
+                "passed": passed,
+                "drift": drift_run.result.to_dict(),
+                "performance": None if perf_run is None else perf_run.result.to_dict(),
+                "report": str(drift_run.report.path) if drift_run.report else None,
+                "summary": str(drift_run.summary_path) if drift_run.summary_path else None,
+                "mlflow_run_id": drift_run.mlflow_run_id,
+            }
+        )
+    else:
+        _print_drift(drift_run, perf_run)
+    if not passed:
+        raise typer.Exit(1)
+
+
+def _demo_drift(settings: Settings, out: Path, projects: int, seed: int) -> list[tuple[str, str]]:
+    """Drift on a fresh same-settings portfolio (passes) and a drifted one (fails)."""
+    outputs = []
+    for kind, drifted, offset in (("fresh", False, 1), ("drifted", True, 2)):
+        data = out / f"portfolio-{kind}"
+        simulate(
+            out=data,
+            projects=projects,
+            seed=seed + offset,
+            drift=drifted,
+            fmt="csv",
+            json_out=False,
+        )
+        report = out / f"drift-{kind}.html"
+        drift_run, _ = _drift_check(settings, data, report, "champion", None, performance=False)
+        _print_drift(drift_run, None)
+        verdict = "passes" if drift_run.result.passed else "fails: " + ", ".join(
+            drift_run.result.drifted_columns[:6]
+        )
+        outputs.append((f"drift check, {kind} portfolio ({verdict})", str(report)))
+    return outputs
 
 
 # ------------------------------------------------------------------------------- demo
@@ -973,6 +1163,10 @@ def demo(
             f"{settings.resolved_tracking_uri()} (make mlflow-ui)",
         )
     )
+    console.rule("4. score")
+    scores_path = out / "scores.csv"
+    score(data=data, out=scores_path, as_of=None, explain=True, json_out=False)
+    outputs.append(("scores of the running projects, with drivers (batch, CSV)", str(scores_path)))
     console.rule("early-warning report")
     outputs.extend(_demo_report_and_explain(settings, data, out))
     console.rule("outputs")
