@@ -18,40 +18,40 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 import bentoml
-import numpy as np
-import pandas as pd
 from bentoml.exceptions import ServiceUnavailable
 from fastapi import FastAPI, HTTPException
 
 from forewarn.settings import Settings
 from serving.bento_store import ChampionExport, load_from_bento_store, packed_tag
 from serving.champions import Champions, load_from_registry
-from serving.guards import BearerAuth, BodyLimit, bind_refusal
-from serving.intake import as_of_frame, request_portfolio
-from serving.request_models import ExplainRequest, ProjectIn, ScoreRequest
-from serving.response_models import (
-    CONTRIBUTION_SPACE,
-    ExplainResponse,
-    ModelInfo,
-    ModelRef,
-    ModelsResponse,
-    ProjectScore,
-    RiskExplanation,
-    ScoreResponse,
-    Thresholds,
+from serving.endpoints import (
+    ScoringOptions,
+    describe_models,
+    explain_project,
+    score_projects,
 )
-from serving.scoring import explain_row, portfolio_features, score_frame
+from serving.guards import BearerAuth, BodyLimit, bind_refusal
+from serving.request_models import ExplainRequest, ProjectIn, ScoreRequest
+from serving.response_models import ExplainResponse, ModelsResponse, ScoreResponse
 from serving.views import champions_page_app
 
 # BentoML's own logger namespace: its server logging configuration shows these lines.
 logger = logging.getLogger("bentoml.forewarn")
 
 settings = Settings()
+options = ScoringOptions(
+    red=settings.red_threshold,
+    amber=settings.amber_threshold,
+    top_drivers=settings.top_drivers,
+    delay_tolerance=settings.delay_tolerance,
+    overrun_tolerance=settings.overrun_tolerance,
+    extra_attributes=tuple(settings.extra_attributes),
+)
 
 
 def _requested_host() -> str:
@@ -67,36 +67,6 @@ def _requested_host() -> str:
     return str(BentoMLContainer.http.host.get())
 
 
-def _today() -> date:
-    return datetime.now(UTC).date()
-
-
-def _score_rows(frame: pd.DataFrame, refs: list[ModelRef]) -> list[ProjectScore]:
-    scores = []
-    for row in frame.to_dict("records"):
-        scores.append(
-            ProjectScore(
-                project_id=str(row["project_id"]),
-                as_of=pd.Timestamp(row["as_of"]).date(),
-                p_late=_probability(row["p_late"]),
-                p_over_budget=_probability(row["p_over_budget"]),
-                rag_late=row["rag_late"],
-                rag_over_budget=row["rag_over_budget"],
-                rag=row["rag"],
-                late_reason=row["late_reason"],
-                over_budget_reason=row["over_budget_reason"],
-                drivers_late=row["drivers_late"],
-                drivers_over_budget=row["drivers_over_budget"],
-                models=refs,
-            )
-        )
-    return scores
-
-
-def _probability(value: Any) -> float | None:
-    return None if value is None or np.isnan(value) else float(value)
-
-
 @bentoml.service(
     name="forewarn",
     description="Forewarn: how likely each project is to finish late and over budget, and why.",
@@ -108,7 +78,7 @@ def _probability(value: Any) -> float | None:
     http={"host": settings.host, "port": settings.port},
 )
 class Forewarn:
-    """Scores projects with the champion models; thin: the work is in serving.scoring."""
+    """Scores projects with the champion models; the work is in serving.endpoints."""
 
     # `bentoml build` packs the MLflow champions through this reference.
     champions_in_bento = ChampionExport(settings.resolved_tracking_uri())
@@ -121,7 +91,6 @@ class Forewarn:
             raise SystemExit(reason)
 
     def __init__(self) -> None:
-        self.thresholds = Thresholds(red=settings.red_threshold, amber=settings.amber_threshold)
         self.champions: Champions | None = None
         try:
             # A built Bento serves the champions it was packed with; source, the registry's.
@@ -134,106 +103,32 @@ class Forewarn:
             # Stay up and not ready (a crash would make BentoML restart us in a loop).
             logger.exception("Forewarn could not load its champion models")
             return
+        # One LightGBM thread per call: concurrency comes from the request threads.
         self.champions.set_threads(1)
+        loaded = self.champions.by_target.values()
         logger.info(
-            "Forewarn loaded %s",
-            ", ".join(
-                f"{c.name} v{c.version} ({c.source})" for c in self.champions.by_target.values()
-            ),
+            "Forewarn loaded %s", ", ".join(f"{c.name} v{c.version} ({c.source})" for c in loaded)
         )
 
     def __is_ready__(self) -> bool:
         return self.champions is not None
 
-    def _loaded(self) -> Champions:
+    def loaded(self) -> Champions:
         if self.champions is None:
             raise ServiceUnavailable("no champion model loaded: see the server log")
         return self.champions
-
-    def _refs(self, champions: Champions) -> list[ModelRef]:
-        return [
-            ModelRef(target=c.target, name=c.name, version=c.version)
-            for c in champions.by_target.values()
-        ]
 
     @bentoml.api(
         route="/score", input_spec=ScoreRequest.limited_to(settings.max_projects_per_request)
     )
     def score(self, projects: list[ProjectIn], as_of: date | None = None) -> ScoreResponse:
         """Score projects: p_late, p_over_budget, RAG each and overall, top drivers."""
-        champions = self._loaded()
-        portfolio = request_portfolio(projects, settings.extra_attributes)
-        features = portfolio_features(
-            portfolio,
-            as_of_frame(portfolio, as_of or _today()),
-            champions.context,
-            settings.delay_tolerance,
-            settings.overrun_tolerance,
-        )
-        frame = score_frame(
-            champions.models(),
-            features,
-            settings.red_threshold,
-            settings.amber_threshold,
-            settings.top_drivers,
-        )
-        return ScoreResponse(
-            projects=_score_rows(frame, self._refs(champions)), thresholds=self.thresholds
-        )
+        return score_projects(self.loaded(), projects, as_of, options)
 
     @bentoml.api(route="/explain", input_spec=ExplainRequest)
     def explain(self, project: ProjectIn, as_of: date | None = None) -> ExplainResponse:
         """Explain one project: each risk's full SHAP vector, base value and feature values."""
-        champions = self._loaded()
-        portfolio = request_portfolio(
-            [project], settings.extra_attributes, title="ExplainRequest", loc_prefix=("project",)
-        )
-        day = as_of or _today()
-        features = portfolio_features(
-            portfolio,
-            as_of_frame(portfolio, day),
-            champions.context,
-            settings.delay_tolerance,
-            settings.overrun_tolerance,
-        )
-        explained = explain_row(
-            champions.models(),
-            features,
-            settings.red_threshold,
-            settings.amber_threshold,
-            settings.top_drivers,
-        )
-        refs = {r.target: r for r in self._refs(champions)}
-        return ExplainResponse(
-            project_id=project.project_id,
-            as_of=day,
-            risks=[
-                RiskExplanation(model=refs[e["target"]], space=CONTRIBUTION_SPACE, **e)
-                for e in explained
-            ],
-        )
-
-    def model_info(self) -> ModelsResponse:
-        """The champions behind the service (GET /models)."""
-        champions = self._loaded()
-        return ModelsResponse(
-            models=[
-                ModelInfo(
-                    target=c.target,
-                    name=c.name,
-                    version=c.version,
-                    run_id=c.run_id,
-                    trained_at=c.trained_at,
-                    beats_baselines=c.beats_baselines,
-                    source=c.source,
-                    n_features=len(c.model.feature_names),
-                    tags=c.tags,
-                )
-                for c in champions.by_target.values()
-            ],
-            thresholds=self.thresholds,
-            top_drivers=settings.top_drivers,
-        )
+        return explain_project(self.loaded(), project, as_of, options)
 
 
 # GET routes: BentoML APIs are POST only, so the model info is a small mounted app (its
@@ -246,7 +141,7 @@ def models() -> ModelsResponse:
     """Names, versions, runs, training date and whether each beats the EVM/PM rules."""
     service: Forewarn = bentoml.get_current_service()
     try:
-        return service.model_info()
+        return describe_models(service.loaded(), options)
     except ServiceUnavailable as exc:
         raise HTTPException(503, str(exc)) from exc
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -151,9 +150,25 @@ def _start(target: str, env: dict[str, str], cwd: Path, log: Path) -> Server:
 
 
 def _kill(running: Server) -> None:
-    if running.process.poll() is None:
-        os.killpg(running.process.pid, signal.SIGKILL)
+    """Stop a server that a test left running: politely, then its workers by their ids.
+
+    BentoML's workers run in process groups of their own, so killing the arbiter's group
+    alone would leave them behind.
+    """
+    import psutil
+
+    if running.process.poll() is not None:
+        return
+    workers = psutil.Process(running.process.pid).children(recursive=True)
+    running.process.terminate()
+    try:
+        running.process.wait(30)
+    except subprocess.TimeoutExpired:
+        running.process.kill()
         running.process.wait(10)
+    for worker in workers:
+        if worker.is_running():
+            worker.kill()
 
 
 @pytest.fixture(scope="module")
@@ -449,17 +464,23 @@ def test_built_bento_serves_the_same_answers(
                 projects[0], as_of=store.as_of
             )
     finally:
-        bento.process.terminate()
-        assert bento.process.wait(timeout=60) == 0, bento.log_tail()
+        _kill(bento)
+    assert bento.process.returncode == 0, bento.log_tail()
 
 
 # ------------------------------------------------------------------------------ last: stop
 
 
 def test_server_stops_cleanly(server: Server) -> None:
+    import psutil
+
+    workers = psutil.Process(server.process.pid).children(recursive=True)
+    assert workers, "the arbiter runs its worker(s) as children"
     server.process.terminate()
     code = server.process.wait(timeout=60)
     assert code == 0, server.log_tail()
+    _, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, f"workers left running: {alive}"
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         assert s.connect_ex(("127.0.0.1", int(server.url.rsplit(":", 1)[1]))) != 0
 

@@ -1,0 +1,153 @@
+"""What each route answers, as plain functions of the loaded champions.
+
+The BentoML service calls these, and so do the benchmark's in-process and bare-FastAPI
+baselines: the three measure the same work. Settings arrive as a `ScoringOptions`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from serving.champions import Champions
+from serving.intake import as_of_frame, request_portfolio
+from serving.request_models import ProjectIn
+from serving.response_models import (
+    CONTRIBUTION_SPACE,
+    ExplainResponse,
+    ModelInfo,
+    ModelRef,
+    ModelsResponse,
+    ProjectScore,
+    RiskExplanation,
+    ScoreResponse,
+    Thresholds,
+)
+from serving.scoring import explain_row, portfolio_features, score_frame
+
+
+@dataclass(frozen=True)
+class ScoringOptions:
+    """The settings scoring depends on (the service takes them from FOREWARN_*)."""
+
+    red: float = 0.60
+    amber: float = 0.35
+    top_drivers: int = 3
+    delay_tolerance: float = 0.05
+    overrun_tolerance: float = 0.05
+    extra_attributes: tuple[str, ...] = ()
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(red=self.red, amber=self.amber)
+
+
+def today() -> date:
+    """The default `as_of`: today in UTC."""
+    return datetime.now(UTC).date()
+
+
+def model_refs(champions: Champions) -> list[ModelRef]:
+    return [
+        ModelRef(target=c.target, name=c.name, version=c.version)
+        for c in champions.by_target.values()
+    ]
+
+
+def _probability(value: Any) -> float | None:
+    return None if value is None or np.isnan(value) else float(value)
+
+
+def score_projects(
+    champions: Champions,
+    projects: Sequence[ProjectIn],
+    as_of: date | None,
+    options: ScoringOptions,
+) -> ScoreResponse:
+    """POST /score: validate the contract rules, build features, score, in request order."""
+    portfolio = request_portfolio(projects, options.extra_attributes)
+    features = portfolio_features(
+        portfolio,
+        as_of_frame(portfolio, as_of or today()),
+        champions.context,
+        options.delay_tolerance,
+        options.overrun_tolerance,
+    )
+    frame = score_frame(
+        champions.models(), features, options.red, options.amber, options.top_drivers
+    )
+    refs = model_refs(champions)
+    scores = [
+        ProjectScore(
+            project_id=str(row["project_id"]),
+            as_of=pd.Timestamp(row["as_of"]).date(),
+            p_late=_probability(row["p_late"]),
+            p_over_budget=_probability(row["p_over_budget"]),
+            rag_late=row["rag_late"],
+            rag_over_budget=row["rag_over_budget"],
+            rag=row["rag"],
+            late_reason=row["late_reason"],
+            over_budget_reason=row["over_budget_reason"],
+            drivers_late=row["drivers_late"],
+            drivers_over_budget=row["drivers_over_budget"],
+            models=refs,
+        )
+        for row in frame.to_dict("records")
+    ]
+    return ScoreResponse(projects=scores, thresholds=options.thresholds)
+
+
+def explain_project(
+    champions: Champions, project: ProjectIn, as_of: date | None, options: ScoringOptions
+) -> ExplainResponse:
+    """POST /explain: each risk's full SHAP vector, base value and feature values."""
+    portfolio = request_portfolio(
+        [project], options.extra_attributes, title="ExplainRequest", loc_prefix=("project",)
+    )
+    day = as_of or today()
+    features = portfolio_features(
+        portfolio,
+        as_of_frame(portfolio, day),
+        champions.context,
+        options.delay_tolerance,
+        options.overrun_tolerance,
+    )
+    explained = explain_row(
+        champions.models(), features, options.red, options.amber, options.top_drivers
+    )
+    refs = {r.target: r for r in model_refs(champions)}
+    return ExplainResponse(
+        project_id=project.project_id,
+        as_of=day,
+        risks=[
+            RiskExplanation(model=refs[e["target"]], space=CONTRIBUTION_SPACE, **e)
+            for e in explained
+        ],
+    )
+
+
+def describe_models(champions: Champions, options: ScoringOptions) -> ModelsResponse:
+    """GET /models: the champions behind the answers."""
+    return ModelsResponse(
+        models=[
+            ModelInfo(
+                target=c.target,
+                name=c.name,
+                version=c.version,
+                run_id=c.run_id,
+                trained_at=c.trained_at,
+                beats_baselines=c.beats_baselines,
+                source=c.source,
+                n_features=len(c.model.feature_names),
+                tags=c.tags,
+            )
+            for c in champions.by_target.values()
+        ],
+        thresholds=options.thresholds,
+        top_drivers=options.top_drivers,
+    )
