@@ -103,6 +103,14 @@ def _short(text: str, limit: int = 72) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
+def _waterfall_range(base: float, steps: Sequence[float]) -> list[float]:
+    """The x range of every bar end plus room for the value printed beside each bar."""
+    ends = np.cumsum([base, *steps])
+    low, high = min(0.0, float(ends.min())), max(0.0, float(ends.max()))
+    pad = 0.18 * max(high - low, 1e-6)
+    return [low - pad, high + pad]
+
+
 def waterfall_figure(contrib: Waterfall, words: str, calibrated: float | None = None) -> go.Figure:
     """The model's average, each large contribution in words, the rest folded, this project.
 
@@ -161,6 +169,7 @@ def waterfall_figure(contrib: Waterfall, words: str, calibrated: float | None = 
         xaxis={
             "title": f"push on the log-odds of {words.lower()} (right = riskier)",
             "zeroline": True,
+            "range": _waterfall_range(contrib.base, values),
         },
         showlegend=False,
         margin={"r": 60},

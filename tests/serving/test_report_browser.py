@@ -208,6 +208,10 @@ def test_report_numbers_match_batch_scoring(simulated: Pages) -> None:
     _check_numbers(simulated)
     assert len(simulated.scores) > 20
     assert (simulated.scores["rag"] == "red").any()
+    # The CLI ran the monitoring check and the page carries its verdict.
+    assert simulated.report_json["drift"] in ("ok", "drift")
+    html = simulated.report.read_text(encoding="utf-8")
+    assert f'data-drift="{simulated.report_json["drift"]}"' in html
 
 
 @pytest.mark.slow
