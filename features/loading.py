@@ -952,7 +952,7 @@ def write_portfolio(portfolio: Portfolio, out_dir: Path, fmt: str = "csv") -> di
             frame.to_parquet(path, index=False)
         elif fmt == "csv":
             path = out_dir / f"{table}.csv"
-            frame.to_csv(path, index=False, date_format="%Y-%m-%d", float_format="%.6g")
+            frame.to_csv(path, index=False, date_format="%Y-%m-%d", float_format="%.12g")
         else:
             raise ValueError(f"unknown format {fmt!r}: use csv or parquet")
         paths[table] = path

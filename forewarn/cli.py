@@ -151,8 +151,14 @@ def simulate(
     }
     for col, label in shown.items():
         table.add_column(label, justify="left" if col == "project_type" else "right")
-    for row in rates[list(shown)].itertuples(index=False):
-        table.add_row(*[_fmt(v) for v in row])
+    counts = ("projects", "closed", "running", "cancelled")
+    for row in rates[list(shown)].to_dict(orient="records"):
+        table.add_row(
+            *[
+                str(v) if k == "project_type" else _fmt(v, share=k not in counts)
+                for k, v in row.items()
+            ]
+        )
     stdout.print(table)
     counts = sim.portfolio.counts()
     stdout.print(
@@ -161,10 +167,11 @@ def simulate(
     )
 
 
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return "—" if value != value else f"{value:.1%}" if abs(value) <= 1 else f"{value:,.0f}"
-    return str(value)
+def _fmt(value: Any, share: bool = False) -> str:
+    """A count as 1,234, a share as 12.3%, a missing value as a dash."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "—"
+    return f"{value:.1%}" if share else f"{value:,.0f}"
 
 
 @app.command()
@@ -1048,15 +1055,13 @@ def _print_drift(drift_run: Any, perf_run: Any) -> None:
     if perf_run is not None:
         perf = perf_run.result
         matured = perf.context.get("matured_projects", {})
-        stdout.print(
-            "performance on projects closed since training "
-            f"({', '.join(f'{t}: {n}' for t, n in matured.items()) or 'none'}): "
-            + (
-                "passed"
-                if perf.passed
-                else "[red]FAILED[/] — " + "; ".join(perf.to_dict()["failures"])
-            )
-        )
+        counts = ", ".join(f"{t}: {n}" for t, n in matured.items())
+        judged = any(not c.note for c in perf.checks)
+        if not perf.passed:
+            verdict = "[red]FAILED[/] — " + "; ".join(perf.to_dict()["failures"])
+        else:
+            verdict = "passed" if judged else "too few to judge yet"
+        stdout.print(f"performance on projects closed since training ({counts}): {verdict}")
     if drift_run.report is not None:
         stdout.print(f"Evidently report → {drift_run.report.path}")
     if drift_run.summary_path is not None:
@@ -1128,9 +1133,8 @@ def _demo_drift(settings: Settings, out: Path, projects: int, seed: int) -> list
         report = out / f"drift-{kind}.html"
         drift_run, _ = _drift_check(settings, data, report, "champion", None, performance=False)
         _print_drift(drift_run, None)
-        verdict = "passes" if drift_run.result.passed else "fails: " + ", ".join(
-            drift_run.result.drifted_columns[:6]
-        )
+        moved = ", ".join(drift_run.result.drifted_columns[:6]) or "no feature moved"
+        verdict = "passes" if drift_run.result.passed else f"fails; moved: {moved}"
         outputs.append((f"drift check, {kind} portfolio ({verdict})", str(report)))
     return outputs
 
@@ -1169,6 +1173,8 @@ def demo(
     outputs.append(("scores of the running projects, with drivers (batch, CSV)", str(scores_path)))
     console.rule("early-warning report")
     outputs.extend(_demo_report_and_explain(settings, data, out))
+    console.rule("drift watch: a fresh portfolio, then a drifted one")
+    outputs.extend(_demo_drift(settings, out, projects, seed))
     console.rule("outputs")
     table = Table(title="Forewarn demo: outputs")
     table.add_column("what")
