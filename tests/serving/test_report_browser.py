@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -227,6 +228,75 @@ def test_little06_report_says_no_cost_data(little06: Pages) -> None:
     assert "Over budget: no cost data." in view  # the why-section says it, no empty chart
     assert "waterfall-over-budget" not in view
     assert "s-curve" in rows_of(view).missing
+
+
+# --------------------------------------------------------------------- served by BentoML
+
+
+@pytest.mark.slow
+def test_service_serves_the_explanation_page(simulated: Pages, store: Path) -> None:
+    """The page the CLI writes is also GET /views/explain/{id}, behind the service's auth."""
+    import socket
+    import sys
+
+    import httpx
+    import psutil
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOREWARN_")}
+    env.update(
+        MLFLOW_TRACKING_URI=f"sqlite:///{store / 'mlflow.db'}",
+        FOREWARN_API_KEY="page-key",
+        FOREWARN_DATA=str(store / "portfolio"),
+        BENTOML_DO_NOT_TRACK="true",
+    )
+    log = store / "serve.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "bentoml", "serve", "serving.service:Forewarn"),
+                *("--host", "127.0.0.1", "--port", str(port)),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}/views/explain/{simulated.project_id}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert process.poll() is None, log.read_text(errors="replace")[-3000:]
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "service not ready in 180 s"
+            time.sleep(0.5)
+        assert httpx.get(url, timeout=60).status_code == 401
+        auth = {"Authorization": "Bearer page-key"}
+        page = httpx.get(url, headers=auth, params={"as_of": simulated.report_json["as_of"]})
+        assert page.status_code == 200, page.text[:500]
+        assert 'data-chart="waterfall-late"' in page.text
+        served = rows_of(page.text)
+        assert served.missing == rows_of(simulated.view.read_text(encoding="utf-8")).missing
+        assert httpx.get(url + "-nope", headers=auth, timeout=60).status_code == 404
+    finally:
+        # BentoML's workers sit in process groups of their own: stop each by its id.
+        workers = psutil.Process(process.pid).children(recursive=True)
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        for worker in workers:
+            if worker.is_running():
+                worker.kill()
 
 
 # -------------------------------------------------------------------------- the browser
