@@ -137,7 +137,8 @@ def fit_logistic(
     """A weighted logistic regression on the same features as the booster."""
     label = TARGET_LABELS[target]
     labelled = train.loc[train[label].notna()]
-    numeric = [f for f in features if f not in categorical]
+    # A feature with no value in the training rows (no cost data, say) carries nothing.
+    numeric = [f for f in features if f not in categorical and labelled[f].notna().any()]
     transformers: list[tuple[str, object, list[str]]] = []
     if numeric:
         transformers.append(

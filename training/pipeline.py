@@ -183,8 +183,8 @@ def untrainable_reason(frame: pd.DataFrame, target: str) -> str | None:
     if n_projects == 0:
         if target == "overrun":
             return (
-                "overrun skipped: no closed project has both a budget and a final cost "
-                "(no cost data), so there is no over-budget label to learn from"
+                "overrun skipped: no cost data (no closed project has both a budget and "
+                "a final cost, so there is no over-budget label to learn from)"
             )
         return "delay skipped: no closed project has a delay label"
     if n_projects < MIN_PROJECTS:

@@ -300,7 +300,8 @@ def promote(target: str, version: str) -> str | None:
     return None if current is None else current.version
 
 
-def _download_model(target: str, alias_or_version: str, dst: Path) -> Path:
+def download_model(target: str, alias_or_version: str, dst: Path) -> Path:
+    """The registered model's files (MLmodel, ``model.lgb``, ``extra_files/``) under dst."""
     import mlflow
 
     name = REGISTERED_NAMES[target]
@@ -326,7 +327,7 @@ def load_model(target: str, alias: str = CHAMPION, tracking_uri: str | None = No
             "train one first (forewarn train DATA)"
         )
     with tempfile.TemporaryDirectory() as tmp:
-        local = _download_model(target, info.version, Path(tmp))
+        local = download_model(target, info.version, Path(tmp))
         booster_text = (local / "model.lgb").read_text()
         meta_json = (local / "extra_files" / RISK_MODEL_FILE).read_text()
     model = RiskModel.from_strings(booster_text, meta_json)
@@ -419,6 +420,18 @@ def log_monitoring(
     return str(run.info.run_id)
 
 
+def run_artifacts(run_id: str) -> list[str]:
+    """Every artifact path of a run, recursively (for checks and the demo's listing)."""
+    client = _client()
+    paths: list[str] = []
+    pending = [""]
+    while pending:
+        folder = pending.pop()
+        for item in client.list_artifacts(run_id, folder or None):
+            (pending if item.is_dir else paths).append(item.path)
+    return sorted(paths)
+
+
 def list_versions(target: str) -> list[VersionInfo]:
     """Every registered version of a target's model, oldest first."""
     name = REGISTERED_NAMES[target]
@@ -434,3 +447,25 @@ def list_versions(target: str) -> list[VersionInfo]:
         for mv in found
     ]
     return sorted(versions, key=lambda v: int(v.version))
+
+
+def load_evaluation(
+    target: str, alias: str = CHAMPION, tracking_uri: str | None = None
+) -> dict[str, Any]:
+    """The evaluation report logged with the model under `alias` (for monitoring).
+
+    The ``evaluation/<target>.json`` artifact of its run: the held-out figures overall and
+    by stage that performance monitoring compares newly closed projects with.
+    """
+    import mlflow
+
+    if tracking_uri is not None:
+        _set_uri(tracking_uri)
+    info = version_info(target, alias)
+    if info is None:
+        raise LookupError(f"no {REGISTERED_NAMES[target]} model with alias {alias!r}")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=info.run_id, artifact_path=f"evaluation/{target}.json", dst_path=tmp
+        )
+        return dict(json.loads(Path(path).read_text()))

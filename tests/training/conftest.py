@@ -25,8 +25,14 @@ def make_table(
     span_days: int = 1800,
     with_cost: bool = True,
     report_every_days: int = 30,
+    shift_start: str | None = None,
 ) -> pd.DataFrame:
-    """A synthetic training table: one row per report plus an at-approval row per project."""
+    """A synthetic training table: one row per report plus an at-approval row per project.
+
+    With `shift_start`, the world changes for projects planned to start on or after it: the
+    "south" portfolio's projects slip badly from day one (a vendor failing, say), which a
+    model trained on earlier projects cannot know.
+    """
     rng = np.random.default_rng(seed)
     n = n_projects
     planned_start = pd.Timestamp(start) + pd.to_timedelta(rng.integers(0, span_days, n), "D")
@@ -34,6 +40,9 @@ def make_table(
     kind = rng.integers(0, 3, n)
     hidden = rng.normal(0, 1, n)
     slip = 0.12 * hidden + 0.08 * (kind == 0) + rng.normal(0, 0.08, n)
+    portfolio = rng.integers(0, 3, n)
+    if shift_start is not None:
+        slip = slip + 0.3 * ((planned_start >= pd.Timestamp(shift_start)) & (portfolio == 1))
     overrun = 0.10 * (0.7 * hidden + 0.7 * rng.normal(0, 1, n)) + 0.05 * (kind == 0) + 0.02
     planned_finish = planned_start + pd.to_timedelta(duration, "D")
     actual_finish = planned_finish + pd.to_timedelta(np.round(slip * duration), "D")
@@ -77,7 +86,7 @@ def make_table(
             "n_reports": step.astype(float),
             "planned_duration_days": duration[pid],
             "project_type": TYPES[kind][pid],
-            "portfolio": PORTFOLIOS[rng.integers(0, 3, n)][pid],
+            "portfolio": PORTFOLIOS[portfolio][pid],
         }
     )
     return frame

@@ -1,0 +1,115 @@
+"""Retraining: a worse challenger is refused with reasons, a better one promoted, a rerun
+changes nothing. Every MLflow store here is sqlite in tmp_path, never the repo's models/."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training import tracking
+from training.models import RiskModel
+from training.pipeline import TrainingOptions, default_fit, retrain_target
+
+OPTIONS = TrainingOptions(
+    n_bootstrap=30,
+    plots=False,
+    max_trees=60,
+    holdout_days=182,
+    min_holdout_projects=20,
+    reference_rows=500,
+)
+
+
+def _shuffled_fit(train: pd.DataFrame, target: str, options: TrainingOptions) -> RiskModel:
+    """The recipe on labels shuffled across projects: a deliberately worse challenger."""
+    rng = np.random.default_rng(0)
+    per_project = train.groupby("project_id", sort=True)["late"].first()
+    shuffled = pd.Series(rng.permutation(per_project.to_numpy()), index=per_project.index)
+    return default_fit(train.assign(late=train["project_id"].map(shuffled)), target, options)
+
+
+def _known_at(table: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """What `training_table(..., as_of=...)` holds: projects closed by as_of."""
+    return table.loc[table["actual_finish"] <= as_of].reset_index(drop=True)
+
+
+@pytest.fixture
+def store(mlflow_store: dict[str, str]) -> dict[str, str]:
+    tracking.configure(mlflow_store["tracking_uri"], mlflow_store["artifact_root"], "test")
+    return mlflow_store
+
+
+def test_gate_refuses_worse_promotes_better_and_a_rerun_changes_nothing(
+    store: dict[str, str], synthetic_table: Callable[..., pd.DataFrame]
+) -> None:
+    # The world changes in mid-2019 (one portfolio starts slipping badly): a champion
+    # trained in autumn 2019 cannot know it, a challenger trained two years later can.
+    table = synthetic_table(400, seed=21, span_days=1200, shift_start="2019-06-01")
+    closes = table.groupby("project_id")["actual_finish"].first().sort_values()
+    early = pd.Timestamp(closes.iloc[90]).normalize()  # 91 projects known (autumn 2019)
+    later = pd.Timestamp(closes.iloc[330]).normalize()  # 331 projects known (autumn 2021)
+
+    # 1. Empty registry: the first model becomes champion. Its holdout is too small for
+    #    these options, so the gate's figures come from grouped cross-validation.
+    first = retrain_target(
+        _known_at(table, early), "delay", early, replace(OPTIONS, min_holdout_projects=1000)
+    )
+    assert first.decision == "promoted"
+    assert "cross-validation" in first.gate_rows
+    assert any("first model" in r for r in first.reasons)
+    champion = tracking.alias_version("delay", tracking.CHAMPION)
+    assert champion is not None and champion.version == "1"
+
+    # 2. A challenger trained on shuffled labels, later: refused, with reasons recorded.
+    worse = retrain_target(
+        _known_at(table, later), "delay", later, OPTIONS,
+        fit=_shuffled_fit, recipe_name="shuffled-labels",
+    )  # fmt: skip
+    assert worse.decision == "refused"
+    assert worse.champion is not None and worse.challenger is not None
+    assert worse.challenger["auc"] < worse.champion["auc"] - OPTIONS.gate_auc_margin
+    assert any(r.startswith("AUC") and "worse by" in r for r in worse.reasons)
+    assert "holdout" in worse.gate_rows
+    assert tracking.alias_version("delay", tracking.CHAMPION).version == "1"  # type: ignore[union-attr]
+    refused = tracking.alias_version("delay", tracking.CHALLENGER)
+    assert refused is not None and refused.version == "2"
+    assert refused.tags["gate_decision"] == "refused"
+    assert "worse by" in refused.tags["gate_reasons"]
+
+    # 3. The proper recipe on the same data: better than the champion, promoted.
+    better = retrain_target(_known_at(table, later), "delay", later, OPTIONS)
+    assert better.decision == "promoted", better.reasons
+    assert better.challenger is not None and better.champion is not None
+    assert better.challenger["auc"] > better.champion["auc"]
+    assert better.challenger["brier"] < better.champion["brier"]
+    champion = tracking.alias_version("delay", tracking.CHAMPION)
+    assert champion is not None and champion.version == "3"
+    previous = tracking.alias_version("delay", tracking.PREVIOUS_CHAMPION)
+    assert previous is not None and previous.version == "1"
+    assert champion.tags["gate_decision"] == "promoted"
+    assert champion.tags["fingerprint"] == better.fingerprint
+
+    # 4. The same inputs again: no change, no new version, no second promotion.
+    again = retrain_target(_known_at(table, later), "delay", later, OPTIONS)
+    assert again.decision == "no change"
+    assert [v.version for v in tracking.list_versions("delay")] == ["1", "2", "3"]
+    assert tracking.alias_version("delay", tracking.CHAMPION).version == "3"  # type: ignore[union-attr]
+
+    # The champion loads by alias as the model that was registered.
+    loaded = tracking.load_model("delay", tracking.CHAMPION)
+    assert loaded.version == "3"
+    assert loaded.tags["beats_rules"] in ("true", "false")
+
+
+def test_a_target_without_labels_is_skipped(
+    store: dict[str, str], synthetic_table: Callable[..., pd.DataFrame]
+) -> None:
+    table = synthetic_table(60, seed=3, with_cost=False)
+    result = retrain_target(table, "overrun", pd.Timestamp("2030-01-01"), OPTIONS)
+    assert result.decision == "skipped"
+    assert "no cost data" in result.reasons[0]
+    assert tracking.alias_version("overrun", tracking.CHAMPION) is None
