@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +28,11 @@ import pytest
 from features.catalogue import feature_names
 from features.contract import Portfolio
 from features.loading import load_portfolio, write_portfolio
-from features.pointintime import training_table
 from features.simulator import simulate_portfolio
 from serving.client import ForewarnClient, ForewarnError, projects_from_portfolio
 from serving.request_models import ScoreRequest
-from training import tracking
-from training.models import fit_risk_model
+from training.pipeline import Store as TrainingStore
+from training.pipeline import TrainingOptions, train
 
 pytestmark = pytest.mark.slow
 
@@ -54,7 +53,8 @@ class Store:
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    """A simulated portfolio and its two champions in a tmp sqlite MLflow store."""
+    """A simulated portfolio and its two champions, trained by `training.pipeline.train`
+    into a tmp sqlite MLflow store."""
     import mlflow
 
     root = tmp_path_factory.mktemp("forewarn-serving")
@@ -65,28 +65,12 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     portfolio = load_portfolio(data).portfolio
     uri = f"sqlite:///{root}/mlflow.db"
     previous = mlflow.get_tracking_uri()
-    tracking.configure(uri, (root / "artifacts").as_uri())
+    options = TrainingOptions(max_trees=60, plots=False, n_bootstrap=20, reference_rows=1000)
     try:
-        table = training_table(portfolio).frame
-        for target in ("delay", "overrun"):
-            model = fit_risk_model(table, target, seed=3, max_trees=60)
-            reference = table.sample(min(400, len(table)), random_state=0)
-            reference = reference.assign(prediction=model.predict(reference), seen_by_trees=True)
-            version = tracking.log_training(
-                tracking.TrainingRecord(
-                    target=target,
-                    model=model,
-                    report={"auc": 0.5},
-                    report_markdown="test model",
-                    params={"seed": 3},
-                    fingerprint={"projects": 260},
-                    tags={"beats_rules": "true"},
-                    reference=reference,
-                )
-            )
-            tracking.promote(target, version.version)
+        trained = train(portfolio, options, TrainingStore(uri, (root / "artifacts").as_uri()))
     finally:
-        mlflow.set_tracking_uri(previous)
+        mlflow.set_tracking_uri(previous)  # the store is the server's, not this process's
+    assert {t: r.version for t, r in trained.items()} == {"delay": "1", "overrun": "1"}
     yield Store(uri=uri, data=data, portfolio=portfolio, as_of=sim.today)
 
 
@@ -298,7 +282,9 @@ def test_models_route_names_the_champions(client: ForewarnClient) -> None:
     for model in info.models:
         assert model.name == f"forewarn-{model.target}"
         assert model.version == "1" and model.run_id
-        assert model.beats_baselines is True
+        assert model.trained_at and datetime.fromisoformat(model.trained_at)
+        verdict = model.tags["beats_rules"]  # what training recorded
+        assert model.beats_baselines is {"true": True, "false": False}.get(verdict)
         assert model.source == "mlflow"
 
 
