@@ -347,7 +347,7 @@ def _drift_for_report(settings: Settings, portfolio: Any, as_of: date) -> Any:
     """
     import pandas as pd
 
-    from monitoring.drift import DriftThresholds, run_drift
+    from monitoring.drift import run_drift
     from serving.report import DriftStatus
 
     try:
@@ -355,14 +355,12 @@ def _drift_for_report(settings: Settings, portfolio: Any, as_of: date) -> Any:
             portfolio,
             tracking_uri=settings.resolved_tracking_uri(),
             as_of=pd.Timestamp(as_of),
-            thresholds=DriftThresholds(
-                share=settings.drift_share_threshold,
-                prediction=settings.prediction_drift_threshold,
-                alpha=settings.drift_stattest_threshold,
-            ),
+            # The same limits and seed as `forewarn drift`, so both give one verdict.
+            thresholds=_drift_thresholds(settings),
             delay_tolerance=settings.delay_tolerance,
             overrun_tolerance=settings.overrun_tolerance,
             extra_attributes=settings.extra_attributes,
+            seed=settings.seed,
         ).result
     except Exception as exc:  # the report must not fail because monitoring did
         return DriftStatus("unknown", f"the drift check could not run: {exc}")
