@@ -319,7 +319,7 @@ def _moves(row: Mapping[str, Any]) -> str:
             moves.append(f"{words} {rag_before} → {rag_now} ({probs})")
         elif fmt_prob(p_now) != fmt_prob(p_before):
             moves.append(f"p({words}) {probs}")
-    return "; ".join(moves) or "no move"
+    return "; ".join(moves)
 
 
 def _risk_order(frame: pd.DataFrame) -> pd.DataFrame:
