@@ -59,14 +59,37 @@ class Settings(BaseSettings):
     threads: int = Field(8, gt=0)
     top_drivers: int = Field(3, gt=0)
 
-    # --- monitoring --------------------------------------------------------------------
+    # --- monitoring (docs/monitoring.md explains each default) -------------------------
     drift_share_threshold: float = Field(
-        0.30, gt=0, le=1, description="fail when this share of features drifted"
+        0.10, gt=0, le=1, description="data drift fails when this share of features drifted"
     )
-    drift_stattest_threshold: float = Field(0.05, gt=0, lt=1)
-    prediction_drift_threshold: float = Field(0.1, gt=0)
-    performance_auc_drop: float = Field(0.05, ge=0)
-    performance_brier_rise: float = Field(0.05, ge=0)
+    drift_numeric_threshold: float = Field(
+        0.15, gt=0, le=1, description="a numeric feature drifts at this KS distance"
+    )
+    drift_categorical_threshold: float = Field(
+        0.10, gt=0, le=1, description="a categorical feature or flag: Jensen-Shannon distance"
+    )
+    drift_stattest_threshold: float = Field(
+        0.01,
+        gt=0,
+        lt=1,
+        description="significance level of the noise floor: a distance counts only beyond "
+        "what chance reaches at this level for the sample sizes at hand",
+    )
+    drift_unseen_threshold: float = Field(
+        0.05, gt=0, le=1, description="fails at this share of projects in unseen categories"
+    )
+    prediction_drift_threshold: float = Field(
+        0.25, gt=0, le=1, description="p_late / p_over_budget fail at this KS distance"
+    )
+    performance_auc_drop: float = Field(0.05, ge=0, description="AUC may fall this much")
+    performance_brier_rise: float = Field(0.05, ge=0, description="Brier may rise this much")
+    performance_ece_rise: float = Field(
+        0.10, ge=0, description="calibration error may rise this much"
+    )
+    performance_min_projects: int = Field(
+        20, gt=0, description="stages with fewer newly closed projects are not judged"
+    )
 
     @field_validator("extra_attributes", mode="before")
     @classmethod

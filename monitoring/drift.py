@@ -32,10 +32,13 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from features.contract import Portfolio
 
 # Stage = elapsed fraction of the planned duration in fifths, plus "past planned finish":
 # running projects past their planned finish are a population of their own (all late), so
@@ -337,7 +340,7 @@ def check_drift(
     categorical_threshold: float = 0.10,
     share_threshold: float = 0.10,
     prediction_columns: Sequence[str] = (),
-    prediction_threshold: float = 0.10,
+    prediction_threshold: float = 0.25,
     alpha: float = DEFAULT_ALPHA,
     exclude: Mapping[str, str] | None = None,
     reference_groups: str | None = "project_id",
@@ -553,10 +556,15 @@ def snapshot_reference(
        95th percentile of project ages in the reference when None) is kept: by then nearly
        all of it had closed, long projects included. Skipped, and said so, when fewer than
        `min_rows` rows would remain.
-    2. Time. A snapshot catches a project at a random moment, so a report stands for the
-       time until the next one; projects reporting fortnightly have twice the rows of those
-       reporting monthly. Rows are weighted by `report_cadence_days`.
-    3. Stage. `match_stages` gives the reference the current stage mix.
+    2. Time. A snapshot catches a project in proportion to how long it runs, while the
+       reference draws each project about equally (training's `reference_sample` takes
+       rows in proportion to 1/rows of their project). Each row is weighted by its
+       project's duration as far as the reference shows it: the oldest age among the
+       project's rows, at least the planned duration.
+    3. Stage and size. `match_stages` gives the reference the current mix of stages
+       crossed with terciles of `size_column` (planned duration): long projects stay
+       under-represented among closed ones however the rows are weighted, and nearly
+       every feature moves with the stage.
 
     Needs ``as_of``, ``elapsed_fraction`` and ``planned_duration_days``; steps whose
     columns are missing are skipped and reported in the returned description.
@@ -588,16 +596,19 @@ def snapshot_reference(
             ref = ref[in_cohort]
     else:
         info["cohort"] = {"applied": False, "reason": f"reference lacks {sorted(needed)}"}
-    if "report_cadence_days" in ref.columns:
-        cadence = ref["report_cadence_days"].astype("float64")
-        fill = float(cadence.median()) if cadence.notna().any() else 1.0
-        lo, hi = cadence.quantile([0.05, 0.95]).fillna(fill)
-        # Clipped: one long gap between reports must not make a row count ten times.
-        weights = cadence.fillna(fill).clip(lower=max(float(lo), 1.0), upper=max(float(hi), 1.0))
-        info["time_weighted"] = True
+    if {"elapsed_fraction", "planned_duration_days"} <= set(ref.columns):
+        planned = ref["planned_duration_days"].astype("float64")
+        age = ref["elapsed_fraction"].astype("float64") * planned
+        oldest = age.groupby(ref["project_id"]).transform("max") if "project_id" in ref else age
+        duration = pd.concat([planned, oldest], axis=1).max(axis=1)
+        fill = float(duration.median()) if duration.notna().any() else 1.0
+        hi = float(duration.quantile(0.99)) if duration.notna().any() else fill
+        # Clipped: one runaway project must not make its rows count ten times.
+        weights = duration.fillna(fill).clip(lower=1.0, upper=max(hi, 1.0))
+        info["duration_weighted"] = True
     else:
         weights = pd.Series(1.0, index=ref.index)
-        info["time_weighted"] = False
+        info["duration_weighted"] = False
     size = size_column if size_column in ref.columns and size_column in current.columns else None
     matched, mix = match_stages(ref, current, weights.to_numpy(), size_column=size, seed=seed)
     info["stages"] = mix
@@ -624,7 +635,9 @@ def render_html(
     *,
     max_column_plots: int = 12,
     known_categories: Mapping[str, Sequence[str]] | None = None,
+    max_rows: int = 20_000,
     title: str = "Forewarn drift report",
+    seed: int = 0,
 ) -> EvidentlyReport:
     """Write the Evidently report of `result` to `out` (self-contained HTML).
 
@@ -635,6 +648,11 @@ def render_html(
     `known_categories` that `result` tested for unseen values. Evidently draws its plots
     inside `run()`, about 0.1 s per column, so a plot for all 60-odd features would cost
     more than the check itself; the JSON summary lists every column.
+
+    Frames longer than `max_rows` are sampled (uniformly, `seed`) for the report only:
+    Evidently copies the whole frame once per column, which makes its cost grow with rows
+    times columns, and a distribution plot of 20,000 rows looks like one of 100,000. The
+    verdict and `result` always use every row; the report's title says when it sampled.
     """
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import DriftedColumnsCount, OutListValueCount, ValueDrift
@@ -675,7 +693,11 @@ def render_html(
         numerical_columns=numeric + pred_cols, categorical_columns=categorical
     )
     frames = []
-    for frame in (current, reference):
+    sampled = []
+    for name, frame in (("current", current), ("reference", reference)):
+        if len(frame) > max_rows:
+            sampled.append(f"{max_rows:,} of {len(frame):,} {name} rows")
+            frame = frame.sample(n=max_rows, random_state=seed)
         part = frame[compared + pred_cols].copy()
         for col in categorical:
             # Same rule as check_drift: categories compared as text, missing left missing.
@@ -687,6 +709,7 @@ def render_html(
     snapshot = report.run(frames[0], frames[1], name=title)
     out.parent.mkdir(parents=True, exist_ok=True)
     snapshot.save_html(str(out))
+    _add_banner(out, title, result, sampled)
     summary = snapshot.dict()
     count = summary["metrics"][0]["value"]
     return EvidentlyReport(
@@ -695,4 +718,251 @@ def render_html(
         tests={
             t["name"]: str(getattr(t["status"], "value", t["status"])) for t in summary["tests"]
         },
+    )
+
+
+def _add_banner(path: Path, title: str, result: DriftResult, sampled: list[str]) -> None:
+    """Put the verdict on top of Evidently's page: a reader sees first what failed and why."""
+    from html import escape
+
+    failed = [t for t in result.tests if not t.passed]
+    verdict = "DRIFT: " + "; ".join(t.name for t in failed) if failed else "no drift"
+    moved = ", ".join(result.drifted_columns) or "none"
+    lines = [
+        f"<h1 style='margin:0 0 .3em'>{escape(title)}</h1>",
+        f"<p style='font-size:1.2em;margin:.2em 0'><b>{escape(verdict)}</b></p>",
+        f"<p style='margin:.2em 0'>Features that moved ({result.share_drifted:.0%} of "
+        f"{len(result.columns)}, limit {result.share_threshold:.0%}): {escape(moved)}</p>",
+    ]
+    if result.excluded:
+        lines.append(
+            f"<p style='margin:.2em 0;color:#555'>Not compared: {len(result.excluded)} "
+            "feature(s), listed with the reason in the JSON summary.</p>"
+        )
+    if sampled:
+        lines.append(
+            "<p style='margin:.2em 0;color:#555'>Plots and the scores below are on a random "
+            f"sample ({escape(', '.join(sampled))}); the verdict above uses every row.</p>"
+        )
+    colour = "#fdecea" if failed else "#e8f5e9"
+    banner = (
+        f"<div style='font-family:sans-serif;padding:1em 1.5em;background:{colour};"
+        f"border-bottom:1px solid #ccc'>{''.join(lines)}</div>"
+    )
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("<body>", "<body>" + banner, 1), encoding="utf-8")
+
+
+# -------------------------------------------------------------------------- pipeline
+
+
+@dataclass
+class DriftRun:
+    """One `forewarn drift` run: the result, where its outputs went, the MLflow run."""
+
+    result: DriftResult
+    report: EvidentlyReport | None = None
+    summary_path: Path | None = None
+    mlflow_run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DriftThresholds:
+    """The plain values the drift tests are held to (the CLI takes them from settings)."""
+
+    numeric: float = 0.15
+    categorical: float = 0.10
+    share: float = 0.10
+    prediction: float = 0.25
+    unseen: float = 0.05
+    alpha: float = DEFAULT_ALPHA
+
+
+def latest_report_date(portfolio: Portfolio) -> pd.Timestamp:
+    """The default as-of date: the latest status report in the portfolio."""
+    last = portfolio.status_reports["report_date"].max()
+    if pd.isna(last):
+        raise DriftInputError("the portfolio has no status reports: pass --as-of")
+    return pd.Timestamp(last).normalize()
+
+
+def current_features(
+    portfolio: Portfolio,
+    as_of: pd.Timestamp,
+    delay_tolerance: float,
+    overrun_tolerance: float,
+    extra_attributes: Sequence[str] = (),
+) -> pd.DataFrame:
+    """Feature rows of the projects running at `as_of` (what the models score today)."""
+    from features.pointintime import snapshot
+
+    current = snapshot(
+        portfolio,
+        as_of,
+        running_only=True,
+        delay_tolerance=delay_tolerance,
+        overrun_tolerance=overrun_tolerance,
+        extra_attributes=list(extra_attributes),
+    )
+    if current.empty:
+        raise DriftInputError(
+            f"no project is running on {as_of.date()}: nothing to compare (pick another --as-of)"
+        )
+    return current
+
+
+def run_drift(
+    portfolio: Portfolio,
+    *,
+    tracking_uri: str,
+    alias: str = "champion",
+    as_of: pd.Timestamp | None = None,
+    thresholds: DriftThresholds | None = None,
+    delay_tolerance: float = 0.05,
+    overrun_tolerance: float = 0.05,
+    extra_attributes: Sequence[str] = (),
+    out_html: Path | None = None,
+    out_json: Path | None = None,
+    experiment: str | None = None,
+    artifact_root: str | None = None,
+    seed: int = 0,
+) -> DriftRun:
+    """The drift check of `forewarn drift`: features, reference, check, report, MLflow.
+
+    Builds the features of the projects running at `as_of` (default: the latest report
+    date), loads the models under `alias` and the reference sample logged with them,
+    reshapes the reference like a snapshot (`snapshot_reference`), scores both sides with
+    the models, runs `check_drift`, writes the Evidently report and the JSON summary, and
+    logs the figures in the MLflow `experiment` (None: not logged) tagged with the model
+    versions. Raises `DriftInputError` on input that cannot be compared, `LookupError` when
+    the registry has no such model.
+    """
+    from features.catalogue import categorical_names, flag_names
+    from training import tracking
+    from training.models import PREDICTION_COLUMNS, TARGETS
+
+    limits = thresholds or DriftThresholds()
+    day = pd.Timestamp(as_of).normalize() if as_of is not None else latest_report_date(portfolio)
+    loaded: dict[str, Any] = {}
+    for target in TARGETS:
+        try:
+            loaded[target] = tracking.load_model(target, alias, tracking_uri=tracking_uri)
+        except LookupError:
+            continue  # a target may be untrainable (no cost data): check the other one
+    if not loaded:
+        raise LookupError(f"no model with alias or version {alias!r}: train one first")
+    first = next(iter(loaded))
+    reference = tracking.load_reference(first, alias, tracking_uri=tracking_uri)
+    current = current_features(portfolio, day, delay_tolerance, overrun_tolerance, extra_attributes)
+    columns = list(dict.fromkeys(f for m in loaded.values() for f in m.model.feature_names))
+    categorical = [
+        c
+        for c in columns
+        if c in set(categorical_names(extra_attributes)) | set(flag_names())
+        or any(c in m.model.categorical_levels for m in loaded.values())
+    ]
+    closed_through = loaded[first].model.metadata.get("closed_through")
+    matched, info = snapshot_reference(
+        reference,
+        current,
+        trained_until=pd.Timestamp(closed_through) if closed_through else None,
+        seed=seed,
+    )
+    for name, m in loaded.items():
+        column = PREDICTION_COLUMNS[name]
+        current[column] = m.model.predict(current)
+        matched[column] = m.model.predict(matched)
+    known = {k: v for m in loaded.values() for k, v in m.model.categorical_levels.items()}
+    result = check_drift(
+        matched,
+        current,
+        columns,
+        categorical,
+        numeric_threshold=limits.numeric,
+        categorical_threshold=limits.categorical,
+        share_threshold=limits.share,
+        prediction_columns=[PREDICTION_COLUMNS[t] for t in loaded],
+        prediction_threshold=limits.prediction,
+        alpha=limits.alpha,
+        exclude=snapshot_incomparable(columns),
+        known_categories=known,
+        unseen_threshold=limits.unseen,
+    )
+    result.context.update(
+        {
+            "as_of": day.date().isoformat(),
+            "portfolio": portfolio.source,
+            "running_projects": len(current),
+            "models": {
+                t: {"name": m.name, "version": m.version, "run_id": m.run_id}
+                for t, m in loaded.items()
+            },
+            "reference": info,
+        }
+    )
+    run = DriftRun(result=result)
+    if out_html is not None:
+        run.report = render_html(
+            matched,
+            current,
+            result,
+            out_html,
+            known_categories=known,
+            title=f"Forewarn drift report — running projects on {day.date()}",
+            seed=seed,
+        )
+    if out_json is not None:
+        out_json.parent.mkdir(parents=True, exist_ok=True)
+        out_json.write_text(result.to_json(), encoding="utf-8")
+        run.summary_path = out_json
+    if experiment is not None:
+        run.mlflow_run_id = _log_drift(
+            result, loaded, day, experiment, tracking_uri, artifact_root, run
+        )
+    return run
+
+
+def _log_drift(
+    result: DriftResult,
+    loaded: Mapping[str, Any],
+    day: pd.Timestamp,
+    experiment: str,
+    tracking_uri: str,
+    artifact_root: str | None,
+    run: DriftRun,
+) -> str:
+    """Figures as MLflow metrics, tagged with the model versions they are about."""
+    from training import tracking
+
+    metrics: dict[str, float] = {
+        "passed": float(result.passed),
+        "share_drifted": result.share_drifted,
+        "n_drifted": float(len(result.drifted_columns)),
+        "n_current": float(result.n_current),
+        "n_reference": float(result.n_reference),
+    }
+    metrics.update({f"drift/{c.column}": c.statistic for c in result.columns})
+    metrics.update({f"prediction_drift/{p.column}": p.statistic for p in result.predictions})
+    unseen = result.context.get("unseen_categories", {})
+    metrics.update({f"unseen/{col}": float(u["share"]) for col, u in unseen.items()})
+    tags: dict[str, Any] = {
+        "check": "drift",
+        "as_of": day.date().isoformat(),
+        "passed": str(result.passed).lower(),
+        "failed_tests": "; ".join(t.name for t in result.tests if not t.passed) or "none",
+        "drifted_columns": ", ".join(result.drifted_columns) or "none",
+    }
+    for target, m in loaded.items():
+        tags[f"model.{target}.name"] = m.name
+        tags[f"model.{target}.version"] = m.version
+        tags[f"model.{target}.run_id"] = m.run_id
+    artifacts = [p for p in (run.summary_path, run.report.path if run.report else None) if p]
+    tracking.configure(tracking_uri, artifact_root, experiment)
+    return tracking.log_monitoring(
+        experiment,
+        run_name=f"drift {day.date()}",
+        metrics=metrics,
+        tags=tags,
+        artifacts=artifacts,
+        params={k: v for k, v in result.context.items() if k in ("as_of", "portfolio")},
     )

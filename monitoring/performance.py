@@ -18,12 +18,16 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from statistics import NormalDist
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from training.evaluate import STAGE_LABELS, brier, calibration_error, stage_labels, weighted_auc
+
+if TYPE_CHECKING:
+    from features.contract import Portfolio
 
 OVERALL = "overall"
 # Figures where higher is worse get a "rise" margin, AUC a "drop" margin.
@@ -41,7 +45,7 @@ class StageCheck:
     value: float
     baseline: float | None
     change: float | None  # worse is positive: AUC drop, Brier or ECE rise
-    change_low: float | None  # lower end of the bootstrap interval of `change`
+    change_low: float | None  # lower end of the one-sided interval of `change`
     margin: float
     failed: bool
     n_projects: int
@@ -224,9 +228,11 @@ def check_performance(
     {target: {stage or "overall": {"auc": .., "brier": .., "ece": ..}}} as logged at
     training; a stage the training evaluation did not report is compared with "overall".
     A comparison fails when the figure is worse than at training by more than its margin
-    and the lower end of its one-sided bootstrap interval (at `confidence`) is still worse
-    than at training; scopes with fewer than `min_projects` projects, or one class only,
-    are reported but not judged.
+    and the lower end of the one-sided interval of the change (at `confidence`) is still
+    worse than at training: the interval combines today's bootstrap spread over projects
+    with the training figure's own standard error when the baseline gives one (``auc_se``).
+    Scopes with fewer than `min_projects` projects, or one class only, are reported but
+    not judged.
     """
     margins = {"auc": auc_drop, "brier": brier_rise, "ece": ece_rise}
     checks: list[StageCheck] = []
@@ -295,9 +301,14 @@ def _judge_scope(
             sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
             change = sign * (baseline - value)
             if judged:
-                samples = sign * (baseline - fn(y, p, boot))
+                samples = fn(y, p, boot)
                 samples = samples[np.isfinite(samples)]
-                low = float(np.quantile(samples, 1 - confidence)) if len(samples) else None
+                if len(samples) > 1:
+                    # Both figures are estimates: today's from the bootstrap, training's
+                    # from the interval it logged (a few dozen holdout projects can make
+                    # that as wide as today's). Normal one-sided bound on the change.
+                    spread = math.hypot(float(np.std(samples)), base.get(f"{metric}_se") or 0.0)
+                    low = change - NormalDist().inv_cdf(confidence) * spread
                 failed = change > margins[metric] and low is not None and low > 0
         out.append(
             StageCheck(
@@ -338,3 +349,171 @@ def _maybe_float(value: Any) -> float | None:
     except (TypeError, ValueError):
         return None
     return number if math.isfinite(number) else None
+
+
+# -------------------------------------------------------------------------- pipeline
+
+
+@dataclass
+class PerformanceRun:
+    """One performance check: the result, the scored rows, the MLflow run."""
+
+    result: PerformanceResult
+    scored: pd.DataFrame
+    mlflow_run_id: str | None = None
+
+
+def baseline_from_report(report: Mapping[str, Any]) -> dict[str, dict[str, float | None]]:
+    """Training's evaluation report (``evaluation/<target>.json``) → {scope: figures}."""
+    out = {OVERALL: _figures_of(report)}
+    for stage, block in (report.get("by_stage") or {}).items():
+        out[str(stage)] = _figures_of(block or {})
+    return out
+
+
+def _figures_of(block: Mapping[str, Any]) -> dict[str, float | None]:
+    """AUC, Brier, ECE of one block, and the AUC's standard error from its 95% interval."""
+    figures = {m: _maybe_float(block.get(m)) for m in FIGURES}
+    interval = block.get("auc_ci")
+    if isinstance(interval, list | tuple) and len(interval) == 2:
+        low, high = (_maybe_float(v) for v in interval)
+        if low is not None and high is not None:
+            figures["auc_se"] = (high - low) / (2 * NormalDist().inv_cdf(0.975))
+    return figures
+
+
+def score_matured(
+    portfolio: Portfolio,
+    models: Mapping[str, Any],
+    *,
+    as_of: pd.Timestamp | None = None,
+    delay_tolerance: float = 0.05,
+    overrun_tolerance: float = 0.05,
+    extra_attributes: Sequence[str] = (),
+) -> pd.DataFrame:
+    """Rows of the projects that closed after each model's training data, scored.
+
+    `models` maps a target to its `RiskModel`. A project counts for a target when it closed
+    after that model's ``closed_through`` (and by `as_of`); its rows are the training
+    table's (one per report before the finish plus the approval row, each project weighing
+    one), scored as they were at each date. The frame has ``project_id, as_of, weight,
+    elapsed_fraction``, the labels, and per target its label masked to NaN outside its
+    matured projects, and its score (``p_late``, ``p_over_budget``).
+    """
+    from features.pointintime import training_table
+    from training.models import PREDICTION_COLUMNS, TARGET_LABELS
+
+    table = training_table(
+        portfolio,
+        delay_tolerance,
+        overrun_tolerance,
+        as_of=as_of,
+        extra_attributes=list(extra_attributes),
+    ).frame
+    finish = pd.to_datetime(table["actual_finish"])
+    keep = pd.Series(False, index=table.index)
+    matured: dict[str, pd.Series] = {}
+    for target, model in models.items():
+        through = pd.Timestamp(model.metadata.get("closed_through", "1900-01-01"))
+        matured[target] = finish > through
+        keep |= matured[target]
+    rows = table.loc[keep]
+    out = rows[["project_id", "as_of", "weight", "elapsed_fraction", "late", "over_budget"]].copy()
+    for target, model in models.items():
+        label = TARGET_LABELS[target]
+        out[label] = out[label].where(matured[target].loc[keep])
+        out[PREDICTION_COLUMNS[target]] = model.predict(rows)
+    return out.reset_index(drop=True)
+
+
+def run_performance(
+    portfolio: Portfolio,
+    *,
+    tracking_uri: str,
+    alias: str = "champion",
+    as_of: pd.Timestamp | None = None,
+    auc_drop: float = 0.05,
+    brier_rise: float = 0.05,
+    ece_rise: float = 0.10,
+    min_projects: int = 20,
+    delay_tolerance: float = 0.05,
+    overrun_tolerance: float = 0.05,
+    extra_attributes: Sequence[str] = (),
+    experiment: str | None = None,
+    artifact_root: str | None = None,
+    seed: int = 0,
+) -> PerformanceRun:
+    """Performance of the models under `alias` on projects closed since their training.
+
+    Loads each target's model and the evaluation report logged with it, scores the matured
+    projects (`score_matured`) and compares (`check_performance`); logs the figures in the
+    MLflow `experiment` (None: not logged), tagged with the model versions.
+    """
+    from training import tracking
+    from training.models import PREDICTION_COLUMNS, TARGET_LABELS, TARGETS
+
+    loaded: dict[str, Any] = {}
+    baseline: dict[str, dict[str, dict[str, float | None]]] = {}
+    for target in TARGETS:
+        try:
+            loaded[target] = tracking.load_model(target, alias, tracking_uri=tracking_uri)
+        except LookupError:
+            continue
+        report = tracking.load_evaluation(target, alias, tracking_uri=tracking_uri)
+        baseline[target] = baseline_from_report(report)
+    if not loaded:
+        raise LookupError(f"no model with alias or version {alias!r}: train one first")
+    scored = score_matured(
+        portfolio,
+        {t: m.model for t, m in loaded.items()},
+        as_of=as_of,
+        delay_tolerance=delay_tolerance,
+        overrun_tolerance=overrun_tolerance,
+        extra_attributes=extra_attributes,
+    )
+    result = check_performance(
+        scored,
+        baseline,
+        targets={t: (TARGET_LABELS[t], PREDICTION_COLUMNS[t]) for t in loaded},
+        auc_drop=auc_drop,
+        brier_rise=brier_rise,
+        ece_rise=ece_rise,
+        min_projects=min_projects,
+        seed=seed,
+    )
+    result.context.update(
+        {
+            "models": {
+                t: {
+                    "name": m.name,
+                    "version": m.version,
+                    "closed_through": m.model.metadata.get("closed_through"),
+                }
+                for t, m in loaded.items()
+            },
+            "matured_projects": {
+                t: int(scored.loc[scored[TARGET_LABELS[t]].notna(), "project_id"].nunique())
+                for t in loaded
+            },
+        }
+    )
+    run = PerformanceRun(result=result, scored=scored)
+    if experiment is not None:
+        tracking.configure(tracking_uri, artifact_root, experiment)
+        metrics = {
+            f"{c.target}/{c.stage.replace('+', 'plus')}/{c.metric}": c.value for c in result.checks
+        }
+        metrics["passed"] = float(result.passed)
+        tags: dict[str, Any] = {
+            "check": "performance",
+            "passed": str(result.passed).lower(),
+            "failures": "; ".join(result.to_dict()["failures"]) or "none",
+        }
+        for t, m in loaded.items():
+            tags[f"model.{t}.name"] = m.name
+            tags[f"model.{t}.version"] = m.version
+            tags[f"model.{t}.run_id"] = m.run_id
+        run.mlflow_run_id = tracking.log_monitoring(
+            experiment, run_name="performance", metrics=metrics, tags=tags
+        )
+    return run

@@ -156,29 +156,28 @@ def test_excluded_columns_are_listed_with_their_reason() -> None:
     assert "log_budget" not in [c.column for c in result.columns]
 
 
-def test_snapshot_reference_keeps_the_fully_closed_cohort_and_weights_by_cadence() -> None:
+def test_snapshot_reference_keeps_the_fully_closed_cohort_and_weights_by_duration() -> None:
     rng = np.random.default_rng(5)
     n_projects, per = 400, 12
     start = pd.Timestamp("2020-01-01") + pd.to_timedelta(rng.uniform(0, 1800, n_projects), "D")
-    cadence = rng.choice([14.0, 28.0], n_projects)
+    planned = rng.choice([180.0, 540.0], n_projects)
     rows = pd.DataFrame(
         {
             "project_id": np.repeat(np.arange(n_projects), per),
-            "elapsed_fraction": np.tile(np.linspace(0, 1.1, per), n_projects),
-            "planned_duration_days": 365.0,
-            "report_cadence_days": np.repeat(cadence, per),
+            "elapsed_fraction": np.tile(np.linspace(0, 0.95, per), n_projects),
+            "planned_duration_days": np.repeat(planned, per),
         }
     )
     rows["as_of"] = np.repeat(start, per) + pd.to_timedelta(
-        rows["elapsed_fraction"] * 365.0, unit="D"
+        rows["elapsed_fraction"] * rows["planned_duration_days"], unit="D"
     )
-    cur = rows.sample(300, random_state=1)[["elapsed_fraction"]]
-    matched, info = snapshot_reference(rows, cur, horizon_days=400, min_rows=100)
+    cur = rows.sample(300, random_state=1)[["elapsed_fraction", "planned_duration_days"]]
+    matched, info = snapshot_reference(rows, cur, horizon_days=600, min_rows=100, size_column=None)
     assert info["cohort"]["applied"]
-    started = matched["as_of"] - pd.to_timedelta(matched["elapsed_fraction"] * 365.0, unit="D")
-    assert started.max() <= pd.Timestamp(info["cohort"]["started_by"])
-    # Monthly reporters stand for twice the time per row: about 2/3 of the sample.
-    assert (matched["report_cadence_days"] == 28.0).mean() == pytest.approx(2 / 3, abs=0.06)
+    age = pd.to_timedelta(matched["elapsed_fraction"] * matched["planned_duration_days"], "D")
+    assert (matched["as_of"] - age).max() <= pd.Timestamp(info["cohort"]["started_by"])
+    # A snapshot catches a 540-day project three times as often as a 180-day one.
+    assert (matched["planned_duration_days"] == 540.0).mean() == pytest.approx(0.75, abs=0.05)
     assert not matched.duplicated().any()
 
 
