@@ -552,7 +552,7 @@ def _demo_report_and_explain(settings: Settings, data: Path, out: Path) -> list[
         # The riskiest project: the larger of its two probabilities, highest first.
         top = scores[["p_late", "p_over_budget"]].max(axis=1, skipna=True)
         project_id = str(scores.loc[top.idxmax(), "project_id"])
-        console.rule(f"explain the riskiest project, {project_id}")
+        console.rule(f"6. explain the riskiest project, {project_id}")
         view = out / f"explain-{project_id}.html"
         _write_explanation(settings, data, project_id, view, result.as_of)
         outputs.append((f"explanation view of {project_id} (HTML)", view.resolve().as_uri()))
@@ -1169,7 +1169,7 @@ def demo(
     scores_path = out / "scores.csv"
     score(data=data, out=scores_path, as_of=None, explain=True, json_out=False)
     outputs.append(("scores of the running projects, with drivers (batch, CSV)", str(scores_path)))
-    console.rule("early-warning report")
+    console.rule("5. early-warning report")
     outputs.extend(_demo_report_and_explain(settings, data, out))
     console.rule("drift watch: a fresh portfolio, then a drifted one")
     outputs.extend(_demo_drift(settings, out, projects, seed))
