@@ -804,6 +804,19 @@ def _print_evaluation(target: str, report: dict[str, Any], title: str) -> None:
             _fmt_share(ew["false_alarm_share"]),
         )
     stdout.print(figures)
+    for name in ("evm_rule", "pm_forecast"):
+        matched = (baselines.get(name) or {}).get("model_early_warning_same_false_alarms")
+        if matched is None:
+            continue
+        rule = baselines[name]["early_warning"]
+        stdout.print(
+            f"at the {names[name]}'s false-alarm share ({_fmt_share(rule['false_alarm_share'])})"
+            f" the model (red at p ≥ {matched['threshold']:.2f}) flags "
+            f"{_fmt_share(matched['detected_share'])} at median "
+            f"{_fmt_share(matched['median_first_red'])} elapsed; the rule "
+            f"{_fmt_share(rule['detected_share'])} at {_fmt_share(rule['median_first_red'])}",
+            highlight=False,
+        )
     verdict = report.get("beats_rules", {})
     if verdict.get("value") is not None:
         stdout.print(

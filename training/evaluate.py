@@ -201,6 +201,23 @@ def early_warning(
     }
 
 
+def threshold_for_false_alarms(
+    project_ids: np.ndarray, y: np.ndarray, p: np.ndarray, share: float
+) -> float:
+    """The lowest red threshold on `p` that flags at most `share` of the negative projects.
+
+    A negative project is flagged when its highest p reaches the threshold, so the
+    threshold sits just above the (k+1)-th highest of those maxima, k = share x negatives.
+    """
+    frame = pd.DataFrame({"project_id": project_ids, "y": y, "p": p})
+    projects = frame.groupby("project_id").agg(y=("y", "first"), top=("p", "max"))
+    tops = np.sort(projects.loc[projects["y"] == 0, "top"].to_numpy())[::-1]
+    k = int(np.floor(share * len(tops) + 1e-9))
+    if k >= len(tops):
+        return 0.0
+    return float(np.nextafter(tops[k], np.inf))
+
+
 def _share(flags: np.ndarray) -> float | None:
     return float(np.mean(flags)) if len(flags) else None
 
@@ -312,6 +329,15 @@ def evaluate_target(
             else:
                 entry["by_stage"][label] = block
         entry["early_warning"] = early_warning(pids, elapsed, y, scores.red & ok)
+        if scores.is_rule and entry["early_warning"]["false_alarm_share"] is not None:
+            # The model with its red threshold moved so that it raises no more false
+            # alarms than this rule: who warns earlier at the same cost?
+            limit = entry["early_warning"]["false_alarm_share"]
+            threshold = threshold_for_false_alarms(pids, y, model_p, limit)
+            entry["model_early_warning_same_false_alarms"] = {
+                "threshold": threshold,
+                **early_warning(pids, elapsed, y, model_p >= threshold),
+            }
         report["baselines"][name] = entry
     report["beats_rules"] = beats_rules(report)
     report["n_rows"] = len(rows)
@@ -466,6 +492,19 @@ def render_markdown(
                 f"| {METHOD_TITLES[name]} | {_pct(ew['detected_share'])} | "
                 f"{_pct(ew['median_first_red'])} | {_pct(ew['median_first_red_detected'])} | "
                 f"{_pct(ew['detected_by_50_share'])} | {_pct(ew['false_alarm_share'])} |"
+            )
+        for name in RULE_NAMES:
+            matched = (report["baselines"].get(name) or {}).get(
+                "model_early_warning_same_false_alarms"
+            )
+            if matched is None:
+                continue
+            lines.append(
+                f"| model at the {METHOD_TITLES[name]}'s false-alarm share "
+                f"(red at p ≥ {matched['threshold']:.2f}) | {_pct(matched['detected_share'])} | "
+                f"{_pct(matched['median_first_red'])} | "
+                f"{_pct(matched['median_first_red_detected'])} | "
+                f"{_pct(matched['detected_by_50_share'])} | {_pct(matched['false_alarm_share'])} |"
             )
         lines.append("")
         for name in BASELINE_NAMES:

@@ -61,6 +61,7 @@ MIN_PROJECTS = 10
 PREDICTION_COLUMNS: dict[str, str] = {"delay": "p_late", "overrun": "p_over_budget"}
 MAX_TREES = 300
 EARLY_STOPPING_ROUNDS = 30
+LEAF_PROJECTS = 3  # min_data_in_leaf ≥ this many projects' worth of rows (median)
 FORMAT = "forewarn-risk-model/1"
 
 
@@ -269,8 +270,14 @@ def fit_risk_model(
     levels = category_levels(fit_part, categorical)
 
     cat_idx = [features.index(c) for c in categorical]
+    rows_per_project = float(fit_part.groupby("project_id").size().median())
     all_params = {
         **DEFAULT_PARAMS,
+        # A project's rows share one outcome: a leaf must span a few projects' worth of
+        # rows, or small portfolios grow leaves that memorise single projects.
+        "min_data_in_leaf": max(
+            int(DEFAULT_PARAMS["min_data_in_leaf"]), int(LEAF_PROJECTS * rows_per_project)
+        ),
         **(params or {}),
         "seed": seed,
         "num_threads": num_threads,
@@ -328,6 +335,7 @@ def fit_risk_model(
             if d and monotone
         },
         "best_iteration": best,
+        "min_data_in_leaf": all_params["min_data_in_leaf"],
         "max_trees": max_trees,
         "calibration": method,
         "n_rows": len(labelled),

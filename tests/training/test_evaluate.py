@@ -17,6 +17,7 @@ from training.evaluate import (
     pr_auc,
     render_markdown,
     stage_labels,
+    threshold_for_false_alarms,
     weighted_auc,
 )
 
@@ -172,3 +173,14 @@ def test_evaluate_target_compares_on_the_rules_rows() -> None:
     assert entry["model_auc_same_rows"] == pytest.approx(expected)
     assert entry["auc_diff"] == pytest.approx(expected - entry["auc"])
     assert report["beats_rules"]["value"] is True  # a random rule loses
+
+
+def test_threshold_for_false_alarms_flags_at_most_that_share() -> None:
+    # Negative projects' highest p: 0.9, 0.7, 0.5, 0.3; one positive at 0.8.
+    ids = np.array(["N1", "N1", "N2", "N3", "N4", "P1"])
+    y = np.array([0, 0, 0, 0, 0, 1.0])
+    p = np.array([0.2, 0.9, 0.7, 0.5, 0.3, 0.8])
+    half = threshold_for_false_alarms(ids, y, p, 0.5)
+    assert 0.5 < half <= 0.7  # flags N1 and N2 only
+    assert threshold_for_false_alarms(ids, y, p, 0.0) > 0.9
+    assert threshold_for_false_alarms(ids, y, p, 1.0) == 0.0
