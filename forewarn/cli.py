@@ -403,6 +403,7 @@ def _write_report(
             overrun_tolerance=settings.overrun_tolerance,
             drift=drift,
             context=champions.context,
+            watch_list_size=settings.watch_list_size,
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(result.html, encoding="utf-8")
@@ -960,7 +961,8 @@ def retrain(
             + (f" — challenger v{version}" if version else "")
         )
         if result.challenger is not None:
-            table = Table(title=f"{name}: {result.gate_rows}")
+            stdout.print(f"  gate rows: {result.gate_rows}", highlight=False)
+            table = Table()
             for col in ("model", "version", "AUC", "Brier"):
                 table.add_column(col, justify="left" if col == "model" else "right")
             champ = result.champion

@@ -460,7 +460,9 @@ def render_markdown(
         header = ["stage", "rows", "model"]
         for name in BASELINE_NAMES:
             if report["baselines"].get(name) is not None:
-                header += [METHOD_TITLES[name], "model, same rows"]
+                header += [METHOD_TITLES[name]]
+                if name in RULE_NAMES:
+                    header += ["model, same rows"]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for label in STAGE_LABELS:
             s = report["by_stage"][label]
@@ -470,7 +472,9 @@ def render_markdown(
                 if b is None:
                     continue
                 bs = b["by_stage"][label]
-                cells += [_num(bs["auc"]), _num(bs["model_auc_same_rows"])]
+                cells += [_num(bs["auc"])]
+                if name in RULE_NAMES:
+                    cells += [_num(bs["model_auc_same_rows"])]
             lines.append("| " + " | ".join(cells) + " |")
         lines += [
             "",

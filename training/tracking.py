@@ -434,17 +434,24 @@ def run_artifacts(run_id: str) -> list[str]:
 
 def list_versions(target: str) -> list[VersionInfo]:
     """Every registered version of a target's model, oldest first."""
+    from mlflow.exceptions import MlflowException
+
     name = REGISTERED_NAMES[target]
-    found = _client().search_model_versions(f"name = '{name}'")
+    client = _client()
+    try:
+        # Searches leave aliases out; the registered model has them all.
+        alias_map = dict(client.get_registered_model(name).aliases or {})
+    except MlflowException:
+        return []
     versions = [
         VersionInfo(
             name=name,
             version=str(mv.version),
             run_id=str(mv.run_id),
             tags=dict(mv.tags or {}),
-            aliases=list(mv.aliases or []),
+            aliases=sorted(a for a, v in alias_map.items() if str(v) == str(mv.version)),
         )
-        for mv in found
+        for mv in client.search_model_versions(f"name = '{name}'")
     ]
     return sorted(versions, key=lambda v: int(v.version))
 

@@ -96,7 +96,9 @@ def test_gate_refuses_worse_promotes_better_and_a_rerun_changes_nothing(
     # 4. The same inputs again: no change, no new version, no second promotion.
     again = retrain_target(_known_at(table, later), "delay", later, OPTIONS)
     assert again.decision == "no change"
-    assert [v.version for v in tracking.list_versions("delay")] == ["1", "2", "3"]
+    versions = tracking.list_versions("delay")
+    assert [v.version for v in versions] == ["1", "2", "3"]
+    assert [v.aliases for v in versions] == [["previous-champion"], [], ["challenger", "champion"]]
     assert tracking.alias_version("delay", tracking.CHAMPION).version == "3"  # type: ignore[union-attr]
 
     # The champion loads by alias as the model that was registered.
