@@ -17,10 +17,10 @@ Two choices carry the weight (docs/monitoring.md explains them at length):
   beyond what chance gives at these sample sizes (the 1% critical value), so a small
   portfolio does not cry wolf.
 * Like with like. `snapshot_reference` turns the training rows into what a snapshot of
-  running projects looks like (the cohort that had fully closed, each row weighted by the
-  time it stands for, the stage mix of the current projects) before anything is compared,
-  and features that a one-date snapshot cannot share with rows spread over years are left
-  out with the reason (`snapshot_incomparable`).
+  running projects looks like (the cohort that had fully closed by the training date, each
+  row weighted by its project's duration, the current mix of stages and planned durations)
+  before anything is compared, and features that a one-date snapshot cannot share with rows
+  spread over years are left out with the reason (`snapshot_incomparable`).
 
 Evidently is imported inside functions: importing it takes seconds.
 """

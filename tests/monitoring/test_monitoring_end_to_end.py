@@ -23,6 +23,8 @@ from features.loading import write_portfolio
 from features.simulator import simulate_portfolio
 from monitoring.performance import baseline_from_report, check_performance, score_matured
 
+pytestmark = pytest.mark.slow
+
 # What `simulate --drift` changes: a new programme, more IT, larger budgets, costlier work.
 MOVED = {
     "portfolio",
