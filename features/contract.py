@@ -47,8 +47,12 @@ PROJECT_COLUMNS: tuple[Column, ...] = (
     Column("actual_start", "date", meaning="actual start"),
     Column("actual_finish", "date", meaning="set once delivered"),
     Column("final_cost", "number", meaning="set once closed", minimum=0),
-    Column("status", "category", meaning="derived from actual_finish when absent",
-           allowed=PROJECT_STATUSES),
+    Column(
+        "status",
+        "category",
+        meaning="derived from actual_finish when absent",
+        allowed=PROJECT_STATUSES,
+    ),
 )
 
 STATUS_REPORT_COLUMNS: tuple[Column, ...] = (
@@ -138,8 +142,8 @@ def conform(frame: pd.DataFrame, table: str) -> pd.DataFrame:
             out[col.name] = values.where(values.notna(), None)
     if table == "projects":
         missing = out["status"].isna()
-        out.loc[missing, "status"] = out.loc[missing, "actual_finish"].notna().map(
-            {True: "closed", False: "active"}
+        out.loc[missing, "status"] = (
+            out.loc[missing, "actual_finish"].notna().map({True: "closed", False: "active"})
         )
     ordered = column_names(table) + [c for c in out.columns if c not in column_names(table)]
     return out[ordered].reset_index(drop=True)

@@ -151,11 +151,11 @@ def simulate(
     }
     for col, label in shown.items():
         table.add_column(label, justify="left" if col == "project_type" else "right")
-    counts = ("projects", "closed", "running", "cancelled")
+    count_columns = ("projects", "closed", "running", "cancelled")
     for row in rates[list(shown)].to_dict(orient="records"):
         table.add_row(
             *[
-                str(v) if k == "project_type" else _fmt(v, share=k not in counts)
+                str(v) if k == "project_type" else _fmt(v, share=k not in count_columns)
                 for k, v in row.items()
             ]
         )
