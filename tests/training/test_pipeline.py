@@ -77,6 +77,8 @@ def test_train_registers_champions_that_load_by_alias(
         ):
             assert expected in artifacts
 
+    logged = tracking.load_evaluation("delay")
+    assert logged["auc"] == pytest.approx(results["delay"].report["auc"])  # type: ignore[index]
     reference = tracking.load_reference("delay")
     model = tracking.load_model("delay").model
     assert {"project_id", "as_of", "late", "p_late", "seen_by_trees"} <= set(reference.columns)
