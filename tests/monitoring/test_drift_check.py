@@ -191,3 +191,24 @@ def test_unseen_categories_fail_their_own_test(tmp_path: Path) -> None:
     assert result.context["unseen_categories"]["project_type"]["values"] == {"nuclear": 45}
     report = render_html(ref, cur, result, tmp_path / "r.html", known_categories=known)
     assert any(status == "FAIL" and "project_type" in name for name, status in report.tests.items())
+
+
+def test_snapshot_reference_falls_back_to_stages_when_a_size_cell_is_empty() -> None:
+    rng = np.random.default_rng(2)
+    ref = pd.DataFrame(
+        {
+            "project_id": np.arange(600),
+            "as_of": pd.Timestamp("2020-01-01"),
+            "elapsed_fraction": rng.uniform(0, 1.2, 600),
+            "planned_duration_days": rng.uniform(100, 400, 600),  # no long projects at all
+        }
+    )
+    cur = pd.DataFrame(
+        {
+            "elapsed_fraction": rng.uniform(0, 1.2, 90),
+            "planned_duration_days": rng.uniform(100, 1200, 90),
+        }
+    )
+    matched, info = snapshot_reference(ref, cur, min_rows=10_000)
+    assert info["stages"]["size_matching"].startswith("skipped")
+    assert len(matched) > 100
