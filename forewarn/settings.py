@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     gate_auc_margin: float = Field(0.01, ge=0, description="challenger may lose this AUC")
     gate_brier_margin: float = Field(0.005, ge=0, description="and gain this Brier")
 
+    # --- report ------------------------------------------------------------------------
+    watch_list_size: int = Field(
+        40, gt=0, description="red/amber projects in the report's watch list, riskiest first"
+    )
+
     # --- serving -----------------------------------------------------------------------
     api_key: str | None = Field(None, description="bearer token; required off loopback")
     host: str = "127.0.0.1"

@@ -323,17 +323,40 @@ def _moves(row: Mapping[str, Any]) -> str:
 
 
 def _risk_order(frame: pd.DataFrame) -> pd.DataFrame:
-    """Highest concern first: RAG level, then the larger of the two probabilities."""
+    """Highest concern first: RAG level, the larger of the two probabilities, then its margin.
+
+    Isotonic calibration saturates: many projects share the top probability (">99%"). The
+    raw margin (log-odds before calibration, `score_frame`'s ``margin_*``) separates most
+    of them, so ties are broken by the margin of the risk that has the larger probability (the
+    larger margin when both do). Then the other risk: the mean probability, the mean margin;
+    last the project id, so the order never depends on the input's.
+    """
     level = frame["rag"].map(RAG_LEVEL).fillna(-1)
-    probs = frame[["p_late", "p_over_budget"]]
-    top = probs.max(axis=1, skipna=True).fillna(-1)
-    mean = probs.mean(axis=1, skipna=True).fillna(-1)
+    probs = frame[["p_late", "p_over_budget"]].astype(float)
+    top = probs.max(axis=1, skipna=True)
+    # Keyed like `probs`, so each margin lines up with its probability in `where`.
+    margins = pd.DataFrame(
+        {
+            f"p_{risk}": frame[f"margin_{risk}"].astype(float)
+            if f"margin_{risk}" in frame
+            else np.nan
+            for risk, _ in RISKS
+        },
+        index=frame.index,
+    )
+    # The margin of the risk at the top probability (NaN never equals: unscored risks drop).
+    top_margin = margins.where(probs.eq(top, axis=0)).max(axis=1, skipna=True)
+    keys = {
+        "_level": level,
+        "_top": top.fillna(-1),
+        "_margin": top_margin.fillna(-np.inf),
+        "_mean": probs.mean(axis=1, skipna=True).fillna(-1),
+        "_mean_margin": margins.where(probs.notna()).mean(axis=1, skipna=True).fillna(-np.inf),
+    }
     return (
-        frame.assign(_level=level, _top=top, _mean=mean)
-        .sort_values(
-            ["_level", "_top", "_mean", "project_id"], ascending=[False, False, False, True]
-        )
-        .drop(columns=["_level", "_top", "_mean"])
+        frame.assign(**keys)
+        .sort_values([*keys, "project_id"], ascending=[False] * len(keys) + [True])
+        .drop(columns=list(keys))
     )
 
 
@@ -628,12 +651,14 @@ def build_report(
     overrun_tolerance: float,
     drift: DriftStatus | None,
     context: pd.DataFrame | None = None,
+    watch_list_size: int | None = None,
 ) -> ReportResult:
     """Score the running projects at the report date and at the previous one; render.
 
     Both dates are scored point in time with the same models, so the moves reflect what
     the data said then, not a change of model. ``context`` is the portfolio context to
     score with (the champions', as batch scoring does); None computes it from the data.
+    ``watch_list_size`` caps the watch list's table (None: every red and amber project).
     """
     as_of, since = report_dates(portfolio, as_of, since)
     kwargs: dict[str, Any] = {
@@ -657,6 +682,7 @@ def build_report(
         red=red,
         amber=amber,
         source=portfolio.source,
+        watch_list_size=watch_list_size,
     )
     return ReportResult(html=html, scores=current, previous=previous, as_of=as_of, since=since)
 
@@ -756,19 +782,24 @@ def render_report(
     amber: float,
     source: str = "",
     title: str = "Early-warning report",
+    watch_list_size: int | None = None,
 ) -> str:
     """The report page from the score frames at as_of and at since (point in time).
 
     ``current``/``previous`` are `score_frame` outputs for the projects running at each
-    date; a ``name`` column, when present, is shown beside the id.
+    date; a ``name`` column, when present, is shown beside the id. The watch list shows
+    the ``watch_list_size`` red or amber projects at highest risk (None: all of them); the
+    others that are new to the list or worse since the previous date are named below it,
+    and every project is in the full table.
     """
     frame = current.copy()
     if "name" not in frame:
         frame["name"] = None
     prev = previous if previous is not None else frame.iloc[0:0]
     compared = _risk_order(compare_with_previous(frame, prev, since))
-    watch = compared[compared["rag"].isin(["red", "amber"])]
-    watch_rows = [_row_context(r) for r in records(watch)]
+    listed = compared[compared["rag"].isin(["red", "amber"])]
+    watch = watch_list(listed, watch_list_size, compared_with_previous=previous is not None)
+    watch_rows = [_row_context(r) for r in records(watch.shown)]
     all_rows = [_row_context(r, drivers=False) for r in records(compared)]
 
     left = _left_watch_list(frame, prev)
@@ -800,6 +831,9 @@ def render_report(
         previous_running=None if previous is None else len(previous),
         headline=headline(frame, previous, since),
         watch=watch_rows,
+        watch_counts=watch.counts,
+        watch_more=watch.more,
+        moved=[_row_context(r, drivers=False) for r in records(watch.moved)],
         all_rows=all_rows,
         left=left,
         cost=cost,
@@ -811,6 +845,37 @@ def render_report(
         red=red,
         amber=amber,
     )
+
+
+@dataclass(frozen=True)
+class WatchList:
+    """The red and amber projects the page lists, and what it leaves to the full table."""
+
+    shown: pd.DataFrame  # the top rows, highest risk first
+    moved: pd.DataFrame  # not shown, but new to the list or worse since the previous date
+    counts: dict[str, int]  # red and amber projects in all, shown or not
+    more: int  # red or amber projects not shown in the table
+
+
+def watch_list(
+    listed: pd.DataFrame, size: int | None, compared_with_previous: bool = True
+) -> WatchList:
+    """The first ``size`` rows of the red and amber projects (already highest risk first).
+
+    A move must never hide below the cut: the projects past it whose ``change`` is ``new``
+    (red or amber now, not then) or ``worse`` are kept aside, in the same order, for the
+    page to name under the table. Without a previous report there is no move to keep.
+    """
+    if size is not None and size < 1:
+        raise ValueError(f"watch_list_size must be 1 or more, got {size}")
+    cut = len(listed) if size is None else min(size, len(listed))
+    shown, rest = listed.iloc[:cut], listed.iloc[cut:]
+    if compared_with_previous:
+        moved = rest[rest["change"].isin(["new", "worse"])]
+    else:
+        moved = rest.iloc[0:0]
+    counts = {rag: int((listed["rag"] == rag).sum()) for rag in ("red", "amber")}
+    return WatchList(shown=shown, moved=moved, counts=counts, more=len(rest))
 
 
 def _row_context(row: dict[str, Any], drivers: bool = True) -> dict[str, Any]:

@@ -23,6 +23,9 @@ TARGET_COLUMNS: dict[str, tuple[str, str, str, str]] = {
     "delay": ("p_late", "rag_late", "late_reason", "drivers_late"),
     "overrun": ("p_over_budget", "rag_over_budget", "over_budget_reason", "drivers_over_budget"),
 }
+# target → raw margin column: the log-odds before calibration. Calibration is isotonic, so
+# many projects share one probability at the ends (">99%"); the margin still orders them.
+MARGIN_COLUMNS: dict[str, str] = {"delay": "margin_late", "overrun": "margin_over_budget"}
 CONTEXT_COLUMNS = ("portfolio", "project_type", "elapsed_fraction", "spi", "cpi")
 SCORE_COLUMNS = (
     "project_id",
@@ -37,6 +40,7 @@ SCORE_COLUMNS = (
     "drivers_late",
     "drivers_over_budget",
     *CONTEXT_COLUMNS,
+    *MARGIN_COLUMNS.values(),
 )
 RAG_ORDER = {"n/a": 0, "green": 1, "amber": 2, "red": 3}
 
@@ -53,6 +57,8 @@ class ScoringModel(Protocol):
     def encode(self, X: pd.DataFrame | np.ndarray) -> np.ndarray: ...
 
     def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray: ...
+
+    def raw_margin(self, X: pd.DataFrame | np.ndarray) -> np.ndarray: ...
 
     def contributions(self, X: pd.DataFrame | np.ndarray) -> np.ndarray: ...
 
@@ -88,24 +94,27 @@ class TargetScores:
     p: np.ndarray  # calibrated probability, NaN where not scored
     reasons: pd.Series  # why not scored, else None
     contributions: Contributions | None  # TreeSHAP of every row (None when not asked for)
+    margin: np.ndarray  # raw log-odds before calibration, NaN where not scored
 
 
 def score_target(
     model: ScoringModel | None, target: str, features: pd.DataFrame, explain: bool
 ) -> TargetScores:
-    """Probabilities (and, when `explain`, TreeSHAP) of one target for every feature row."""
+    """Probabilities, raw margins (and, when `explain`, TreeSHAP) of one target for every row."""
     reasons = unscorable_reasons(target, features)
     p = np.full(len(features), np.nan)
+    margin = np.full(len(features), np.nan)
     if model is None:
         reasons[:] = f"no {target} model is loaded"
-        return TargetScores(p, reasons, None)
+        return TargetScores(p, reasons, None, margin)
     scorable = reasons.isna().to_numpy()
-    # Encode once: the booster then reads a float matrix (the fast path), twice.
+    # Encode once: the booster then reads a float matrix (the fast path) each time.
     matrix = model.encode(features)
     contributions = tree_shap(model, matrix) if explain and len(features) else None
     if scorable.any():
         p[scorable] = model.predict(matrix[scorable])
-    return TargetScores(p, reasons, contributions)
+        margin[scorable] = model.raw_margin(matrix[scorable])
+    return TargetScores(p, reasons, contributions, margin)
 
 
 def score_frame(
@@ -117,6 +126,8 @@ def score_frame(
 ) -> pd.DataFrame:
     """Score feature rows: p_late, p_over_budget, RAG each and overall, reasons, drivers.
 
+    Also the raw margins `margin_late`/`margin_over_budget` (the models' log-odds before
+    calibration, NaN where not scored): they order projects the calibration ties.
     `models` maps target (`delay`, `overrun`) to its model; a missing one gives reasons.
     `features` is a `features.pointintime.build_features` frame. `top_drivers` = 0 skips
     the TreeSHAP work and leaves the driver lists empty (batch scoring without --explain).
@@ -134,6 +145,7 @@ def score_frame(
         out[p_col] = scores.p
         out[rag_col] = rag(scores.p, red, amber)
         out[reason_col] = scores.reasons.to_numpy()
+        out[MARGIN_COLUMNS[target]] = scores.margin
         if scores.contributions is not None:
             scored_rows = np.flatnonzero(~np.isnan(scores.p))
             found = drivers(scores.contributions, features, top_drivers, scored_rows.tolist())

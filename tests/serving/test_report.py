@@ -41,6 +41,7 @@ from serving.views import (
 )
 
 RED, AMBER = 0.60, 0.35
+RAGS = ("red", "amber")  # the RAGs that put a project on the watch list
 AS_OF, SINCE = date(2024, 6, 1), date(2024, 5, 1)
 
 
@@ -90,12 +91,24 @@ def drivers(i: int) -> list[dict[str, Any]]:
     ]
 
 
+def logit(p: float) -> float:
+    return float(np.log(p / (1 - p))) if 0 < p < 1 else float("nan")
+
+
 def score_rows(
-    p_late: list[float], p_over: list[float], ids: list[str] | None = None
+    p_late: list[float],
+    p_over: list[float],
+    ids: list[str] | None = None,
+    margins: tuple[list[float], list[float]] | None = None,
 ) -> pd.DataFrame:
-    """A `score_frame`-shaped frame with the RAG rules applied as scoring applies them."""
+    """A `score_frame`-shaped frame with the RAG rules applied as scoring applies them.
+
+    The raw margins default to the log-odds of the probabilities (a calibration that is the
+    identity); pass ``margins`` (late, over budget) to make calibrated ties.
+    """
     n = len(p_late)
     ids = ids or [f"P{i:02d}" for i in range(n)]
+    margin_late, margin_over = margins or ([logit(p) for p in p_late], [logit(p) for p in p_over])
 
     def rag(p: float) -> str:
         return "n/a" if np.isnan(p) else "red" if p >= RED else "amber" if p >= AMBER else "green"
@@ -122,6 +135,8 @@ def score_rows(
             "elapsed_fraction": np.linspace(0.1, 1.2, n),
             "spi": np.linspace(0.7, 1.1, n),
             "cpi": [np.nan if np.isnan(p) else 0.9 for p in p_over],
+            "margin_late": margin_late,
+            "margin_over_budget": margin_over,
             "name": [f"Project {i}" for i in range(n)],
             "has_budget": [not np.isnan(p) for p in p_over],
         }
@@ -217,6 +232,100 @@ def test_report_lists_red_and_amber_highest_risk_first() -> None:
     assert counts[("late", "red")] == (2, 1)  # 0.9 and 0.65 now; 0.9 only then
     assert counts[("over_budget", "red")] == (1, 1)
     assert counts[("late", "amber")] == (2, 1)
+
+
+def ids_of(page: PageRows, table: str) -> list[str]:
+    return [r["data-project-id"] for r in page.rows.get(table, [])]
+
+
+def words(html: str) -> str:
+    """The page's text with runs of white space as one space (the template wraps lines)."""
+    return " ".join(html.split())
+
+
+def test_watch_list_shows_the_top_n_and_says_how_many_more() -> None:
+    current = score_rows(
+        [0.9, 0.2, 0.5, 0.65, 0.1, 0.4, 0.8, 0.7], [0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1]
+    )
+    html = render(current, current, watch_list_size=3)
+    page = parse(html)
+    # The three at highest risk, highest first; the other three red or amber are counted.
+    assert ids_of(page, "watch-table") == ["P00", "P06", "P07"]
+    text = words(html)
+    assert "… and 3 more red or amber projects</strong> — all are listed under" in text
+    assert '<a href="#all-projects">‘All running projects’</a> below' in text
+    assert '<h2 id="h-all">All running projects</h2>' in html  # the line names a real heading
+    # The headline and the heading count every red and amber project, not the shown ones.
+    assert "Projects to look at: 4 red and 2 amber" in text
+    counts = {(c["data-risk"], c["data-rag"]): int(c["data-count"]) for c in page.cells}
+    assert counts[("late", "red")] == 4 and counts[("late", "amber")] == 2
+    # Nothing moved since (the same frame): no list of moves.
+    assert "moved-table" not in page.rows
+    # The full table still holds everyone, in the same order as the watch list.
+    all_ids = ids_of(page, "all-table")
+    assert all_ids[:6] == ["P00", "P06", "P07", "P03", "P02", "P05"]
+    assert sorted(all_ids) == sorted(current["project_id"])
+
+    # At or under the cap: every red and amber project, and no "more" line.
+    html = render(current, current, watch_list_size=6)
+    assert len(ids_of(parse(html), "watch-table")) == 6
+    assert 'id="watch-more"' not in html
+    assert len(ids_of(parse(render(current, current)), "watch-table")) == 6  # None: no cap
+
+
+def test_a_move_below_the_cut_is_still_shown() -> None:
+    ids = [f"P{i:02d}" for i in range(8)]
+    current = score_rows([0.9, 0.85, 0.8, 0.62, 0.61, 0.5, 0.45, 0.1], [0.1] * 8, ids)
+    previous = score_rows(  # P03 was green, P04 amber, P06 not running yet
+        [0.9, 0.85, 0.8, 0.2, 0.4, 0.5, 0.1],
+        [0.1] * 7,
+        ["P00", "P01", "P02", "P03", "P04", "P05", "P07"],
+    )
+    html = render(current, previous, watch_list_size=2)
+    page = parse(html)
+    assert ids_of(page, "watch-table") == ["P00", "P01"]
+    moved = {r["data-project-id"]: r for r in page.rows["moved-table"]}
+    # Newly red (P03), amber → red (P04), newly running and amber (P06): highest risk first.
+    assert list(moved) == ["P03", "P04", "P06"]
+    assert [moved[p]["data-change"] for p in moved] == ["new", "worse", "new"]
+    assert [moved[p]["data-rag"] for p in moved] == ["red", "red", "amber"]
+    # Unchanged projects below the cut (P02 red, P05 amber) are counted, not listed.
+    text = words(html)
+    assert "… and 5 more red or amber projects" in text
+    assert "late green → red (20% → 62%)" in text
+    assert "late amber → red (40% → 61%)" in text
+    assert "not running on 1 May 2024" in text
+    assert "New to the list or worse since 1 May 2024, below the top 2: 3 more" in text
+    assert set(ids_of(page, "all-table")) == set(ids)
+
+    # Without a previous report there is nothing to compare: no list of moves.
+    assert "moved-table" not in parse(render(current, None, watch_list_size=2)).rows
+
+
+def test_ties_at_the_top_are_broken_by_the_raw_margin() -> None:
+    # Calibration maps all five to 0.999 (">99%") for at least one risk; the margins differ.
+    p_late = [0.999, 0.999, 0.999, 0.999, 0.999, 0.7]
+    p_over = [0.1, 0.1, 0.1, 0.2, 0.999, 0.1]
+    margin_late = [2.0, 3.5, 3.0, 1.0, 0.5, 0.8]
+    # P03's over-budget margin is large, but its over-budget risk is only 20%: the margin
+    # that breaks the tie is the one of the risk at the top probability.
+    margin_over = [-2.0, -2.0, -2.0, 9.0, 4.0, -2.0]
+    ids = ["P00", "P01", "P02", "P03", "P04", "P05"]
+    current = score_rows(p_late, p_over, ids, margins=(margin_late, margin_over))
+    page = parse(render(current, current, watch_list_size=4))
+    expected = ["P04", "P01", "P02", "P00", "P03", "P05"]  # not the id order
+    assert ids_of(page, "watch-table") == expected[:4]
+    assert ids_of(page, "all-table") == expected
+    # Without margins (a frame from before them) ties fall to the mean probability, then ids.
+    bare = current.drop(columns=["margin_late", "margin_over_budget"])
+    assert ids_of(parse(render(bare, bare)), "all-table") == [
+        "P04",
+        "P03",
+        "P00",
+        "P01",
+        "P02",
+        "P05",
+    ]
 
 
 def test_report_is_self_contained() -> None:
@@ -351,7 +460,20 @@ def test_build_report_scores_exactly_the_running_projects(
         delay_tolerance=0.05,
         overrun_tolerance=0.05,
         drift=None,
+        watch_list_size=5,
     )
+    scores = result.scores
+    # score_frame's raw margins: NaN exactly where not scored, and the calibrated
+    # probability never decreases as the margin rises (it is a calibration of it).
+    for risk in ("late", "over_budget"):
+        assert (scores[f"margin_{risk}"].isna() == scores[f"p_{risk}"].isna()).all()
+        by_margin = scores.dropna(subset=[f"margin_{risk}"]).sort_values(f"margin_{risk}")
+        assert by_margin[f"p_{risk}"].is_monotonic_increasing
+    # The watch list is the first five red or amber rows of the full table's order.
+    page = parse(result.html)
+    listed = [r["data-project-id"] for r in page.rows["all-table"] if r["data-rag"] in RAGS]
+    assert len(listed) == int(scores["rag"].isin(RAGS).sum())
+    assert ids_of(page, "watch-table") == listed[:5]
     projects = small_portfolio.projects
     started = projects["actual_start"].fillna(projects["planned_start"]) <= pd.Timestamp(
         result.as_of

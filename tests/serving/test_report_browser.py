@@ -69,6 +69,32 @@ def _num(text: str) -> float:
     return float("nan") if text == "" else float(text)
 
 
+def _riskiest_first(scores: pd.DataFrame) -> list[str]:
+    """The red and amber project ids of a score frame in the report's documented order.
+
+    Red before amber; then the larger probability; ties (calibration saturates at the
+    top) by the raw margin of the risk with that probability (the larger if both), then
+    the mean probability, the mean margin, the id. Written out here, not imported.
+    """
+    keyed = []
+    for row in scores[scores["rag"].isin(["red", "amber"])].to_dict("records"):
+        pairs = [
+            (float(row[f"p_{r}"]), float(row[f"margin_{r}"]))
+            for r in ("late", "over_budget")
+            if not pd.isna(row[f"p_{r}"])
+        ]
+        top = max(p for p, _ in pairs)
+        key = (
+            row["rag"] == "red",
+            top,
+            max(m for p, m in pairs if p == top),
+            sum(p for p, _ in pairs) / len(pairs),
+            sum(m for _, m in pairs) / len(pairs),
+        )
+        keyed.append((tuple(-k for k in key), str(row["project_id"])))
+    return [pid for _, pid in sorted(keyed)]
+
+
 # ------------------------------------------------------------------------------ fixtures
 
 
@@ -81,6 +107,7 @@ class Pages:
     project_id: str
     scores: pd.DataFrame  # batch scoring of the same data and date
     report_json: dict[str, Any]
+    watch_list_size: int  # the setting the report ran with
 
 
 def _invoke(args: list[str]) -> str:
@@ -97,6 +124,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
         mp.setenv("FOREWARN_MODELS_DIR", str(root / "models"))
         mp.setenv("FOREWARN_OUT_DIR", str(root / "out"))
+        # Fewer than the simulated portfolio's red and amber projects: the cap is exercised.
+        mp.setenv("FOREWARN_WATCH_LIST_SIZE", "12")
         yield root
 
 
@@ -129,7 +158,7 @@ def _pages(data: Path, out: Path, as_of: str | None, project_id: str | None) -> 
         project_id = str(scores.sort_values("p_late", ascending=False)["project_id"].iloc[0])
     view = out / "view.html"
     _invoke(["explain", str(data), project_id, "--out", str(view), *as_of_args])
-    return Pages(report, view, project_id, scores, report_json)
+    return Pages(report, view, project_id, scores, report_json, settings.watch_list_size)
 
 
 def _train(data: Path, store: Path, targets: tuple[str, ...], delay_tolerance: float) -> None:
@@ -196,8 +225,16 @@ def _check_numbers(pages: Pages) -> None:
         assert row["data-rag"] == want["rag"]
         assert row["data-rag-late"] == want["rag_late"]
         assert row["data-rag-over-budget"] == want["rag_over_budget"]
+    # The watch list: the first N red or amber projects in the documented order; the
+    # rest are counted under it, and every one of them is in the full table.
     watch = [r["data-project-id"] for r in parsed.rows.get("watch-table", [])]
-    assert set(watch) == set(expected.index[expected["rag"].isin(["red", "amber"])])
+    ordered = _riskiest_first(pages.scores)
+    assert watch == ordered[: pages.watch_list_size]
+    more = len(ordered) - len(watch)
+    assert (f"… and {more} more red or amber" in " ".join(html.split())) == (more > 0)
+    moved = [r["data-project-id"] for r in parsed.rows.get("moved-table", [])]
+    assert set(moved) <= set(ordered[len(watch) :])  # moves below the cut, never above
+    assert set(ordered) <= set(table)
     counts = {(c["data-risk"], c["data-rag"]): int(c["data-count"]) for c in parsed.counts}
     for (risk, rag), n in counts.items():
         assert n == int((expected[f"rag_{risk}"] == rag).sum()), (risk, rag)
@@ -209,6 +246,7 @@ def test_report_numbers_match_batch_scoring(simulated: Pages) -> None:
     _check_numbers(simulated)
     assert len(simulated.scores) > 20
     assert (simulated.scores["rag"] == "red").any()
+    assert len(_riskiest_first(simulated.scores)) > simulated.watch_list_size  # capped
     # The CLI ran the monitoring check and the page carries its verdict.
     assert simulated.report_json["drift"] in ("ok", "drift")
     html = simulated.report.read_text(encoding="utf-8")
@@ -483,8 +521,17 @@ def _check_in_browser(pages: Pages, browser: Chromium, shots: Path) -> None:
         "[...document.querySelectorAll('#watch-table tbody tr[data-rag=\"red\"]')]"
         ".map(r => r.dataset.projectId)"
     )
+    # The red rows shown are the top N's red ones, in order; every red project is in the
+    # full table (collapsed, so read from the DOM, not from what is visible).
     scores = pages.scores
-    assert sorted(red_on_page) == sorted(scores.loc[scores["rag"] == "red", "project_id"])
+    red = set(scores.loc[scores["rag"] == "red", "project_id"])
+    top_n = _riskiest_first(scores)[: pages.watch_list_size]
+    assert red_on_page == [pid for pid in top_n if pid in red]
+    red_in_full = browser.evaluate(
+        "[...document.querySelectorAll('#all-table tbody tr[data-rag=\"red\"]')]"
+        ".map(r => r.dataset.projectId)"
+    )
+    assert sorted(red_in_full) == sorted(red)
     # Highest risk first: the red rows' larger probability never increases down the table.
     tops = browser.evaluate(
         "[...document.querySelectorAll('#watch-table tbody tr[data-rag=\"red\"]')]"
