@@ -386,6 +386,7 @@ def _log_model(
         "auc": f"{report['auc']:.4f}" if report.get("auc") is not None else "n/a",
         "brier": f"{report['brier']:.4f}" if report.get("brier") is not None else "n/a",
         "source": str(data_fp.get("source", "")),
+        "tolerance": f"{options.tolerance(target):g}",
         **extra_tags,
     }
     params = {
@@ -727,6 +728,12 @@ def retrain_target(
             champion_fig = Figures(weighted_auc(y, champion_p, w), brier(y, champion_p, w))
         except KeyError as exc:
             notes.append(f"the champion cannot score these rows ({exc}); it is replaced")
+        their_tolerance = champion.tags.get("tolerance")
+        if their_tolerance not in (None, f"{options.tolerance(target):g}"):
+            notes.append(
+                f"note: the champion learnt labels at tolerance {their_tolerance}; these rows "
+                f"are labelled at {options.tolerance(target):g}"
+            )
         seen = _champion_seen(rows, champion.model)
         if seen:
             notes.append(
