@@ -18,8 +18,6 @@ generator shares the machine's two cores with the server, so figures are pessimi
 other work on the machine shows up in them. Not a test: it prints a table.
 """
 
-from __future__ import annotations
-
 import argparse
 import http.client
 import json
@@ -175,8 +173,12 @@ def run_load(
 
     def worker(offset: int) -> None:
         nonlocal errors
-        for i in range(5):  # warm-up: connections, caches
-            call(bodies[(offset + i) % len(bodies)])
+        try:
+            for i in range(5):  # warm-up: connections, caches
+                call(bodies[(offset + i) % len(bodies)])
+        except Exception:
+            barrier.abort()  # a failing target must not leave the others waiting
+            raise
         barrier.wait()
         mine = []
         bad = 0
@@ -195,7 +197,12 @@ def run_load(
 
     with ThreadPoolExecutor(concurrency) as pool:
         futures = [pool.submit(worker, k) for k in range(concurrency)]
-        barrier.wait()
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            for f in futures:
+                f.result()  # raises the warm-up's error
+            raise
         started = time.perf_counter()
         for f in futures:
             f.result()
@@ -355,11 +362,20 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
                         help="BentoML worker counts to run")  # fmt: skip
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument(
+        "--store", type=Path, default=None, help="reuse the store an earlier run printed"
+    )
     args = parser.parse_args()
 
-    root = Path(tempfile.mkdtemp(prefix="bench-serve-store-"))
-    print(f"training champions on {args.projects} simulated projects → {root}", flush=True)
-    uri, portfolio = train_store(root, args.projects, args.seed)
+    if args.store is not None:  # a store an earlier run trained: skip the training
+        from features.loading import load_portfolio
+
+        root = args.store
+        uri, portfolio = f"sqlite:///{root}/mlflow.db", load_portfolio(root / "portfolio").portfolio
+    else:
+        root = Path(tempfile.mkdtemp(prefix="bench-serve-store-"))
+        print(f"training champions on {args.projects} simulated projects → {root}", flush=True)
+        uri, portfolio = train_store(root, args.projects, args.seed)
     bodies = request_bodies(portfolio, 50)
     size = np.mean([len(b) for b in bodies]) / 1000
     print(f"{len(bodies)} distinct single-project bodies of ~{size:.1f} kB "

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import calendar
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -106,7 +106,7 @@ def drivers(
     if k <= 0 or n == 0:
         return out
     idx = top_indices(contributions.values, k)
-    columns = {c: features[c].to_numpy() for c in features.columns}
+    columns = _Columns(features)
     names = contributions.feature_names
     for i in chosen:
         get = _getter(columns, i)
@@ -128,7 +128,20 @@ def drivers(
     return out
 
 
-def _getter(columns: Mapping[str, np.ndarray], i: int) -> Getter:
+class _Columns:
+    """A frame's columns as arrays, fetched on first use: a sentence reads a few of ~70."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+        self.cache: dict[str, np.ndarray | None] = {}
+
+    def get(self, name: str) -> np.ndarray | None:
+        if name not in self.cache:
+            self.cache[name] = self.frame[name].to_numpy() if name in self.frame.columns else None
+        return self.cache[name]
+
+
+def _getter(columns: _Columns, i: int) -> Getter:
     def get(name: str) -> Value:
         column = columns.get(name)
         return None if column is None else python_value(column[i])

@@ -71,13 +71,13 @@ def rag(p: np.ndarray, red: float, amber: float) -> np.ndarray:
     return out
 
 
-def unscorable_reasons(target: str, features: pd.DataFrame) -> pd.Series:
-    """Per row, why `target` cannot be scored (None where it can).
+def unscorable_reasons(target: str, features: pd.DataFrame) -> np.ndarray:
+    """Per row, why `target` cannot be scored (None where it can), as an object array.
 
     Overrun is measured against the baseline budget: without one the model would score a
     number that means nothing, so the row gets a reason instead.
     """
-    reasons = pd.Series([None] * len(features), index=features.index, dtype=object)
+    reasons = np.full(len(features), None, dtype=object)
     if target == "overrun":
         if "has_budget" in features.columns:
             no_budget = features["has_budget"].to_numpy(dtype=float, na_value=0.0) < 0.5
@@ -92,13 +92,38 @@ class TargetScores:
     """One target's scores for the rows of a feature frame."""
 
     p: np.ndarray  # calibrated probability, NaN where not scored
-    reasons: pd.Series  # why not scored, else None
+    reasons: np.ndarray  # why not scored, else None (object array)
     contributions: Contributions | None  # TreeSHAP of every row (None when not asked for)
     margin: np.ndarray  # raw log-odds before calibration, NaN where not scored
 
 
+class _Encoded:
+    """Feature matrices by encoding: models that share features and categories share one.
+
+    Encoding a frame costs far more than a booster call on one row (pandas, per column),
+    and the two champions are usually trained on the same columns and levels.
+    """
+
+    def __init__(self, features: pd.DataFrame) -> None:
+        self.features = features
+        self.matrices: list[tuple[list[str], Any, np.ndarray]] = []
+
+    def matrix(self, model: ScoringModel) -> np.ndarray:
+        levels = getattr(model, "categorical_levels", None)
+        for names, known_levels, matrix in self.matrices:
+            if levels is not None and names == model.feature_names and known_levels == levels:
+                return matrix
+        matrix = model.encode(self.features)
+        self.matrices.append((list(model.feature_names), levels, matrix))
+        return matrix
+
+
 def score_target(
-    model: ScoringModel | None, target: str, features: pd.DataFrame, explain: bool
+    model: ScoringModel | None,
+    target: str,
+    features: pd.DataFrame,
+    explain: bool,
+    encoded: _Encoded | None = None,
 ) -> TargetScores:
     """Probabilities, raw margins (and, when `explain`, TreeSHAP) of one target for every row."""
     reasons = unscorable_reasons(target, features)
@@ -107,13 +132,14 @@ def score_target(
     if model is None:
         reasons[:] = f"no {target} model is loaded"
         return TargetScores(p, reasons, None, margin)
-    scorable = reasons.isna().to_numpy()
+    scorable = np.array([r is None for r in reasons], dtype=bool)
     # Encode once: the booster then reads a float matrix (the fast path) each time.
-    matrix = model.encode(features)
+    matrix = (encoded or _Encoded(features)).matrix(model)
     contributions = tree_shap(model, matrix) if explain and len(features) else None
     if scorable.any():
-        p[scorable] = model.predict(matrix[scorable])
-        margin[scorable] = model.raw_margin(matrix[scorable])
+        rows = matrix if scorable.all() else matrix[scorable]
+        p[scorable] = model.predict(rows)
+        margin[scorable] = model.raw_margin(rows)
     return TargetScores(p, reasons, contributions, margin)
 
 
@@ -134,35 +160,43 @@ def score_frame(
     Columns as in docs/internals.md, rows in the order of `features`.
     """
     n = len(features)
-    out = pd.DataFrame(
-        {
-            "project_id": features["project_id"].to_numpy(),
-            "as_of": features["as_of"].to_numpy(),
-        }
-    )
+    # Columns are gathered as arrays and framed once: inserting columns one by one into a
+    # DataFrame costs more than scoring a project.
+    columns: dict[str, Any] = {
+        "project_id": features["project_id"].to_numpy(),
+        "as_of": features["as_of"].to_numpy(),
+    }
+    encoded = _Encoded(features)
     for target, (p_col, rag_col, reason_col, drivers_col) in TARGET_COLUMNS.items():
-        scores = score_target(models.get(target), target, features, explain=top_drivers > 0)
-        out[p_col] = scores.p
-        out[rag_col] = rag(scores.p, red, amber)
-        out[reason_col] = scores.reasons.to_numpy()
-        out[MARGIN_COLUMNS[target]] = scores.margin
+        scores = score_target(
+            models.get(target), target, features, explain=top_drivers > 0, encoded=encoded
+        )
+        columns[p_col] = scores.p
+        columns[rag_col] = rag(scores.p, red, amber)
+        columns[reason_col] = scores.reasons
+        columns[MARGIN_COLUMNS[target]] = scores.margin
+        found: list[list[dict[str, Any]]] = [[] for _ in range(n)]
         if scores.contributions is not None:
             scored_rows = np.flatnonzero(~np.isnan(scores.p))
             found = drivers(scores.contributions, features, top_drivers, scored_rows.tolist())
-            out[drivers_col] = pd.Series(found, dtype=object)
-        else:
-            out[drivers_col] = pd.Series([[] for _ in range(n)], dtype=object)
-    out["rag"] = overall_rag(out["rag_late"].to_numpy(), out["rag_over_budget"].to_numpy())
+        as_objects = np.empty(n, dtype=object)
+        for i, row in enumerate(found):  # one list per cell: numpy must not broadcast them
+            as_objects[i] = row
+        columns[drivers_col] = as_objects
+    columns["rag"] = overall_rag(columns["rag_late"], columns["rag_over_budget"])
     for col in CONTEXT_COLUMNS:
-        out[col] = features[col].to_numpy() if col in features.columns else None
-    return out[list(SCORE_COLUMNS)]
+        columns[col] = features[col].to_numpy() if col in features.columns else np.full(n, None)
+    return pd.DataFrame({name: columns[name] for name in SCORE_COLUMNS}, copy=False)
 
 
 def overall_rag(*rags: np.ndarray) -> np.ndarray:
     """The worse of the RAGs, row by row; n/a only when every one is n/a."""
-    ranks = np.vstack([np.vectorize(RAG_ORDER.__getitem__, otypes=[int])(r) for r in rags])
     names = np.array(sorted(RAG_ORDER, key=RAG_ORDER.__getitem__), dtype=object)
-    return names[ranks.max(axis=0)] if len(ranks[0]) else np.array([], dtype=object)
+    ranks = np.zeros(len(rags[0]), dtype=int)
+    for r in rags:
+        for name, rank in RAG_ORDER.items():
+            ranks = np.where(np.asarray(r, dtype=object) == name, np.maximum(ranks, rank), ranks)
+    return names[ranks]
 
 
 def explain_row(
@@ -196,7 +230,7 @@ def explain_row(
                 "target": target,
                 "probability": None if np.isnan(p) else p,
                 "rag": str(rag(scores.p, red, amber)[0]),
-                "reason": scores.reasons.iloc[0],
+                "reason": scores.reasons[0],
                 "base_value": float(shap.base[0]),
                 "raw_margin": float(shap.raw_margin[0]),
                 "contributions": [
