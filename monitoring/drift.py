@@ -127,7 +127,7 @@ class DriftResult:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary (no NaN: a missing statistic becomes null)."""
         by_name = {c.column: c for c in self.columns}
-        return _no_nan(
+        return json_safe(
             {
                 "passed": self.passed,
                 "share_drifted": self.share_drifted,
@@ -149,11 +149,12 @@ class DriftResult:
         return json.dumps(self.to_dict(), indent=indent, default=str, allow_nan=False)
 
 
-def _no_nan(obj: Any) -> Any:
+def json_safe(obj: Any) -> Any:
+    """Plain JSON values: NaN and infinities become None, NumPy scalars Python ones."""
     if isinstance(obj, dict):
-        return {str(k): _no_nan(v) for k, v in obj.items()}
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_no_nan(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, float | np.floating):
         return None if not math.isfinite(float(obj)) else float(obj)
     if isinstance(obj, np.integer):

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from monitoring.drift import json_safe
 from training.evaluate import STAGE_LABELS, brier, calibration_error, stage_labels, weighted_auc
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ class PerformanceResult:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary (no NaN: missing figures are null)."""
-        return _no_nan(
+        return json_safe(
             {
                 "passed": self.passed,
                 "failures": [
@@ -92,20 +93,6 @@ class PerformanceResult:
     def to_json(self, indent: int | None = 2) -> str:
         """The summary as a JSON string."""
         return json.dumps(self.to_dict(), indent=indent, default=str, allow_nan=False)
-
-
-def _no_nan(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _no_nan(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_no_nan(v) for v in obj]
-    if isinstance(obj, float | np.floating):
-        return None if not math.isfinite(float(obj)) else float(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj
 
 
 # ----------------------------------------------------------------------------- figures
