@@ -33,8 +33,8 @@ test: setup browser ## run the test suite (unit, contract, model, server, notebo
 	$(BIN)/pytest -n 2 --dist loadfile
 
 lint: setup ## ruff check, ruff format --check, mypy
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check --no-cache .
+	$(BIN)/ruff format --check --no-cache .
 	$(BIN)/mypy
 
 format: setup ## apply ruff's fixes and formatting
