@@ -28,7 +28,7 @@ from serving.response_models import (
     ScoreResponse,
     Thresholds,
 )
-from serving.scoring import explain_row, portfolio_features, score_frame
+from serving.scoring import explain_row, portfolio_features, score_columns
 
 
 @dataclass(frozen=True)
@@ -93,12 +93,12 @@ def score_projects(
         options.delay_tolerance,
         options.overrun_tolerance,
     )
-    frame = score_frame(
+    # score_frame's columns, unframed: a DataFrame would only be taken apart again here.
+    columns = score_columns(
         champions.models(), features, options.red, options.amber, options.top_drivers
     )
     refs = model_refs(champions)
-    # Column lists, not frame.to_dict("records"): pandas' per-row boxing costs milliseconds.
-    cols = {name: frame[name].tolist() for name in _SCORE_FIELDS}
+    cols = {name: columns[name].tolist() for name in _SCORE_FIELDS}
     scores = [
         ProjectScore(
             project_id=str(cols["project_id"][i]),
@@ -114,7 +114,7 @@ def score_projects(
             drivers_over_budget=cols["drivers_over_budget"][i],
             models=refs,
         )
-        for i in range(len(frame))
+        for i in range(len(features))
     ]
     return ScoreResponse(projects=scores, thresholds=options.thresholds)
 

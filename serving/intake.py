@@ -115,11 +115,18 @@ def _column(values: list[Any], kind: str) -> np.ndarray:
     return np.array(values, dtype=object)
 
 
-def _table(table: str, rows: list[dict[str, Any]]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {c.name: _column([r.get(c.name) for r in rows], c.kind) for c in COLUMNS[table]},
-        copy=False,
-    )
+def _table(table: str, rows: Sequence[Any], owners: Sequence[str] | None = None) -> pd.DataFrame:
+    """A contract table from request models, read by attribute (no per-row dicts).
+
+    `owners` gives each child row its project's id (nested rows need not carry it).
+    """
+    data: dict[str, np.ndarray] = {}
+    for c in COLUMNS[table]:
+        if c.name == "project_id" and owners is not None:
+            data[c.name] = np.array(owners, dtype=object)
+        else:
+            data[c.name] = _column([getattr(r, c.name) for r in rows], c.kind)
+    return pd.DataFrame(data, copy=False)
 
 
 def _attribute(values: list[Any]) -> np.ndarray:
@@ -145,26 +152,27 @@ def request_portfolio(
     errors = contract_errors(projects)
     if errors:
         raise located_error(errors, title, loc_prefix)
-    project_rows: list[dict[str, Any]] = []
-    child_rows: dict[str, list[dict[str, Any]]] = {t: [] for t in _CHILD_TABLES}
+    children: dict[str, list[Any]] = {t: [] for t in _CHILD_TABLES}
+    owners: dict[str, list[str]] = {t: [] for t in _CHILD_TABLES}
     for p in projects:
-        row = p.model_dump(exclude={"attributes", *_CHILD_TABLES})
-        if row["status"] is None:  # as conform derives it
-            row["status"] = "closed" if p.actual_finish is not None else "active"
-        project_rows.append(row)
         for table in _CHILD_TABLES:
-            for child in getattr(p, table):
-                values = child.model_dump()
-                values["project_id"] = p.project_id
-                child_rows[table].append(values)
-    frame = _table("projects", project_rows)
+            rows = getattr(p, table)
+            children[table].extend(rows)
+            owners[table].extend([p.project_id] * len(rows))
+    frame = _table("projects", projects)
+    # As `features.contract.conform` derives it when absent.
+    frame["status"] = [
+        p.status or ("closed" if p.actual_finish is not None else "active") for p in projects
+    ]
     names = sorted({k for p in projects for k in p.attributes} | set(extra_attributes))
     for name in names:
         frame[name] = _attribute([p.attributes.get(name) for p in projects])
     return Portfolio(
         projects=frame,
-        status_reports=_table("status_reports", child_rows["status_reports"]),
-        changes=_table("changes", child_rows["changes"]),
+        status_reports=_table(
+            "status_reports", children["status_reports"], owners["status_reports"]
+        ),
+        changes=_table("changes", children["changes"], owners["changes"]),
         source="request",
         extra_attributes=list(extra_attributes),
     )

@@ -138,8 +138,13 @@ def score_target(
     contributions = tree_shap(model, matrix) if explain and len(features) else None
     if scorable.any():
         rows = matrix if scorable.all() else matrix[scorable]
-        p[scorable] = model.predict(rows)
         margin[scorable] = model.raw_margin(rows)
+        # RiskModel.predict is its calibrator on this very margin: one tree walk, not two.
+        calibrator = getattr(model, "calibrator", None)
+        if calibrator is not None:
+            p[scorable] = calibrator.transform(margin[scorable])
+        else:
+            p[scorable] = model.predict(rows)
     return TargetScores(p, reasons, contributions, margin)
 
 
@@ -159,9 +164,22 @@ def score_frame(
     the TreeSHAP work and leaves the driver lists empty (batch scoring without --explain).
     Columns as in docs/internals.md, rows in the order of `features`.
     """
+    columns = score_columns(models, features, red, amber, top_drivers)
+    return pd.DataFrame(columns, copy=False)
+
+
+def score_columns(
+    models: Mapping[str, ScoringModel | None],
+    features: pd.DataFrame,
+    red: float,
+    amber: float,
+    top_drivers: int,
+) -> dict[str, np.ndarray]:
+    """`score_frame`'s columns as arrays, in its column order, before they become a frame.
+
+    The service reads these directly: framing one project costs as much as scoring it.
+    """
     n = len(features)
-    # Columns are gathered as arrays and framed once: inserting columns one by one into a
-    # DataFrame costs more than scoring a project.
     columns: dict[str, Any] = {
         "project_id": features["project_id"].to_numpy(),
         "as_of": features["as_of"].to_numpy(),
@@ -186,7 +204,7 @@ def score_frame(
     columns["rag"] = overall_rag(columns["rag_late"], columns["rag_over_budget"])
     for col in CONTEXT_COLUMNS:
         columns[col] = features[col].to_numpy() if col in features.columns else np.full(n, None)
-    return pd.DataFrame({name: columns[name] for name in SCORE_COLUMNS}, copy=False)
+    return {name: columns[name] for name in SCORE_COLUMNS}
 
 
 def overall_rag(*rags: np.ndarray) -> np.ndarray:
