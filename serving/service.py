@@ -8,6 +8,7 @@ hands plain values to library code; the class stays thin. Routes:
 * ``GET /models`` — the champions: versions, runs, whether they beat the PMO rules
 * ``GET /livez``, ``GET /readyz`` — probes (ready once the models are loaded)
 * ``GET /docs.json`` — OpenAPI, with an example request
+* ``GET /views/explain/{project_id}`` — the explanation page (portfolio at FOREWARN_DATA)
 
 Every route but the probes needs ``Authorization: Bearer $FOREWARN_API_KEY`` when a key is
 set, and the service will not listen off loopback without one. Serve it with
