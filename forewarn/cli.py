@@ -650,7 +650,6 @@ def serve(
 ) -> None:
     """Serve the champion models over HTTP (BentoML): /score, /explain, /models, /docs.json."""
     import os
-    import subprocess
 
     from serving.guards import bind_refusal
 
@@ -666,11 +665,9 @@ def serve(
     env = {**os.environ, "FOREWARN_HOST": host, "FOREWARN_PORT": str(port)}
     command = [sys.executable, "-m", "bentoml", "serve", "serving.service:Forewarn"]
     command += ["--host", host, "--port", str(port)]
-    try:
-        code = subprocess.call(command, env=env)
-    except KeyboardInterrupt:  # Ctrl+C reaches BentoML too; it shuts down on its own
-        code = 0
-    raise typer.Exit(code)
+    sys.stdout.flush()
+    # Become `bentoml serve` (same pid): SIGTERM and Ctrl+C reach it with no orphan left.
+    os.execve(sys.executable, command, env)
 
 
 # ------------------------------------------------------------- train, evaluate, retrain

@@ -103,11 +103,10 @@ def _env(store: Store, **extra: str) -> dict[str, str]:
     return env
 
 
-def _start(target: str, env: dict[str, str], cwd: Path, log: Path) -> Server:
-    """`bentoml serve TARGET` on a free loopback port, once /readyz says it is ready."""
+def _start(serve: list[str], env: dict[str, str], cwd: Path, log: Path) -> Server:
+    """`serve --host 127.0.0.1 --port <free>`, once /readyz says it is ready."""
     port = _free_port()
-    command = [sys.executable, "-m", "bentoml", "serve", target]
-    command += ["--host", "127.0.0.1", "--port", str(port)]
+    command = [sys.executable, "-m", *serve, "--host", "127.0.0.1", "--port", str(port)]
     with log.open("wb") as sink:
         process = subprocess.Popen(
             command,
@@ -158,7 +157,8 @@ def _kill(running: Server) -> None:
 @pytest.fixture(scope="module")
 def server(store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log = tmp_path_factory.mktemp("server") / "serve.log"
-    running = _start("serving.service:Forewarn", _env(store), REPO, log)
+    # `forewarn serve` becomes `bentoml serve serving.service:Forewarn` (same process).
+    running = _start(["forewarn.cli", "serve"], _env(store), REPO, log)
     try:
         yield running
     finally:
@@ -438,7 +438,7 @@ def test_built_bento_serves_the_same_answers(
     assert tag, build.stdout[-2000:]
     # No registry at serving time: the Bento must carry its models.
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path}/absent/mlflow.db"
-    bento = _start(tag.group(1), env, tmp_path, tmp_path / "bento.log")
+    bento = _start(["bentoml", "serve", tag.group(1)], env, tmp_path, tmp_path / "bento.log")
     try:
         with ForewarnClient(bento.url, api_key=KEY, timeout=60) as packed:
             assert {m.source for m in packed.models().models} == {"bento"}
