@@ -224,6 +224,29 @@ def _both_outcomes(frame: pd.DataFrame, label: str) -> bool:
     return frame[label].nunique() == 2
 
 
+def _out_of_fold(
+    labelled: pd.DataFrame,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    target: str,
+    options: TrainingOptions,
+    fit: FitFn,
+    progress: Progress,
+    what: str,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's p from the recipe and the logistic regression fitted without its fold."""
+    features = feature_columns(labelled)
+    categorical = categorical_columns(labelled, features)
+    model_p = np.full(len(labelled), np.nan)
+    lr_p = np.full(len(labelled), np.nan)
+    for i, (train_idx, test_idx) in enumerate(folds, start=1):
+        progress(f"{what} {i}/{len(folds)}")
+        train, test = labelled.iloc[train_idx], labelled.iloc[test_idx]
+        model_p[test_idx] = fit(train, target, options).predict(test)
+        lr = fit_logistic(train, target, features, categorical)
+        lr_p[test_idx] = logistic_p(lr, test)
+    return model_p, lr_p
+
+
 def evaluate_recipe(
     labelled: pd.DataFrame,
     target: str,
@@ -266,15 +289,9 @@ def evaluate_recipe(
             design = f"forward split too small ({n_train} / {n_test} projects): "
     if cv is not None:
         folds = grouped_folds(labelled, cv, options.seed, label=label)
-        model_p = np.full(len(labelled), np.nan)
-        lr_p = np.full(len(labelled), np.nan)
-        for i, (train_idx, test_idx) in enumerate(folds, start=1):
-            progress(f"{target}: fold {i}/{len(folds)}")
-            train, test = labelled.iloc[train_idx], labelled.iloc[test_idx]
-            model = fit(train, target, options)
-            lr = fit_logistic(train, target, features, categorical)
-            model_p[test_idx] = model.predict(test)
-            lr_p[test_idx] = logistic_p(lr, test)
+        model_p, lr_p = _out_of_fold(
+            labelled, folds, target, options, fit, progress, f"{target}: fold"
+        )
         rows = labelled
         design += (
             f"{len(folds)}-fold project-grouped cross-validation over "
@@ -873,15 +890,9 @@ def _gate_predictions(
         return holdout, model.predict(holdout), logistic_p(lr, holdout), description
     k = min(DEFAULT_CV, labelled["project_id"].nunique())
     folds = grouped_folds(labelled, k, options.seed, label=label)
-    challenger_p = np.full(len(labelled), np.nan)
-    lr_p = np.full(len(labelled), np.nan)
-    for i, (train_idx, test_idx) in enumerate(folds, start=1):
-        progress(f"{target}: challenger fold {i}/{len(folds)}")
-        train, test = labelled.iloc[train_idx], labelled.iloc[test_idx]
-        model = fit(train, target, options)
-        lr = fit_logistic(train, target, features, categorical)
-        challenger_p[test_idx] = model.predict(test)
-        lr_p[test_idx] = logistic_p(lr, test)
+    challenger_p, lr_p = _out_of_fold(
+        labelled, folds, target, options, fit, progress, f"{target}: challenger fold"
+    )
     description = (
         f"{len(folds)}-fold grouped cross-validation over {labelled['project_id'].nunique()} "
         f"projects (the holdout {cutoff.date()}..{as_of.date()} had {n_hold} projects, "
