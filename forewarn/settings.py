@@ -54,6 +54,9 @@ class Settings(BaseSettings):
 
     # --- serving -----------------------------------------------------------------------
     api_key: str | None = Field(None, description="bearer token; required off loopback")
+    data: Path | None = Field(
+        None, description="portfolio the service's explanation pages are drawn from"
+    )
     host: str = "127.0.0.1"
     port: int = 3000
     max_body_bytes: int = Field(5_000_000, gt=0, description="larger bodies get 413")

@@ -28,7 +28,7 @@ from serving.response_models import (
     ScoreResponse,
     Thresholds,
 )
-from serving.scoring import explain_row, portfolio_features, score_columns
+from serving.scoring import RISK_COLUMNS, explain_row, portfolio_features, score_columns
 
 
 @dataclass(frozen=True)
@@ -59,21 +59,6 @@ def model_refs(champions: Champions) -> list[ModelRef]:
     ]
 
 
-_SCORE_FIELDS = (
-    "project_id",
-    "as_of",
-    "p_late",
-    "p_over_budget",
-    "rag_late",
-    "rag_over_budget",
-    "rag",
-    "late_reason",
-    "over_budget_reason",
-    "drivers_late",
-    "drivers_over_budget",
-)
-
-
 def _probability(value: Any) -> float | None:
     return None if value is None or np.isnan(value) else float(value)
 
@@ -98,7 +83,7 @@ def score_projects(
         champions.models(), features, options.red, options.amber, options.top_drivers
     )
     refs = model_refs(champions)
-    cols = {name: columns[name].tolist() for name in _SCORE_FIELDS}
+    cols = {name: columns[name].tolist() for name in RISK_COLUMNS}
     scores = [
         ProjectScore(
             project_id=str(cols["project_id"][i]),

@@ -27,7 +27,9 @@ TARGET_COLUMNS: dict[str, tuple[str, str, str, str]] = {
 # many projects share one probability at the ends (">99%"); the margin still orders them.
 MARGIN_COLUMNS: dict[str, str] = {"delay": "margin_late", "overrun": "margin_over_budget"}
 CONTEXT_COLUMNS = ("portfolio", "project_type", "elapsed_fraction", "spi", "cpi")
-SCORE_COLUMNS = (
+# What a score says about a project (the service answers exactly these); SCORE_COLUMNS adds
+# the context shown beside it and the raw margins used to order ties.
+RISK_COLUMNS = (
     "project_id",
     "as_of",
     "p_late",
@@ -39,9 +41,8 @@ SCORE_COLUMNS = (
     "over_budget_reason",
     "drivers_late",
     "drivers_over_budget",
-    *CONTEXT_COLUMNS,
-    *MARGIN_COLUMNS.values(),
 )
+SCORE_COLUMNS = (*RISK_COLUMNS, *CONTEXT_COLUMNS, *MARGIN_COLUMNS.values())
 RAG_ORDER = {"n/a": 0, "green": 1, "amber": 2, "red": 3}
 
 NO_BUDGET = (

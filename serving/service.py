@@ -18,9 +18,7 @@ set, and the service will not listen off loopback without one. Serve it with
 from __future__ import annotations
 
 import logging
-import os
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import bentoml
@@ -150,11 +148,11 @@ def models() -> ModelsResponse:
 # `bentoml.service` made Forewarn a bentoml.Service; mypy cannot see through the decorator.
 _service: Any = Forewarn
 # The explanation view (GET /views/explain/{project_id}?as_of=), behind the same auth. Its
-# portfolio comes from FOREWARN_DATA until Settings has a field for it. Mounted before "/".
+# portfolio is settings.data (FOREWARN_DATA). Mounted before "/".
 _service.mount_asgi_app(
     champions_page_app(
         lambda: bentoml.get_current_service().champions,
-        Path(os.environ["FOREWARN_DATA"]) if os.environ.get("FOREWARN_DATA") else None,
+        settings.data,
         extra_attributes=settings.extra_attributes,
         red=settings.red_threshold,
         amber=settings.amber_threshold,

@@ -258,11 +258,14 @@ def alias_version(target: str, alias: str) -> VersionInfo | None:
 
     name = REGISTERED_NAMES[target]
     try:
-        mv = _client().get_model_version_by_alias(name, alias)
+        return _version_info(_client().get_model_version_by_alias(name, alias))
     except MlflowException:
         return None
+
+
+def _version_info(mv: Any) -> VersionInfo:
     return VersionInfo(
-        name=name,
+        name=str(mv.name),
         version=str(mv.version),
         run_id=str(mv.run_id),
         tags=dict(mv.tags or {}),
@@ -344,16 +347,9 @@ def version_info(target: str, alias: str) -> VersionInfo | None:
 
     name = REGISTERED_NAMES[target]
     try:
-        mv = _client().get_model_version(name, alias)
+        return _version_info(_client().get_model_version(name, alias))
     except MlflowException:
         return None
-    return VersionInfo(
-        name=name,
-        version=str(mv.version),
-        run_id=str(mv.run_id),
-        tags=dict(mv.tags or {}),
-        aliases=list(mv.aliases or []),
-    )
 
 
 def load_reference(
