@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from training.calibration import Calibrator, fit_calibrator
-from training.models import RiskModel, fit_risk_model
+from training.models import RiskModel, category_codes, encode_features, fit_risk_model
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +67,26 @@ def test_categories_use_stored_codes_and_unseen_ones_are_missing(
     rows["project_type"] = [levels[1], "never-seen", None]
     codes = delay_model.encode(rows)[:, delay_model.feature_names.index("project_type")]
     assert codes[0] == 1.0 and np.isnan(codes[1]) and np.isnan(codes[2])
+
+
+def test_few_and_many_rows_get_the_same_category_codes() -> None:
+    levels = ["1", "it", "ops"]
+    values = np.array(["ops", None, "never-seen", np.nan, 1, "it", pd.NA, "1"], dtype=object)
+    few = category_codes(values, levels)  # the per-value path (a request's few rows)
+    many = category_codes(np.tile(values, 20), levels)[: len(values)]  # the vectorised path
+    np.testing.assert_array_equal(few, [2.0, np.nan, np.nan, np.nan, 0.0, 1.0, np.nan, 0.0])
+    np.testing.assert_array_equal(many, few)
+
+
+def test_integer_and_float_columns_encode_alike(
+    delay_model: RiskModel, table: pd.DataFrame
+) -> None:
+    rows = table.iloc[:5].copy()
+    as_ints = rows.assign(n_reports=rows["n_reports"].astype("int64"))  # not the float block
+    names, levels = delay_model.feature_names, delay_model.categorical_levels
+    np.testing.assert_array_equal(
+        encode_features(as_ints, names, levels), encode_features(rows, names, levels)
+    )
 
 
 def test_lower_cpi_never_lowers_overrun_risk(overrun_model: RiskModel, table: pd.DataFrame) -> None:
