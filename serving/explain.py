@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from features.catalogue import FEATURES
+from features.columns import FeatureColumns, Features, FrameColumns, columns_of
 
 Value = float | str | None
 Getter = Callable[[str], Value]
@@ -88,7 +89,7 @@ def python_value(value: Any) -> Value:
 
 def drivers(
     contributions: Contributions,
-    features: pd.DataFrame,
+    features: Features,
     k: int,
     rows: Sequence[int] | None = None,
 ) -> list[list[dict[str, Any]]]:
@@ -106,7 +107,7 @@ def drivers(
     if k <= 0 or n == 0:
         return out
     idx = top_indices(contributions.values, k)
-    columns = _Columns(features)
+    columns = columns_of(features)
     names = contributions.feature_names
     for i in chosen:
         get = _getter(columns, i)
@@ -128,23 +129,10 @@ def drivers(
     return out
 
 
-class _Columns:
-    """A frame's columns as arrays, fetched on first use: a sentence reads a few of ~70."""
-
-    def __init__(self, frame: pd.DataFrame) -> None:
-        self.frame = frame
-        self.cache: dict[str, np.ndarray | None] = {}
-
-    def get(self, name: str) -> np.ndarray | None:
-        if name not in self.cache:
-            self.cache[name] = self.frame[name].to_numpy() if name in self.frame.columns else None
-        return self.cache[name]
-
-
-def _getter(columns: _Columns, i: int) -> Getter:
+def _getter(columns: FeatureColumns | FrameColumns, i: int) -> Getter:
     def get(name: str) -> Value:
-        column = columns.get(name)
-        return None if column is None else python_value(column[i])
+        # A sentence may name a neighbour the frame lacks: it then reads as unknown.
+        return python_value(columns.column(name)[i]) if name in columns else None
 
     return get
 

@@ -14,9 +14,10 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from features.columns import FeatureColumns, Features, FrameColumns, columns_of
 from features.contract import Portfolio
 from features.pointintime import build_features
-from serving.explain import Contributions, drivers, python_value, tree_shap
+from serving.explain import Contributions, Value, drivers, python_value, tree_shap
 
 # target → (probability, rag, reason, drivers) columns of the score frame
 TARGET_COLUMNS: dict[str, tuple[str, str, str, str]] = {
@@ -55,13 +56,13 @@ class ScoringModel(Protocol):
 
     feature_names: list[str]
 
-    def encode(self, X: pd.DataFrame | np.ndarray) -> np.ndarray: ...
+    def encode(self, X: Features | np.ndarray) -> np.ndarray: ...
 
-    def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray: ...
+    def predict(self, X: Features | np.ndarray) -> np.ndarray: ...
 
-    def raw_margin(self, X: pd.DataFrame | np.ndarray) -> np.ndarray: ...
+    def raw_margin(self, X: Features | np.ndarray) -> np.ndarray: ...
 
-    def contributions(self, X: pd.DataFrame | np.ndarray) -> np.ndarray: ...
+    def contributions(self, X: Features | np.ndarray) -> np.ndarray: ...
 
 
 def rag(p: np.ndarray, red: float, amber: float) -> np.ndarray:
@@ -72,7 +73,7 @@ def rag(p: np.ndarray, red: float, amber: float) -> np.ndarray:
     return out
 
 
-def unscorable_reasons(target: str, features: pd.DataFrame) -> np.ndarray:
+def unscorable_reasons(target: str, features: Features) -> np.ndarray:
     """Per row, why `target` cannot be scored (None where it can), as an object array.
 
     Overrun is measured against the baseline budget: without one the model would score a
@@ -80,10 +81,12 @@ def unscorable_reasons(target: str, features: pd.DataFrame) -> np.ndarray:
     """
     reasons = np.full(len(features), None, dtype=object)
     if target == "overrun":
-        if "has_budget" in features.columns:
-            no_budget = features["has_budget"].to_numpy(dtype=float, na_value=0.0) < 0.5
+        columns = columns_of(features)
+        if "has_budget" in columns:
+            has_budget = np.asarray(columns.column("has_budget"), dtype=float)
+            no_budget = ~(has_budget >= 0.5)  # NaN: not known to have one
         else:
-            no_budget = features["log_budget"].isna().to_numpy()
+            no_budget = pd.isna(columns.column("log_budget"))
         reasons[no_budget] = NO_BUDGET
     return reasons
 
@@ -105,7 +108,7 @@ class _Encoded:
     and the two champions are usually trained on the same columns and levels.
     """
 
-    def __init__(self, features: pd.DataFrame) -> None:
+    def __init__(self, features: Features) -> None:
         self.features = features
         self.matrices: list[tuple[list[str], Any, np.ndarray]] = []
 
@@ -122,7 +125,7 @@ class _Encoded:
 def score_target(
     model: ScoringModel | None,
     target: str,
-    features: pd.DataFrame,
+    features: Features,
     explain: bool,
     encoded: _Encoded | None = None,
 ) -> TargetScores:
@@ -151,7 +154,7 @@ def score_target(
 
 def score_frame(
     models: Mapping[str, ScoringModel | None],
-    features: pd.DataFrame,
+    features: Features,
     red: float,
     amber: float,
     top_drivers: int,
@@ -171,7 +174,7 @@ def score_frame(
 
 def score_columns(
     models: Mapping[str, ScoringModel | None],
-    features: pd.DataFrame,
+    features: Features,
     red: float,
     amber: float,
     top_drivers: int,
@@ -181,14 +184,15 @@ def score_columns(
     The service reads these directly: framing one project costs as much as scoring it.
     """
     n = len(features)
+    given = columns_of(features)
     columns: dict[str, Any] = {
-        "project_id": features["project_id"].to_numpy(),
-        "as_of": features["as_of"].to_numpy(),
+        "project_id": given.column("project_id"),
+        "as_of": given.column("as_of"),
     }
-    encoded = _Encoded(features)
+    encoded = _Encoded(given)
     for target, (p_col, rag_col, reason_col, drivers_col) in TARGET_COLUMNS.items():
         scores = score_target(
-            models.get(target), target, features, explain=top_drivers > 0, encoded=encoded
+            models.get(target), target, given, explain=top_drivers > 0, encoded=encoded
         )
         columns[p_col] = scores.p
         columns[rag_col] = rag(scores.p, red, amber)
@@ -197,14 +201,14 @@ def score_columns(
         found: list[list[dict[str, Any]]] = [[] for _ in range(n)]
         if scores.contributions is not None:
             scored_rows = np.flatnonzero(~np.isnan(scores.p))
-            found = drivers(scores.contributions, features, top_drivers, scored_rows.tolist())
+            found = drivers(scores.contributions, given, top_drivers, scored_rows.tolist())
         as_objects = np.empty(n, dtype=object)
         for i, row in enumerate(found):  # one list per cell: numpy must not broadcast them
             as_objects[i] = row
         columns[drivers_col] = as_objects
     columns["rag"] = overall_rag(columns["rag_late"], columns["rag_over_budget"])
     for col in CONTEXT_COLUMNS:
-        columns[col] = features[col].to_numpy() if col in features.columns else np.full(n, None)
+        columns[col] = given.column(col) if col in given else np.full(n, None)
     return {name: columns[name] for name in SCORE_COLUMNS}
 
 
@@ -220,7 +224,7 @@ def overall_rag(*rags: np.ndarray) -> np.ndarray:
 
 def explain_row(
     models: Mapping[str, ScoringModel | None],
-    features: pd.DataFrame,
+    features: Features,
     red: float,
     amber: float,
     top_drivers: int,
@@ -233,17 +237,17 @@ def explain_row(
     """
     if len(features) != 1:
         raise ValueError(f"explain_row takes one feature row, got {len(features)}")
+    given = columns_of(features)
     explained: list[dict[str, Any]] = []
     for target in TARGET_COLUMNS:
         model = models.get(target)
         if model is None:
             continue
-        scores = score_target(model, target, features, explain=True)
+        scores = score_target(model, target, given, explain=True)
         assert scores.contributions is not None
         shap = scores.contributions
         p = float(scores.p[0])
         order = np.argsort(-np.abs(shap.values[0]), kind="stable")
-        row = features.iloc[0]
         explained.append(
             {
                 "target": target,
@@ -255,15 +259,19 @@ def explain_row(
                 "contributions": [
                     {
                         "feature": shap.feature_names[j],
-                        "value": python_value(row.get(shap.feature_names[j])),
+                        "value": _value(given, shap.feature_names[j]),
                         "contribution": float(shap.values[0, j]),
                     }
                     for j in order
                 ],
-                "drivers": drivers(shap, features, top_drivers, [] if np.isnan(p) else [0])[0],
+                "drivers": drivers(shap, given, top_drivers, [] if np.isnan(p) else [0])[0],
             }
         )
     return explained
+
+
+def _value(columns: FeatureColumns | FrameColumns, name: str) -> Value:
+    return python_value(columns.column(name)[0]) if name in columns else None
 
 
 def portfolio_features(

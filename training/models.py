@@ -19,6 +19,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from features.columns import FeatureColumns, Features, FrameColumns, columns_of
 from training.calibration import Calibrator, Method, fit_calibrator
 from training.splits import assert_disjoint, forward_cutoff, forward_split
 
@@ -98,7 +99,7 @@ class RiskModel:
     def label(self) -> str:
         return TARGET_LABELS[self.target]
 
-    def encode(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+    def encode(self, X: Features | np.ndarray) -> np.ndarray:
         """The float matrix the booster takes: features in order, categoricals as codes.
 
         An ndarray is taken as already encoded (the fast path for one-row scoring).
@@ -106,18 +107,18 @@ class RiskModel:
         """
         return encode_features(X, self.feature_names, self.categorical_levels)
 
-    def raw_margin(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+    def raw_margin(self, X: Features | np.ndarray) -> np.ndarray:
         """The booster's log-odds before calibration."""
         return np.asarray(
             self.booster.predict(self.encode(X), raw_score=True, num_threads=self.num_threads),
             dtype=float,
         )
 
-    def predict(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+    def predict(self, X: Features | np.ndarray) -> np.ndarray:
         """Calibrated probability of the target's outcome (late, over budget)."""
         return self.calibrator.transform(self.raw_margin(X))
 
-    def contributions(self, X: pd.DataFrame | np.ndarray) -> np.ndarray:
+    def contributions(self, X: Features | np.ndarray) -> np.ndarray:
         """TreeSHAP contributions, shape (n, f + 1); the last column is the base value.
 
         In log-odds before calibration: each row sums to `raw_margin`.
@@ -185,7 +186,7 @@ class RiskModel:
 
 
 def encode_features(
-    X: pd.DataFrame | np.ndarray, feature_names: list[str], levels: dict[str, list[str]]
+    X: Features | np.ndarray, feature_names: list[str], levels: dict[str, list[str]]
 ) -> np.ndarray:
     """Features in order as floats, categoricals as their code in `levels` (NaN if unseen)."""
     if isinstance(X, np.ndarray):
@@ -197,7 +198,8 @@ def encode_features(
                 f"expected {len(feature_names)} feature columns, got {matrix.shape[1]}"
             )
         return matrix
-    missing = [c for c in feature_names if c not in X.columns]
+    columns = columns_of(X)
+    missing = [c for c in feature_names if c not in columns]
     if missing:
         raise KeyError(f"feature column(s) missing from the frame: {', '.join(missing)}")
     matrix = np.empty((len(X), len(feature_names)), dtype=float)
@@ -206,15 +208,22 @@ def encode_features(
         matrix[:, numeric] = _numeric_block(X, [feature_names[i] for i in numeric])
     for i, name in enumerate(feature_names):
         if name in levels:
-            matrix[:, i] = category_codes(X[name].to_numpy(object), levels[name])
+            matrix[:, i] = category_codes(np.asarray(columns.column(name), object), levels[name])
     return matrix
 
 
-def _numeric_block(X: pd.DataFrame, names: list[str]) -> np.ndarray:
+def _numeric_block(X: Features, names: list[str]) -> np.ndarray:
     """`X[names]` as floats. Selecting 70 columns by name costs more than scoring one row,
     so when they are all float64 (as `build_features` makes them) they come from one block."""
+    if isinstance(X, FeatureColumns):
+        block = X.float_rows(names)
+        if block is not None:
+            return block
+        return np.column_stack([np.asarray(X.column(n), dtype=float) for n in names])
+    if isinstance(X, FrameColumns):
+        X = X.frame
     floats = X.select_dtypes("float64")
-    at = floats.columns.get_indexer(names)
+    at = floats.columns.get_indexer(pd.Index(names, dtype=object))
     if floats.columns.is_unique and (at >= 0).all():
         return floats.to_numpy()[:, at]
     return X[names].to_numpy(dtype=float, na_value=np.nan)
@@ -235,7 +244,7 @@ def category_codes(values: np.ndarray, levels: list[str]) -> np.ndarray:
     present = ~pd.isna(values)
     codes = np.full(len(values), np.nan)
     if present.any():
-        found = pd.Index(levels, dtype=object).get_indexer(values[present].astype(str))
+        found = pd.Index(levels, dtype=object).get_indexer(pd.Index(values[present].astype(str)))
         codes[present] = np.where(found < 0, np.nan, found)
     return codes
 
