@@ -120,9 +120,10 @@ class Forewarn:
             return
         # One LightGBM thread per call: concurrency comes from the request threads.
         self.champions.set_threads(1)
-        # The libraries loaded so far (MLflow, BentoML, pandas: ~1M objects) never become
-        # garbage; frozen, a full collection no longer walks them. Unfrozen, that walk (~50
-        # ms) lands on whichever request triggers it: it was most of /score's p99.
+        # The libraries loaded so far (MLflow, BentoML, pandas: ~400k objects) never become
+        # garbage; frozen, a full collection no longer walks them. Unfrozen, that walk (0.2 s
+        # in a one-off timing here) lands on whichever request triggers it: it was most of
+        # /score's p99.
         gc.collect()
         gc.freeze()
         loaded = self.champions.by_target.values()
