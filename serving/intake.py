@@ -26,9 +26,9 @@ from features.contract import COLUMNS, Portfolio
 from serving.request_models import ProjectIn
 
 Loc = tuple[str | int, ...]
+Columns = dict[str, np.ndarray]  # one table: column name → values
 
 _CHILD_TABLES = ("status_reports", "changes")
-_NAT = np.datetime64("NaT", "ns")
 
 
 # ------------------------------------------------------------------------------ the rules
@@ -106,27 +106,25 @@ def located_error(
 
 def _column(values: list[Any], kind: str) -> np.ndarray:
     """One contract column as its declared dtype (`features.contract.conform`'s)."""
-    if kind == "date":
-        return np.array(
-            [_NAT if v is None else np.datetime64(v, "ns") for v in values], dtype="datetime64[ns]"
-        )
-    if kind in ("number", "integer"):
-        return np.array([np.nan if v is None else float(v) for v in values], dtype="float64")
+    if kind == "date":  # None becomes NaT
+        return np.array(values, dtype="datetime64[D]").astype("datetime64[ns]")
+    if kind in ("number", "integer"):  # None becomes NaN
+        return np.array(values, dtype="float64")
     return np.array(values, dtype=object)
 
 
-def _table(table: str, rows: Sequence[Any], owners: Sequence[str] | None = None) -> pd.DataFrame:
-    """A contract table from request models, read by attribute (no per-row dicts).
+def _table(table: str, rows: Sequence[Any], owners: Sequence[str] | None = None) -> Columns:
+    """A contract table's columns from request models, read by attribute (no per-row dicts).
 
     `owners` gives each child row its project's id (nested rows need not carry it).
     """
-    data: dict[str, np.ndarray] = {}
+    data: Columns = {}
     for c in COLUMNS[table]:
         if c.name == "project_id" and owners is not None:
             data[c.name] = np.array(owners, dtype=object)
         else:
             data[c.name] = _column([getattr(r, c.name) for r in rows], c.kind)
-    return pd.DataFrame(data, copy=False)
+    return data
 
 
 def _attribute(values: list[Any]) -> np.ndarray:
@@ -137,14 +135,15 @@ def _attribute(values: list[Any]) -> np.ndarray:
     return np.array([None if v is None else str(v) for v in values], dtype=object)
 
 
-def request_portfolio(
+def request_tables(
     projects: Sequence[ProjectIn],
     extra_attributes: Sequence[str] = (),
     *,
     title: str = "ScoreRequest",
     loc_prefix: Loc = ("projects",),
-) -> Portfolio:
-    """The request's projects as a contract-v1 `Portfolio`, typed as a file load types them.
+) -> dict[str, Columns]:
+    """The request's projects as contract-v1 columns: table → column → array, typed as a
+    file load types them (`request_portfolio` frames them).
 
     Raises `pydantic_core.ValidationError` naming each offending field and its rule.
     `loc_prefix` is where the projects sit in the request (``("project",)`` for /explain).
@@ -159,20 +158,37 @@ def request_portfolio(
             rows = getattr(p, table)
             children[table].extend(rows)
             owners[table].extend([p.project_id] * len(rows))
-    frame = _table("projects", projects)
+    baseline = _table("projects", projects)
     # As `features.contract.conform` derives it when absent.
-    frame["status"] = [
-        p.status or ("closed" if p.actual_finish is not None else "active") for p in projects
-    ]
+    baseline["status"] = np.array(
+        [p.status or ("closed" if p.actual_finish is not None else "active") for p in projects],
+        dtype=object,
+    )
     names = sorted({k for p in projects for k in p.attributes} | set(extra_attributes))
     for name in names:
-        frame[name] = _attribute([p.attributes.get(name) for p in projects])
+        baseline[name] = _attribute([p.attributes.get(name) for p in projects])
+    return {
+        "projects": baseline,
+        **{t: _table(t, children[t], owners[t]) for t in _CHILD_TABLES},
+    }
+
+
+def request_portfolio(
+    projects: Sequence[ProjectIn],
+    extra_attributes: Sequence[str] = (),
+    *,
+    title: str = "ScoreRequest",
+    loc_prefix: Loc = ("projects",),
+) -> Portfolio:
+    """The request's projects as a contract-v1 `Portfolio`, typed as a file load types them.
+
+    Raises as `request_tables` does.
+    """
+    tables = request_tables(projects, extra_attributes, title=title, loc_prefix=loc_prefix)
     return Portfolio(
-        projects=frame,
-        status_reports=_table(
-            "status_reports", children["status_reports"], owners["status_reports"]
-        ),
-        changes=_table("changes", children["changes"], owners["changes"]),
+        projects=pd.DataFrame(tables["projects"], copy=False),
+        status_reports=pd.DataFrame(tables["status_reports"], copy=False),
+        changes=pd.DataFrame(tables["changes"], copy=False),
         source="request",
         extra_attributes=list(extra_attributes),
     )
