@@ -119,7 +119,15 @@ def frame_from_blocks(
             make_block(values.reshape(1, n_rows), placement=[position[name]])
             for name, values in singles.items()
         ]
-        blocks.append(make_block(block, placement=[position[name] for name in block_names]))
+        # pandas' single-block shortcuts (`select_dtypes(...).to_numpy()`, say) read a
+        # block's rows in stored order whatever their placement, so each float block is a
+        # run of rows whose columns come in increasing order: views of `block`, no copy.
+        placement = [position[name] for name in block_names]
+        start = 0
+        for end in range(1, len(placement) + 1):
+            if end == len(placement) or placement[end] < placement[end - 1]:
+                blocks.append(make_block(block[start:end], placement=placement[start:end]))
+                start = end
         manager = BlockManager(
             tuple(blocks), [pd.Index(columns, dtype=object), pd.RangeIndex(n_rows)]
         )

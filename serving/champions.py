@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from features.pointintime import CONTEXT_COLUMNS
+from features.pointintime import CONTEXT_COLUMNS, PreparedContext, prepare_context
 from training.models import RiskModel
 
 logger = logging.getLogger(__name__)
@@ -69,6 +69,14 @@ class Champions:
 
     by_target: dict[str, Champion]
     context: pd.DataFrame | None = None
+    _prepared: PreparedContext | None = field(default=None, init=False, repr=False)
+
+    @property
+    def scoring_context(self) -> PreparedContext | None:
+        """`context` made ready for `build_features` once, not on every request."""
+        if self._prepared is None and self.context is not None:
+            self._prepared = prepare_context(self.context)
+        return self._prepared
 
     def models(self) -> dict[str, RiskModel]:
         return {t: c.model for t, c in self.by_target.items()}

@@ -74,7 +74,7 @@ def score_projects(
     features = portfolio_features(
         portfolio,
         as_of_frame(portfolio, as_of or today()),
-        champions.context,
+        champions.scoring_context,
         options.delay_tolerance,
         options.overrun_tolerance,
     )
@@ -115,7 +115,7 @@ def explain_project(
     features = portfolio_features(
         portfolio,
         as_of_frame(portfolio, day),
-        champions.context,
+        champions.scoring_context,
         options.delay_tolerance,
         options.overrun_tolerance,
     )

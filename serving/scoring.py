@@ -16,7 +16,7 @@ import pandas as pd
 
 from features.columns import FeatureColumns, Features, FrameColumns, columns_of
 from features.contract import Portfolio
-from features.pointintime import build_features
+from features.pointintime import PreparedContext, build_feature_columns
 from serving.explain import Contributions, Value, drivers, python_value, tree_shap
 
 # target → (probability, rag, reason, drivers) columns of the score frame
@@ -277,17 +277,18 @@ def _value(columns: FeatureColumns | FrameColumns, name: str) -> Value:
 def portfolio_features(
     portfolio: Portfolio,
     as_of: pd.DataFrame,
-    context: pd.DataFrame | None,
+    context: pd.DataFrame | PreparedContext | None,
     delay_tolerance: float,
     overrun_tolerance: float,
-) -> pd.DataFrame:
+) -> FeatureColumns:
     """Feature rows for `as_of[project_id, as_of]`, with the models' portfolio context.
 
     One code path for one project (the service) and for thousands (batch):
-    `features.pointintime.build_features`. `context` is the champions' (see
-    `serving.champions`); None computes it from the portfolio itself.
+    `features.pointintime.build_features`, here before it is framed (the service reads the
+    columns as arrays). `context` is the champions' (see `serving.champions`); None
+    computes it from the portfolio itself.
     """
-    return build_features(
+    return build_feature_columns(
         portfolio,
         as_of,
         delay_tolerance=delay_tolerance,

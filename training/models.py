@@ -213,20 +213,14 @@ def encode_features(
 
 
 def _numeric_block(X: Features, names: list[str]) -> np.ndarray:
-    """`X[names]` as floats. Selecting 70 columns by name costs more than scoring one row,
-    so when they are all float64 (as `build_features` makes them) they come from one block."""
+    """`X[names]` as floats; from `FeatureColumns`, straight from its float block."""
     if isinstance(X, FeatureColumns):
         block = X.float_rows(names)
         if block is not None:
             return block
         return np.column_stack([np.asarray(X.column(n), dtype=float) for n in names])
-    if isinstance(X, FrameColumns):
-        X = X.frame
-    floats = X.select_dtypes("float64")
-    at = floats.columns.get_indexer(pd.Index(names, dtype=object))
-    if floats.columns.is_unique and (at >= 0).all():
-        return floats.to_numpy()[:, at]
-    return X[names].to_numpy(dtype=float, na_value=np.nan)
+    frame = X.frame if isinstance(X, FrameColumns) else X
+    return frame[names].to_numpy(dtype=float, na_value=np.nan)
 
 
 # Up to this many rows a dict lookup per value beats pandas' vectorised lookup, whose fixed
