@@ -24,7 +24,6 @@ from typing import Any
 
 import anyio
 import anyio.to_thread
-
 import bentoml
 from bentoml.exceptions import ServiceUnavailable
 from fastapi import FastAPI, HTTPException
