@@ -26,8 +26,6 @@ every float is computed by the same operations in the same order as one at a tim
 
 from __future__ import annotations
 
-import functools
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -41,15 +39,6 @@ from features.catalogue import FEATURE_NAMES, feature_names
 from features.columns import FeatureColumns
 from features.contract import Portfolio
 from features.labels import closed_mask, label_counts, label_projects
-
-try:  # pandas' block API, which `_frame` assembles the output with
-    from pandas.core.arrays import DatetimeArray
-    from pandas.core.internals import BlockManager
-    from pandas.core.internals.api import make_block
-
-    _BLOCK_API = True
-except ImportError:  # pragma: no cover - another pandas: `_frame_public` builds the frames
-    _BLOCK_API = False
 
 _DAY_NS = 86_400 * 1_000_000_000
 _NAT = np.iinfo(np.int64).min
@@ -169,7 +158,7 @@ def _segment_cumsum(values: np.ndarray, start: np.ndarray) -> np.ndarray:
     exact, so subtracting the sum before the segment start is too.
     """
     cs = values.cumsum(axis=-1)
-    before = np.where(start > 0, cs[..., np.maximum(start - 1, 0)], 0.0)
+    before = np.where(start > 0, cs.take(np.maximum(start - 1, 0), axis=-1), 0.0)
     return cs - before
 
 
@@ -213,7 +202,7 @@ def _lagged(values: np.ndarray, pos: np.ndarray, start: np.ndarray, n: int) -> n
     stacked on the first) are kept. Lags on rows, reports on the last axis, so that
     reductions over the window run as whole-array operations."""
     idx = pos - np.arange(n)[:, None]
-    out = values[..., np.maximum(idx, 0)]
+    out = values.take(np.maximum(idx, 0), axis=-1)  # C-ordered, unlike values[..., idx]
     out[..., idx < start] = np.nan
     return out
 
@@ -331,7 +320,7 @@ def _weeks_since_improved(
     y: np.ndarray, rd: np.ndarray, pos: np.ndarray, start: np.ndarray
 ) -> np.ndarray:
     """Weeks since each series (stacked on the first axis) last rose, at every report."""
-    prev = np.where(pos > start, y[..., np.maximum(pos - 1, 0)], np.nan)
+    prev = np.where(pos > start, y.take(np.maximum(pos - 1, 0), axis=-1), np.nan)
     improved = y > prev  # NaN on either side: not an improvement
     # Segment starts only grow, so a running maximum never reaches into an earlier project.
     last = np.maximum.accumulate(np.where(improved, pos, start), axis=-1)
@@ -804,78 +793,6 @@ def _project_codes(ids: np.ndarray, *id_arrays: np.ndarray) -> tuple[np.ndarray,
     return codes[:n], out
 
 
-@functools.lru_cache(maxsize=16)
-def _layout(
-    columns: tuple[str, ...], block_names: tuple[str, ...]
-) -> tuple[pd.Index, dict[str, int], np.ndarray, tuple[tuple[int, int], ...]]:
-    """The output's column index, each column's position, the float block's placement and
-    its increasing runs,
-    built once per column list (an index of ~70 names takes ~20 µs to build, and its hash
-    table as much again on first use)."""
-    position = {name: i for i, name in enumerate(columns)}
-    placement = np.array([position[name] for name in block_names], dtype=np.intp)
-    placement.flags.writeable = False  # shared by every frame built with this layout
-    # pandas' single-block shortcuts (`select_dtypes(...).to_numpy()`, say) read a block's
-    # rows in stored order whatever its placement: the float block goes in as runs of rows
-    # whose columns increase (views, no copy).
-    cuts = [0, *(np.flatnonzero(np.diff(placement) < 0) + 1).tolist(), len(placement)]
-    runs = tuple(itertools.pairwise(cuts))
-    return pd.Index(columns, dtype=object), position, placement, runs
-
-
-def _frame(
-    columns: list[str],
-    singles: dict[str, np.ndarray],
-    block_names: Sequence[str],
-    block: np.ndarray,
-) -> pd.DataFrame:
-    """The output frame with ``columns`` in order, from single columns and one float block.
-
-    For one project pandas' constructors would cost more than the features, so the frame is
-    assembled from its blocks with pandas' pseudo-public ``internals.api.make_block`` (the
-    float block keeps its own row order and is placed by name; the object columns share one
-    block, as pandas would consolidate them); `_frame_public` does the same with public
-    calls and is the fallback (a test checks that they agree).
-    """
-    if not _BLOCK_API:  # pragma: no cover - another pandas
-        return _frame_public(columns, singles, block_names, block)
-    try:
-        index, position, placement, runs = _layout(tuple(columns), tuple(block_names))
-        n_rows = block.shape[1]
-        blocks = [make_block(block[lo:hi], placement=placement[lo:hi]) for lo, hi in runs]
-        objects = sorted(
-            (name for name, values in singles.items() if values.dtype == _OBJECT),
-            key=position.__getitem__,  # increasing placement, as for the float runs
-        )
-        if objects:
-            stacked = np.stack([singles[name] for name in objects])
-            blocks.append(make_block(stacked, placement=[position[name] for name in objects]))
-        for name, values in singles.items():
-            if values.dtype == _OBJECT:
-                continue
-            values = values.reshape(1, n_rows)
-            if values.dtype == _NS:  # wrapped here: make_block's own wrapping costs ~20 µs
-                values = DatetimeArray._simple_new(values, dtype=_NS)  # type: ignore[attr-defined]
-            blocks.append(make_block(values, placement=[position[name]]))
-        # A view of the cached index (its data and hash table shared), so that a name set
-        # on one frame's columns is not set on the next frame's.
-        rows = pd.RangeIndex.from_range(range(n_rows))  # (~2 µs less than its constructor)
-        manager = BlockManager(tuple(blocks), [index.view(), rows], verify_integrity=False)
-        return pd.DataFrame._from_mgr(manager, axes=manager.axes)  # type: ignore[attr-defined]
-    except (AttributeError, TypeError):  # pragma: no cover - another pandas
-        return _frame_public(columns, singles, block_names, block)
-
-
-def _frame_public(
-    columns: list[str],
-    singles: dict[str, np.ndarray],
-    block_names: Sequence[str],
-    block: np.ndarray,
-) -> pd.DataFrame:
-    parts = [pd.DataFrame(singles), pd.DataFrame(block.T, columns=list(block_names))]
-    return pd.concat(parts, axis=1)[columns]
-
-
 def build_features(
     portfolio: Portfolio,
     as_of: pd.DataFrame,
@@ -899,7 +816,7 @@ def build_features(
     rows = _feature_rows(
         portfolio, as_of, delay_tolerance, overrun_tolerance, extra_attributes, context
     )
-    return _frame(list(rows.names), rows.singles, rows.block_names, rows.block)
+    return rows.to_frame()
 
 
 def build_feature_columns(

@@ -8,10 +8,9 @@ import pandas as pd
 import pytest
 from portfolio_builders import one_project, random_portfolio, read_little06
 
+from features.columns import frame_from_blocks, frame_public
 from features.contract import Portfolio
 from features.pointintime import (
-    _frame,
-    _frame_public,
     _segment_accumulate,
     build_features,
     portfolio_context,
@@ -96,8 +95,8 @@ def test_block_assembly_equals_the_public_constructors() -> None:
         "c": np.array(["k", None], dtype=object),
     }
     block = np.array([[1.0, 2.0], [3.0, np.nan]])  # rows a, b: placed by name
-    fast = _frame(columns, singles, ["a", "b"], block)
-    pd.testing.assert_frame_equal(fast, _frame_public(columns, singles, ["a", "b"], block))
+    fast = frame_from_blocks(columns, singles, ["a", "b"], block)
+    pd.testing.assert_frame_equal(fast, frame_public(columns, singles, ["a", "b"], block))
     assert fast["a"].tolist() == [1.0, 2.0]
 
 
