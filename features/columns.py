@@ -46,10 +46,6 @@ class FeatureColumns:
     def __len__(self) -> int:
         return int(self.block.shape[1])
 
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return self.names
-
     def __contains__(self, name: object) -> bool:
         return name in self._row_of or name in self.singles
 
@@ -83,10 +79,6 @@ class FrameColumns:
     def __len__(self) -> int:
         return len(self.frame)
 
-    @property
-    def columns(self) -> tuple[str, ...]:
-        return tuple(self.frame.columns)
-
     def __contains__(self, name: object) -> bool:
         return name in self.frame.columns
 
@@ -94,9 +86,6 @@ class FrameColumns:
         if name not in self._cache:
             self._cache[name] = self.frame[name].to_numpy()
         return self._cache[name]
-
-    def to_frame(self) -> pd.DataFrame:
-        return self.frame
 
 
 # What scoring reads: a frame, or its columns as arrays.

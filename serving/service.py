@@ -58,7 +58,8 @@ options = ScoringOptions(
 
 # Up to this many projects a request is scored on the event loop: a few milliseconds, less
 # than a hop to a thread and back, and no thread then competes for the GIL with the loop
-# (with every request in threads, 16 concurrent ones scored 35% fewer a second). Larger
+# (with every request in threads, 16 concurrent ones scored 35% fewer a second in a one-off
+# measurement; bench/bench_serve.py prints the service as it is now). Larger
 # requests go to the thread pool so that one slow request does not hold up the rest.
 INLINE_PROJECTS = 4
 
@@ -84,8 +85,9 @@ def _requested_host() -> str:
     # slow request leaves the rest to go on; smaller ones are scored on the event loop.
     workers=settings.workers,
     threads=settings.threads,
-    # BentoML's access log costs ~1 ms a request, a tenth of /score's budget; off unless
-    # asked for (FOREWARN_ACCESS_LOG=true). Errors and start-up are logged either way.
+    # BentoML's access log cost ~1 ms a request (one-off measurement), a tenth of /score's
+    # budget: off unless asked for (FOREWARN_ACCESS_LOG=true). Errors and start-up are
+    # logged either way.
     logging={"access": {"enabled": settings.access_log}},
     # The default bind (bentoml's is 0.0.0.0): `bentoml serve` without --host stays local.
     http={"host": settings.host, "port": settings.port},
@@ -185,12 +187,7 @@ _service.mount_asgi_app(
     champions_page_app(
         lambda: bentoml.get_current_service().champions,
         settings.data,
-        extra_attributes=settings.extra_attributes,
-        red=settings.red_threshold,
-        amber=settings.amber_threshold,
-        top_drivers=settings.top_drivers,
-        delay_tolerance=settings.delay_tolerance,
-        overrun_tolerance=settings.overrun_tolerance,
+        options,
         api_key=settings.api_key,
     ),
     path="/views",

@@ -27,6 +27,7 @@ from markupsafe import Markup
 from features.contract import Portfolio
 from features.loading import load_portfolio
 from features.pointintime import build_features
+from serving.endpoints import ScoringOptions
 from serving.explain import python_value, sentence
 from serving.guards import ASGIApp, BearerAuth
 from serving.report import (
@@ -804,13 +805,7 @@ def portfolio_loader(
 def champions_page_app(
     champions: Callable[[], Any | None],
     data: Path | None,
-    *,
-    extra_attributes: Sequence[str],
-    red: float,
-    amber: float,
-    top_drivers: int,
-    delay_tolerance: float,
-    overrun_tolerance: float,
+    options: ScoringOptions,
     api_key: str | None,
 ) -> ASGIApp:
     """`explain_page_app` wired to the service's loaded champions and a portfolio on disk.
@@ -828,12 +823,12 @@ def champions_page_app(
     return explain_page_app(
         lambda: loaded().models(),
         lambda: model_cards(loaded().by_target),
-        portfolio_loader(data, extra_attributes),
-        red=red,
-        amber=amber,
-        top_drivers=top_drivers,
-        delay_tolerance=delay_tolerance,
-        overrun_tolerance=overrun_tolerance,
+        portfolio_loader(data, options.extra_attributes),
+        red=options.red,
+        amber=options.amber,
+        top_drivers=options.top_drivers,
+        delay_tolerance=options.delay_tolerance,
+        overrun_tolerance=options.overrun_tolerance,
         api_key=api_key,
         context=lambda: loaded().context,
     )
