@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 Kind = Literal["string", "date", "number", "integer", "category"]
@@ -116,6 +117,36 @@ class Portfolio:
             "status_reports": len(self.status_reports),
             "changes": len(self.changes),
         }
+
+
+Columns = dict[str, np.ndarray]  # one table as arrays: column name → values
+
+
+@dataclass
+class PortfolioColumns:
+    """A portfolio as arrays rather than frames: each table maps column name → NumPy array,
+    typed as `Portfolio`'s columns are (``datetime64[ns]`` dates, ``float64`` numbers,
+    ``object`` strings; no optional column left out).
+
+    What the service builds from a request: framing a one-project request cost as much as
+    building its features. `features.pointintime` reads either form; `to_portfolio()`
+    frames it for everything else.
+    """
+
+    projects: Columns
+    status_reports: Columns
+    changes: Columns
+    source: str = ""
+    extra_attributes: list[str] = field(default_factory=list)
+
+    def to_portfolio(self) -> Portfolio:
+        return Portfolio(
+            projects=pd.DataFrame(self.projects, copy=False),
+            status_reports=pd.DataFrame(self.status_reports, copy=False),
+            changes=pd.DataFrame(self.changes, copy=False),
+            source=self.source,
+            extra_attributes=list(self.extra_attributes),
+        )
 
 
 def empty_table(table: str) -> pd.DataFrame:

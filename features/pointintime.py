@@ -26,7 +26,7 @@ every float is computed by the same operations in the same order as one at a tim
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -37,7 +37,7 @@ import pandas as pd
 
 from features.catalogue import FEATURE_NAMES, feature_names
 from features.columns import FeatureColumns
-from features.contract import Portfolio
+from features.contract import Portfolio, PortfolioColumns
 from features.labels import closed_mask, label_counts, label_projects
 
 _DAY_NS = 86_400 * 1_000_000_000
@@ -78,27 +78,34 @@ class TrainingTable:
 
 
 class _Columns:
-    """One input frame's columns as arrays, each as ``frame[name].to_numpy(dtype)`` gives it.
+    """One input table's columns as arrays, each as ``frame[name].to_numpy(dtype)`` gives it.
 
-    Reading a column of a fresh frame through ``frame[name]`` builds and caches a Series
-    (~20 µs, ~7 µs through ``_get_column_array``); the service reads some 30 columns of
-    frames built for its one request. Columns stored as float64, object, bool or
-    datetime64[ns] are read here block by block in one pass (each a row of its block, the
-    array ``to_numpy`` returns; to be read, never written); any other column (another dtype,
-    an extension array, a repeated name) goes through ``to_numpy``. A test holds the two
-    ways equal.
+    The table is a frame, or a mapping of column name → array (a `PortfolioColumns` table,
+    the service's: nothing to take apart). Reading a column of a fresh frame through
+    ``frame[name]`` builds and caches a Series (~20 µs, ~7 µs through
+    ``_get_column_array``); the service reads some 30 columns of the tables built for its one
+    request. Columns stored as float64, object, bool or datetime64[ns] are read here block by
+    block in one pass (each a row of its block, the array ``to_numpy`` returns; to be read,
+    never written); any other column (another dtype, an extension array, a repeated name)
+    goes through ``to_numpy``. A test holds the two ways equal.
     """
 
-    __slots__ = ("frame", "names", "stored")
+    __slots__ = ("names", "stored", "table")
 
-    def __init__(self, frame: pd.DataFrame) -> None:
-        self.frame = frame
-        self.names = frame.columns.tolist()
+    def __init__(self, table: pd.DataFrame | Mapping[str, np.ndarray]) -> None:
+        self.table = table
         self.stored: dict[Any, np.ndarray] = {}
+        if not isinstance(table, pd.DataFrame):
+            self.names = list(table)
+            for name, values in table.items():
+                if isinstance(values, np.ndarray) and values.dtype in _PLAIN_DTYPES:
+                    self.stored[name] = values
+            return
+        self.names = table.columns.tolist()
         if len(set(self.names)) != len(self.names):
             return
         try:
-            for block in frame._mgr.blocks:
+            for block in table._mgr.blocks:
                 if block.dtype in _PLAIN_DTYPES:
                     values = np.asarray(block.values)  # a DatetimeArray's datetime64 array
                     for i, at in enumerate(block.mgr_locs.as_array.tolist()):
@@ -115,7 +122,19 @@ class _Columns:
         stored = self.stored.get(name)
         if stored is not None and stored.dtype == dtype:
             return stored
-        return self.frame[name].to_numpy(None if dtype == _NS else dtype)
+        return self.converted(name, None if dtype == _NS else dtype)
+
+    def converted(self, name: str, dtype: Any) -> np.ndarray:
+        """Column ``name`` converted to ``dtype`` (None: the column's own NumPy form)."""
+        if isinstance(self.table, pd.DataFrame):
+            return self.table[name].to_numpy(dtype)
+        return np.asarray(self.table[name], dtype=dtype)
+
+    def dtype(self, name: str) -> Any:
+        """The column's dtype as stored (a pandas dtype for a frame's extension column)."""
+        if isinstance(self.table, pd.DataFrame):
+            return self.table[name].dtype
+        return np.asarray(self.table[name]).dtype
 
 
 def _days(values: Any) -> np.ndarray:
@@ -664,9 +683,7 @@ def _project_arrays(projects: _Columns) -> dict[str, np.ndarray]:
         "pd_pos": _positive(pf - ps),
         "budget": budget,
         "bac_pos": _positive(budget),
-        "start_dt": start
-        if start.dtype == _NS
-        else projects.frame["planned_start"].to_numpy("datetime64[ns]"),
+        "start_dt": start if start.dtype == _NS else projects.converted("planned_start", _NS),
     }
 
 
@@ -752,17 +769,16 @@ def _change_features(
 
 
 def _extra_attributes(
-    projects: pd.DataFrame, names: Sequence[str], code: np.ndarray
+    projects: _Columns, names: Sequence[str], code: np.ndarray
 ) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     for name in names:
-        if name not in projects.columns:
+        if name not in projects:
             raise ValueError(f"extra attribute {name!r} is not a column of projects")
-        column = projects[name]
-        if pd.api.types.is_numeric_dtype(column.dtype):
-            out[name] = column.to_numpy("float64")[code]
+        if pd.api.types.is_numeric_dtype(projects.dtype(name)):
+            out[name] = projects(name, _F8)[code]
         else:
-            values = column.to_numpy(object)[code]  # a copy (fancy index)
+            values = projects(name, _OBJECT)[code]  # a copy (fancy index)
             values[pd.isna(values)] = None
             out[name] = values
     return out
@@ -794,8 +810,8 @@ def _project_codes(ids: np.ndarray, *id_arrays: np.ndarray) -> tuple[np.ndarray,
 
 
 def build_features(
-    portfolio: Portfolio,
-    as_of: pd.DataFrame,
+    portfolio: Portfolio | PortfolioColumns,
+    as_of: pd.DataFrame | Mapping[str, np.ndarray],
     *,
     delay_tolerance: float = 0.05,
     overrun_tolerance: float = 0.05,
@@ -811,7 +827,8 @@ def build_features(
     caller scoring request after request against the same context should pass); without it
     the context is computed from ``portfolio`` itself (so a portfolio of one project has no
     closed peers: pass the training context instead). ``extra_attributes`` defaults to
-    ``portfolio.extra_attributes``.
+    ``portfolio.extra_attributes``. The portfolio may be a `PortfolioColumns` and ``as_of``
+    a mapping of its two columns to arrays: the same rows, without building frames.
     """
     rows = _feature_rows(
         portfolio, as_of, delay_tolerance, overrun_tolerance, extra_attributes, context
@@ -820,8 +837,8 @@ def build_features(
 
 
 def build_feature_columns(
-    portfolio: Portfolio,
-    as_of: pd.DataFrame,
+    portfolio: Portfolio | PortfolioColumns,
+    as_of: pd.DataFrame | Mapping[str, np.ndarray],
     *,
     delay_tolerance: float = 0.05,
     overrun_tolerance: float = 0.05,
@@ -839,8 +856,8 @@ def build_feature_columns(
 
 
 def _feature_rows(
-    portfolio: Portfolio,
-    as_of: pd.DataFrame,
+    portfolio: Portfolio | PortfolioColumns,
+    as_of: pd.DataFrame | Mapping[str, np.ndarray],
     delay_tolerance: float,
     overrun_tolerance: float,
     extra_attributes: Sequence[str] | None,
@@ -865,7 +882,7 @@ def _feature_rows(
     if np.isnan(req_day).any():
         raise ValueError("as_of has missing dates")
     at_approval = (
-        rows("at_approval", _BOOL) if "at_approval" in rows else np.zeros(len(as_of), dtype=bool)
+        rows("at_approval", _BOOL) if "at_approval" in rows else np.zeros(len(req_ids), dtype=bool)
     )
     cutoff = np.where(at_approval, -np.inf, req_day)
     proj = _project_arrays(projects)
@@ -923,8 +940,9 @@ def _feature_rows(
         ]
         numeric[_CHANGE_ROWS] = _change_features(changes, cc, code, cutoff, proj)
         if context is None:
+            framed = portfolio if isinstance(portfolio, Portfolio) else portfolio.to_portfolio()
             context = portfolio_context(
-                portfolio, np.unique(as_of_values), delay_tolerance, overrun_tolerance
+                framed, np.unique(as_of_values), delay_tolerance, overrun_tolerance
             )
         if not isinstance(context, PreparedContext):
             context = prepare_context(context)
@@ -935,7 +953,7 @@ def _feature_rows(
         "as_of": as_of_values,
         "project_type": types,
         "portfolio": projects("portfolio", _OBJECT)[code],
-        **_extra_attributes(portfolio.projects, extras, code),
+        **_extra_attributes(projects, extras, code),
     }
     return FeatureColumns(("project_id", "as_of", *names), tuple(_BLOCK_NAMES), numeric, singles)
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from serving.champions import Champions
-from serving.intake import as_of_frame, request_portfolio
+from serving.intake import as_of_columns, request_tables
 from serving.request_models import ProjectIn
 from serving.response_models import (
     CONTRIBUTION_SPACE,
@@ -70,10 +70,10 @@ def score_projects(
     options: ScoringOptions,
 ) -> ScoreResponse:
     """POST /score: validate the contract rules, build features, score, in request order."""
-    portfolio = request_portfolio(projects, options.extra_attributes)
+    tables = request_tables(projects, options.extra_attributes)
     features = portfolio_features(
-        portfolio,
-        as_of_frame(portfolio, as_of or today()),
+        tables,
+        as_of_columns(tables, as_of or today()),
         champions.scoring_context,
         options.delay_tolerance,
         options.overrun_tolerance,
@@ -108,13 +108,13 @@ def explain_project(
     champions: Champions, project: ProjectIn, as_of: date | None, options: ScoringOptions
 ) -> ExplainResponse:
     """POST /explain: each risk's full SHAP vector, base value and feature values."""
-    portfolio = request_portfolio(
+    tables = request_tables(
         [project], options.extra_attributes, title="ExplainRequest", loc_prefix=("project",)
     )
     day = as_of or today()
     features = portfolio_features(
-        portfolio,
-        as_of_frame(portfolio, day),
+        tables,
+        as_of_columns(tables, day),
         champions.scoring_context,
         options.delay_tolerance,
         options.overrun_tolerance,

@@ -19,14 +19,12 @@ from datetime import date
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
-from features.contract import COLUMNS, Portfolio
+from features.contract import COLUMNS, Columns, Portfolio, PortfolioColumns
 from serving.request_models import ProjectIn
 
 Loc = tuple[str | int, ...]
-Columns = dict[str, np.ndarray]  # one table: column name → values
 
 _CHILD_TABLES = ("status_reports", "changes")
 
@@ -141,9 +139,9 @@ def request_tables(
     *,
     title: str = "ScoreRequest",
     loc_prefix: Loc = ("projects",),
-) -> dict[str, Columns]:
-    """The request's projects as contract-v1 columns: table → column → array, typed as a
-    file load types them (`request_portfolio` frames them).
+) -> PortfolioColumns:
+    """The request's projects as contract-v1 columns (arrays, typed as a file load types
+    them), which `features.pointintime` reads as they are; `request_portfolio` frames them.
 
     Raises `pydantic_core.ValidationError` naming each offending field and its rule.
     `loc_prefix` is where the projects sit in the request (``("project",)`` for /explain).
@@ -167,10 +165,15 @@ def request_tables(
     names = sorted({k for p in projects for k in p.attributes} | set(extra_attributes))
     for name in names:
         baseline[name] = _attribute([p.attributes.get(name) for p in projects])
-    return {
-        "projects": baseline,
-        **{t: _table(t, children[t], owners[t]) for t in _CHILD_TABLES},
-    }
+    return PortfolioColumns(
+        projects=baseline,
+        status_reports=_table(
+            "status_reports", children["status_reports"], owners["status_reports"]
+        ),
+        changes=_table("changes", children["changes"], owners["changes"]),
+        source="request",
+        extra_attributes=list(extra_attributes),
+    )
 
 
 def request_portfolio(
@@ -185,20 +188,11 @@ def request_portfolio(
     Raises as `request_tables` does.
     """
     tables = request_tables(projects, extra_attributes, title=title, loc_prefix=loc_prefix)
-    return Portfolio(
-        projects=pd.DataFrame(tables["projects"], copy=False),
-        status_reports=pd.DataFrame(tables["status_reports"], copy=False),
-        changes=pd.DataFrame(tables["changes"], copy=False),
-        source="request",
-        extra_attributes=list(extra_attributes),
-    )
+    return tables.to_portfolio()
 
 
-def as_of_frame(portfolio: Portfolio, as_of: date) -> pd.DataFrame:
-    """Every project of the portfolio seen from the same date, in portfolio order."""
-    return pd.DataFrame(
-        {
-            "project_id": portfolio.projects["project_id"].to_numpy(object),
-            "as_of": np.full(len(portfolio.projects), np.datetime64(as_of, "ns")),
-        }
-    )
+def as_of_columns(tables: PortfolioColumns, as_of: date) -> Columns:
+    """Every project of the request seen from the same date, in request order: the
+    ``as_of`` table `features.pointintime.build_feature_columns` reads, as arrays."""
+    ids = tables.projects["project_id"]
+    return {"project_id": ids, "as_of": np.full(len(ids), np.datetime64(as_of, "ns"))}

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from features.columns import FeatureColumns, Features, FrameColumns, columns_of
-from features.contract import Portfolio
+from features.contract import Portfolio, PortfolioColumns
 from features.pointintime import PreparedContext, build_feature_columns
 from serving.explain import Contributions, Value, drivers, python_value, tree_shap
 
@@ -275,8 +275,8 @@ def _value(columns: FeatureColumns | FrameColumns, name: str) -> Value:
 
 
 def portfolio_features(
-    portfolio: Portfolio,
-    as_of: pd.DataFrame,
+    portfolio: Portfolio | PortfolioColumns,
+    as_of: pd.DataFrame | Mapping[str, np.ndarray],
     context: pd.DataFrame | PreparedContext | None,
     delay_tolerance: float,
     overrun_tolerance: float,
@@ -285,8 +285,9 @@ def portfolio_features(
 
     One code path for one project (the service) and for thousands (batch):
     `features.pointintime.build_features`, here before it is framed (the service reads the
-    columns as arrays). `context` is the champions' (see `serving.champions`); None
-    computes it from the portfolio itself.
+    columns as arrays, and passes its request as arrays too: `PortfolioColumns`).
+    `context` is the champions' (see `serving.champions`); None computes it from the
+    portfolio itself.
     """
     return build_feature_columns(
         portfolio,

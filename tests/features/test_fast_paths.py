@@ -1,6 +1,6 @@
 """The shortcuts `features.pointintime` takes for the service's one-project call give exactly
 what the general way gives: the column reader, the one-project codes, the few-row type
-codes, the prepared context and the unframed feature columns."""
+codes, the prepared context, the unframed feature columns and a portfolio given as arrays."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from portfolio_builders import day, one_project, random_portfolio
 
+from features.contract import Portfolio, PortfolioColumns
 from features.pointintime import (
     _AT_LATEST_REPORT,
     _BOOL,
@@ -72,6 +73,73 @@ def test_column_reader_gives_what_to_numpy_gives() -> None:
     with pytest.raises(KeyError):
         reader("absent", _F8)
     assert "f" in reader and "absent" not in reader
+
+
+def test_column_reader_over_arrays_gives_what_the_frame_gives() -> None:
+    frame = pd.DataFrame(
+        {
+            "f": [1.5, np.nan, -0.0],
+            "o": np.array(["a", None, np.nan], dtype=object),
+            "ns": pd.to_datetime(["2020-01-01", None, "1969-12-31"]),
+            "b": [True, False, True],
+            "int": [1, 2, 3],
+        }
+    )
+    arrays = {name: frame[name].to_numpy() for name in frame.columns}
+    arrays["s"] = arrays["ns"].astype("datetime64[s]")  # not stored as read: converted
+    frame["s"] = pd.Series(arrays["s"])
+    reader, from_frame = _Columns(arrays), _Columns(frame)
+    assert set(reader.stored) == {"f", "o", "ns", "b"}  # int64, datetime64[s]: converted
+    for name in frame.columns:
+        assert reader.dtype(name) == from_frame.dtype(name)
+        # Dates are read as dates; the rest as numbers, text or flags.
+        dates = reader.dtype(name).kind == "M"
+        for dtype in (_NS,) if dates else (_F8, _OBJECT, _BOOL):
+            try:
+                expected = from_frame(name, dtype)
+            except (TypeError, ValueError):
+                continue
+            _same_array(reader(name, dtype), expected)
+    with pytest.raises(KeyError):
+        reader("absent", _F8)
+    assert "f" in reader and "absent" not in reader
+
+
+def _as_arrays(portfolio: Portfolio) -> PortfolioColumns:
+    def arrays(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+        return {name: frame[name].to_numpy() for name in frame.columns}
+
+    return PortfolioColumns(
+        projects=arrays(portfolio.projects),
+        status_reports=arrays(portfolio.status_reports),
+        changes=arrays(portfolio.changes),
+        extra_attributes=list(portfolio.extra_attributes),
+    )
+
+
+def test_a_portfolio_as_arrays_gives_the_features_its_frames_give() -> None:
+    portfolio = random_portfolio(40, seed=12)
+    assert portfolio.extra_attributes  # a number and a text attribute ride along
+    as_arrays = _as_arrays(portfolio)
+    rows = pd.DataFrame({"project_id": portfolio.projects["project_id"], "as_of": day(1100)})
+    row_arrays = {name: rows[name].to_numpy() for name in rows.columns}
+    prepared = prepare_context(portfolio_context(portfolio, [day(1100)]))
+    for context in (prepared, None):  # None: the context is computed from the portfolio
+        expected = build_features(portfolio, rows, context=context)
+        for given in (rows, row_arrays):
+            got = build_features(as_arrays, given, context=context)
+            pd.testing.assert_frame_equal(got, expected, check_exact=True)
+    pd.testing.assert_frame_equal(
+        as_arrays.to_portfolio().projects, portfolio.projects, check_exact=True
+    )
+    one = portfolio.projects["project_id"].iloc[3]
+    alone = one_project(portfolio, one)
+    row = {"project_id": np.array([one], dtype=object), "as_of": np.array([day(900)], "M8[ns]")}
+    pd.testing.assert_frame_equal(
+        build_feature_columns(_as_arrays(alone), row, context=prepared).to_frame(),
+        build_features(alone, pd.DataFrame(row), context=prepared),
+        check_exact=True,
+    )
 
 
 def test_column_reader_with_repeated_names_goes_the_public_way() -> None:
