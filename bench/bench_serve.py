@@ -1,7 +1,7 @@
 """Serving benchmark: the BentoML service beside the same scoring function in-process and
 behind a bare FastAPI app (uvicorn); batch scoring beside bare LightGBM.
 
-    .venv/bin/python bench/bench_serve.py [--requests 400] [--batch-rows 10000]
+    .venv/bin/python bench/bench_serve.py [--requests 1000] [--batch-rows 10000]
 
 Online: single-project `POST /score` requests (30 status reports and 5 changes each, as
 contract-v1 JSON) at concurrency 1 and 16 → p50, p99 and requests/s. The in-process figure
@@ -14,12 +14,13 @@ sentences per risk) beside the bare `predict` + `pred_contrib` of both boosters 
 rows (target ≤ 2×); feature building is timed apart.
 
 HTTP load comes from bench/loadgen.py: one asyncio process holding `concurrency` keep-alive
-connections, each sending its next request when the last is answered. Everything listens on
-127.0.0.1 and every run is bounded by a request count. The load generator shares the
-machine's two cores with the server, so figures are pessimistic, and other work on the
-machine shows up in them. Keep-alive connections stay with the worker that accepted them,
-and one busy event loop tends to accept all sixteen, so a second worker may sit idle here:
-the 2-worker line shows what it does on this harness. Not a test: it prints a table.
+connections, each sending its next request when the last is answered (reconnecting when
+the server closes one). Everything listens on 127.0.0.1 and every run is bounded by a
+request count. The load generator shares the machine's two cores with the server, so
+figures are pessimistic, and other work on the machine shows up in them: compare runs by
+their medians. The sixteen connections open together and tend to land on one worker;
+with two, the service's connection balancing (serving.connections) hands them back until
+the split is even. Not a test: it prints a table.
 """
 
 import argparse
@@ -355,7 +356,7 @@ def batch(uri: str, portfolio: Any, rows: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=400, help="timed requests per run")
+    parser.add_argument("--requests", type=int, default=1000, help="timed requests per run")
     parser.add_argument("--batch-rows", type=int, default=10_000)
     parser.add_argument("--projects", type=int, default=600, help="simulated projects")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],

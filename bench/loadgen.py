@@ -4,6 +4,8 @@
 
 `concurrency` keep-alive connections each send a POST, wait for its answer and send the
 next, until `requests` answers in all (plus a warm-up of 5 per connection, not counted).
+A response with ``Connection: close`` ends its connection, and the next request opens a
+new one (the connect is counted in that request's latency), as an HTTP client's pool does.
 Bodies are the lines of FILE, taken in turn. Prints one JSON line: latencies in ms (p50,
 p99, mean), requests/s over the measured part, errors.
 
@@ -22,19 +24,30 @@ import time
 from pathlib import Path
 
 
-async def _read_response(reader: asyncio.StreamReader) -> int:
-    """Read one response; its status. Bodies are sized by Content-Length (no chunking)."""
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    """Read one response: its status, and whether the server closes the connection.
+
+    Bodies are sized by Content-Length or sent chunked."""
     head = await reader.readuntil(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     status = int(lines[0].split(b" ", 2)[1])
-    length = 0
+    length, chunked, closing = 0, False, False
     for line in lines[1:]:
         name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
+        name, value = name.strip().lower(), value.strip().lower()
+        if name == b"content-length":
             length = int(value)
-    if length:
+        elif name == b"transfer-encoding":
+            chunked = b"chunked" in value
+        elif name == b"connection":
+            closing = b"close" in value
+    if chunked:
+        while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+            await reader.readexactly(size + 2)
+        await reader.readuntil(b"\r\n")  # the empty trailer
+    elif length:
         await reader.readexactly(length)
-    return status
+    return status, closing
 
 
 async def run(
@@ -62,11 +75,23 @@ async def run(
 
     async def connection(k: int) -> None:
         nonlocal next_index, errors
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+
+        async def exchange(request: bytes) -> int:
+            nonlocal streams
+            if streams is None:
+                streams = await asyncio.open_connection("127.0.0.1", port)
+            reader, writer = streams
+            writer.write(request)
+            status, closing = await _read_response(reader)
+            if closing:
+                writer.close()
+                streams = None
+            return status
+
         try:
             for i in range(warmup):
-                writer.write(requests[(k + i) % len(requests)])
-                await _read_response(reader)
+                await exchange(requests[(k + i) % len(requests)])
             ready.append(k)
             if len(ready) == concurrency:
                 start_gate.set()
@@ -75,13 +100,13 @@ async def run(
                 request = requests[next_index % len(requests)]
                 next_index += 1
                 started = time.perf_counter()
-                writer.write(request)
-                status = await _read_response(reader)
+                status = await exchange(request)
                 latencies.append((time.perf_counter() - started) * 1000)
                 if status != 200:
                     errors += 1
         finally:
-            writer.close()
+            if streams is not None:
+                streams[1].close()
 
     ready: list[int] = []
     tasks = [asyncio.create_task(connection(k)) for k in range(concurrency)]

@@ -660,7 +660,8 @@ def serve(
     if reason:
         _fail(reason)
     store = settings.resolved_tracking_uri()
-    console.print(f"serving on http://{host}:{port}, champion models from {store}")
+    workers = f"{settings.workers} worker{'s' if settings.workers > 1 else ''}"
+    console.print(f"serving on http://{host}:{port} ({workers}), champion models from {store}")
     # The service module reads FOREWARN_* itself (it is an entry point): pass ours down.
     env = {**os.environ, "FOREWARN_HOST": host, "FOREWARN_PORT": str(port)}
     command = [sys.executable, "-m", "bentoml", "serve", "serving.service:Forewarn"]

@@ -13,6 +13,16 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+def default_workers() -> int:
+    """One service worker per CPU this process may run on, at most 4 (each holds the
+    models: ~300 MB)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 4))
+
+
 class Settings(BaseSettings):
     """Every tunable of Forewarn, overridable as ``FOREWARN_<NAME>`` (lists as JSON)."""
 
@@ -63,9 +73,15 @@ class Settings(BaseSettings):
     max_projects_per_request: int = Field(500, gt=0)
     request_timeout_s: int = Field(30, gt=0)
     max_concurrency: int = Field(64, gt=0)
-    workers: int = Field(1, gt=0)
+    workers: int = Field(default_factory=default_workers, gt=0, description="service processes")
     threads: int = Field(8, gt=0)
     access_log: bool = Field(False, description="BentoML's access log (~1 ms a request)")
+    tracing: bool = Field(
+        False, description="OpenTelemetry spans for /score and /explain (BentoML's exporter)"
+    )
+    balance_connections: bool = Field(
+        True, description="with several workers, a busy one hands keep-alive connections back"
+    )
     top_drivers: int = Field(3, gt=0)
 
     # --- monitoring (docs/monitoring.md explains each default) -------------------------

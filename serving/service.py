@@ -17,8 +17,10 @@ set, and the service will not listen off loopback without one. Serve it with
 
 from __future__ import annotations
 
+import atexit
 import gc
 import logging
+import os
 from datetime import date
 from typing import Any
 
@@ -27,10 +29,13 @@ import anyio.to_thread
 import bentoml
 from bentoml.exceptions import ServiceUnavailable
 from fastapi import FastAPI, HTTPException
+from pydantic import BaseModel
+from starlette.responses import Response
 
 from forewarn.settings import Settings
 from serving.bento_store import ChampionExport, load_from_bento_store, packed_tag
 from serving.champions import Champions, load_from_registry
+from serving.connections import BalanceConnections, forget_table
 from serving.endpoints import (
     ScoringOptions,
     describe_models,
@@ -64,6 +69,16 @@ options = ScoringOptions(
 INLINE_PROJECTS = 4
 
 
+# Routes left out of OpenTelemetry tracing unless FOREWARN_TRACING (regexes on the URL).
+UNTRACED_ROUTES = ("/score$", "/explain$")
+
+
+def _json(answer: BaseModel) -> Response:
+    """The answer as a JSON response, sent as one body (BentoML would stream it in chunks
+    through its own serializer: the same bytes, more work)."""
+    return Response(answer.model_dump_json(), media_type="application/json")
+
+
 def _requested_host() -> str:
     """The address `bentoml serve` is about to bind: its --host, else its configuration."""
     import click
@@ -91,6 +106,10 @@ def _requested_host() -> str:
     logging={"access": {"enabled": settings.access_log}},
     # The default bind (bentoml's is 0.0.0.0): `bentoml serve` without --host stays local.
     http={"host": settings.host, "port": settings.port},
+    # OpenTelemetry spans for every request cost ~0.5 ms of /score's (py-spy, one-off), and
+    # with no exporter configured nothing reads them: the scoring routes skip them unless
+    # FOREWARN_TRACING=true (then configure BentoML's tracing exporter as well).
+    tracing={} if settings.tracing else {"excluded_urls": list(UNTRACED_ROUTES)},
 )
 class Forewarn:
     """Scores projects with the champion models; the work is in serving.endpoints."""
@@ -104,6 +123,9 @@ class Forewarn:
         reason = bind_refusal(_requested_host(), settings.api_key)
         if reason:
             raise SystemExit(reason)
+        # The workers' shared connection counts are named after this process.
+        forget_table(os.getpid())
+        atexit.register(forget_table, os.getpid())
 
     def __init__(self) -> None:
         self.champions: Champions | None = None
@@ -141,21 +163,24 @@ class Forewarn:
         return self.champions
 
     @bentoml.api(
-        route="/score", input_spec=ScoreRequest.limited_to(settings.max_projects_per_request)
+        route="/score",
+        input_spec=ScoreRequest.limited_to(settings.max_projects_per_request),
+        output_spec=ScoreResponse,
     )
-    async def score(self, projects: list[ProjectIn], as_of: date | None = None) -> ScoreResponse:
+    async def score(self, projects: list[ProjectIn], as_of: date | None = None) -> Response:
         """Score projects: p_late, p_over_budget, RAG each and overall, top drivers."""
         champions = self.loaded()
         if len(projects) <= INLINE_PROJECTS:
-            return score_projects(champions, projects, as_of, options)
-        return await anyio.to_thread.run_sync(
+            return _json(score_projects(champions, projects, as_of, options))
+        scored = await anyio.to_thread.run_sync(
             score_projects, champions, projects, as_of, options, limiter=self.pool()
         )
+        return _json(scored)
 
-    @bentoml.api(route="/explain", input_spec=ExplainRequest)
-    async def explain(self, project: ProjectIn, as_of: date | None = None) -> ExplainResponse:
+    @bentoml.api(route="/explain", input_spec=ExplainRequest, output_spec=ExplainResponse)
+    async def explain(self, project: ProjectIn, as_of: date | None = None) -> Response:
         """Explain one project: each risk's full SHAP vector, base value and feature values."""
-        return explain_project(self.loaded(), project, as_of, options)
+        return _json(explain_project(self.loaded(), project, as_of, options))
 
     def pool(self) -> anyio.CapacityLimiter:
         """The request threads (made on first use: a limiter belongs to the event loop)."""
@@ -196,3 +221,7 @@ _service.mount_asgi_app(info_app, path="/")
 # First added, outermost: a request without the key is refused before its body is read.
 _service.add_asgi_middleware(BearerAuth, api_key=settings.api_key)
 _service.add_asgi_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+# With several workers, a worker holding more keep-alive connections than the others hands
+# some back (serving.connections says why); FOREWARN_BALANCE_CONNECTIONS=false turns it off.
+if settings.balance_connections:
+    _service.add_asgi_middleware(BalanceConnections, workers=settings.workers)

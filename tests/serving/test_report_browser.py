@@ -288,6 +288,7 @@ def test_service_serves_the_explanation_page(simulated: Pages, store: Path) -> N
         MLFLOW_TRACKING_URI=f"sqlite:///{store / 'mlflow.db'}",
         FOREWARN_API_KEY="page-key",
         FOREWARN_DATA=str(store / "portfolio"),
+        FOREWARN_WORKERS="1",
         BENTOML_DO_NOT_TRACK="true",
     )
     log = store / "serve.log"

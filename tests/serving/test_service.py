@@ -8,6 +8,7 @@ address only, and the server is stopped (and must exit) at the end.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -97,6 +98,7 @@ def _env(store: Store, **extra: str) -> dict[str, str]:
         FOREWARN_API_KEY=KEY,
         FOREWARN_MAX_BODY_BYTES=str(MAX_BODY),
         FOREWARN_MAX_PROJECTS_PER_REQUEST=str(MAX_PROJECTS),
+        FOREWARN_WORKERS="1",  # two_workers below runs two
         BENTOML_DO_NOT_TRACK="true",
         **extra,
     )
@@ -406,20 +408,117 @@ def test_413_for_an_oversized_body(server: Server) -> None:
     assert streamed.status_code == 413
 
 
-def test_slow_request_does_not_block_small_ones(server: Server, store: Store) -> None:
+# ------------------------------------------------------------------------- two workers
+
+
+@pytest.fixture(scope="module")
+def two_workers(store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """`forewarn serve` with two workers and room for a big request; yielded once both
+    workers have loaded their models."""
+    log = tmp_path_factory.mktemp("two-workers") / "serve.log"
+    env = _env(store)
+    env.update(
+        FOREWARN_WORKERS="2",
+        FOREWARN_MAX_PROJECTS_PER_REQUEST="5000",
+        FOREWARN_MAX_BODY_BYTES=str(200_000_000),
+    )
+    running = _start(["forewarn.cli", "serve"], env, REPO, log)
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while running.log_tail().count("Forewarn loaded") < 2:
+            assert time.monotonic() < deadline, running.log_tail()
+            time.sleep(0.5)
+        yield running
+    finally:
+        _kill(running)
+
+
+def _worker_connections(server: Server) -> list[int]:
+    """Established connections to the server's port, per worker process."""
+    import psutil
+
+    port = int(server.url.rsplit(":", 1)[1])
+    counts = []
+    for worker in psutil.Process(server.process.pid).children(recursive=True):
+        held = worker.net_connections(kind="tcp")
+        counts.append(sum(c.status == "ESTABLISHED" and c.laddr.port == port for c in held))
+    return counts
+
+
+async def _get(
+    port: int, streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+    """GET /livez on a keep-alive connection (opened when None); the connection, or None
+    when the server closed it."""
+    if streams is None:
+        streams = await asyncio.open_connection("127.0.0.1", port)
+    reader, writer = streams
+    writer.write(f"GET /livez HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
+    head = (await reader.readuntil(b"\r\n\r\n")).decode().lower()
+    assert head.startswith("http/1.1 200"), head
+    length = re.search(r"content-length: *(\d+)", head)
+    await reader.readexactly(int(length.group(1)) if length else 0)
+    if "connection: close" in head:
+        writer.close()
+        return None
+    return streams
+
+
+def test_two_workers_even_out_connections_opened_together(two_workers: Server) -> None:
+    port = int(two_workers.url.rsplit(":", 1)[1])
+
+    async def clients() -> list[int]:
+        # Eight connections at once: the first worker to wake tends to accept them all.
+        opened = await asyncio.gather(
+            *(asyncio.open_connection("127.0.0.1", port) for _ in range(8))
+        )
+        conns: list[Any] = list(opened)
+        for _ in range(40):  # rounds of one request per connection
+            conns = list(await asyncio.gather(*(_get(port, c) for c in conns)))
+            await asyncio.sleep(0.01)
+        conns = [c or await asyncio.open_connection("127.0.0.1", port) for c in conns]
+        await asyncio.gather(*(_get(port, c) for c in conns))  # seen by their worker
+        try:
+            return _worker_connections(two_workers)
+        finally:
+            for _, writer in conns:
+                writer.close()
+
+    counts = asyncio.run(clients())
+    assert sum(counts) == 8, counts
+    assert min(counts) >= 3, f"connections per worker: {counts}"
+
+
+def test_a_slow_request_does_not_hold_up_small_ones(two_workers: Server, store: Store) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    big = _payload(store, _running_ids(store, MAX_PROJECTS))
-    small = _payload(store, _running_ids(store, 1))
-    with ThreadPoolExecutor(4) as pool, httpx.Client(headers=_auth(), timeout=60) as http:
-        slow = pool.submit(http.post, f"{server.url}/score", json=big)
-        time.sleep(0.05)
-        started = time.perf_counter()
-        quick = [pool.submit(http.post, f"{server.url}/score", json=small) for _ in range(3)]
-        assert all(f.result().status_code == 200 for f in quick)
-        small_done = time.perf_counter() - started
-        assert slow.result().status_code == 200
-    assert small_done < 30
+    ids = _running_ids(store, 60)
+    projects = projects_from_portfolio(store.portfolio, ids)
+    many = [p.model_copy(update={"project_id": f"{p.project_id}-{k}"}) for k in range(15)
+            for p in projects]  # fmt: skip
+    big = {"projects": [p.model_dump(mode="json", exclude_none=True) for p in many],
+           "as_of": store.as_of.isoformat()}  # fmt: skip
+    small = _payload(store, ids[:1])
+    url = f"{two_workers.url}/score"
+
+    def post(body: dict[str, Any]) -> float:
+        with httpx.Client(headers=_auth(), timeout=120) as http:  # a connection of its own
+            started = time.perf_counter()
+            answer = http.post(url, json=body)
+            assert answer.status_code == 200, answer.text[:500]
+            return time.perf_counter() - started
+
+    alone = [post(small) for _ in range(5)]
+    slow_alone = post(big)
+    assert slow_alone > 10 * max(alone), (slow_alone, alone)  # a slow request indeed
+    with ThreadPoolExecutor(1) as pool:
+        slow = pool.submit(post, big)
+        time.sleep(slow_alone / 5)  # well into it
+        quick = [post(small) for _ in range(5)]
+        done_first = not slow.done()
+        slow_took = slow.result()
+    assert done_first, "the small requests waited for the slow one"
+    assert max(quick) < slow_took / 3, (quick, slow_took)
 
 
 # ------------------------------------------------------------------------------- the Bento
