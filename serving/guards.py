@@ -99,8 +99,10 @@ class BearerAuth:
 class BodyLimit:
     """413 for a body over `max_bytes`, whether it says so in Content-Length or not.
 
-    A declared length is refused before reading anything. A chunked body is read up to the
-    limit and then replayed to the app, so BentoML never buffers more than the limit.
+    A declared length is refused before reading anything; within the limit the request goes
+    straight on (the server reads exactly that many bytes as the body). A chunked body is
+    read up to the limit and then replayed to the app, so BentoML never buffers more than
+    the limit.
     """
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
@@ -126,6 +128,9 @@ class BodyLimit:
                     declared = -1
                 if declared > self.max_bytes:
                     await self._too_large(send)
+                    return
+                if declared >= 0:
+                    await self.app(scope, receive, send)
                     return
                 break
         chunks: list[bytes] = []

@@ -5,14 +5,16 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable
+from datetime import date, datetime
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from pydantic import ValidationError
 
 from features.loading import FIRST_DATA_ROW, validate_frames
-from serving.intake import request_portfolio
+from serving.intake import _column, request_portfolio
 from serving.request_models import ProjectIn, ScoreRequest
 
 EXAMPLE: dict[str, Any] = ScoreRequest.model_json_schema()["example"]
@@ -170,3 +172,13 @@ def test_explain_locations_drop_the_list_index() -> None:
     assert error["loc"] == ("project", "status_reports", 0, "report_date")
     assert error["msg"] == "report_date before the project's start 2024-01-08"
     assert caught.value.title == "ExplainRequest"
+
+
+def test_dates_convert_as_numpy_converts_them() -> None:
+    values = [date(2024, 2, 29), None, date(1969, 12, 31), date(1900, 1, 1), date(2262, 4, 11)]
+    values.append(datetime(2024, 5, 6, 23, 59))  # a datetime is a date: its day counts
+    expected = np.array(values, dtype="datetime64[D]").astype("datetime64[ns]")
+    got = _column(values, "date")
+    assert got.dtype == expected.dtype
+    assert np.array_equal(got.view("int64"), expected.view("int64"))  # NaT included
+    assert _column([], "date").dtype == np.dtype("datetime64[ns]")
