@@ -13,9 +13,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic_core import ValidationError
 
+from features.contract import PortfolioColumns
 from serving.champions import Champions
-from serving.intake import as_of_columns, request_tables
+from serving.intake import as_of_columns, combine_tables, request_tables
 from serving.request_models import ProjectIn
 from serving.response_models import (
     CONTRIBUTION_SPACE,
@@ -63,45 +65,100 @@ def _probability(value: Any) -> float | None:
     return None if value is None or np.isnan(value) else float(value)
 
 
+ScoreCall = tuple[Sequence[ProjectIn], date | None]  # one /score request: projects, as_of
+
+
 def score_projects(
     champions: Champions,
     projects: Sequence[ProjectIn],
     as_of: date | None,
     options: ScoringOptions,
 ) -> ScoreResponse:
-    """POST /score: validate the contract rules, build features, score, in request order."""
-    tables = request_tables(projects, options.extra_attributes)
-    features = portfolio_features(
-        tables,
-        as_of_columns(tables, as_of or today()),
-        champions.scoring_context,
-        options.delay_tolerance,
-        options.overrun_tolerance,
-    )
-    # score_frame's columns, unframed: a DataFrame would only be taken apart again here.
-    columns = score_columns(
-        champions.models(), features, options.red, options.amber, options.top_drivers
-    )
+    """POST /score: validate the contract rules, build features, score, in request order.
+
+    Raises `pydantic_core.ValidationError` for a broken contract rule (the service: 400).
+    """
+    answer = score_requests(champions, [(projects, as_of)], options)[0]
+    if isinstance(answer, ValidationError):
+        raise answer
+    return answer
+
+
+def score_requests(
+    champions: Champions, calls: Sequence[ScoreCall], options: ScoringOptions
+) -> list[ScoreResponse | ValidationError]:
+    """Several /score requests scored together, each answered as `score_projects` answers
+    it alone.
+
+    Their projects go through one feature build and one pass of each model (the service
+    gathers the small requests that reach a worker together: per request, most of the cost
+    of scoring one project is calls whose cost does not grow with the rows). A project's
+    features and scores do not depend on the rows beside it (tests hold this), so the
+    answers are the same. A request that breaks a contract rule gets its ValidationError;
+    the others are answered.
+    """
+    answers: list[ScoreResponse | ValidationError | None] = [None] * len(calls)
+    groups: dict[tuple[str, ...], list[tuple[int, PortfolioColumns]]] = {}
+    for k, (projects, _) in enumerate(calls):
+        try:
+            tables = request_tables(projects, options.extra_attributes)
+        except ValidationError as exc:
+            answers[k] = exc
+            continue
+        # Extra attributes are typed per request (numbers, else text): requests are scored
+        # together only with requests whose attributes have the same types.
+        kinds = tuple(tables.projects[a].dtype.str for a in options.extra_attributes)
+        if champions.scoring_context is None:  # each request would be its own context
+            kinds = (*kinds, str(k))
+        groups.setdefault(kinds, []).append((k, tables))
+    day = today()
     refs = model_refs(champions)
-    cols = {name: columns[name].tolist() for name in RISK_COLUMNS}
-    scores = [
-        ProjectScore(
-            project_id=str(cols["project_id"][i]),
-            as_of=pd.Timestamp(cols["as_of"][i]).date(),
-            p_late=_probability(cols["p_late"][i]),
-            p_over_budget=_probability(cols["p_over_budget"][i]),
-            rag_late=cols["rag_late"][i],
-            rag_over_budget=cols["rag_over_budget"][i],
-            rag=cols["rag"][i],
-            late_reason=cols["late_reason"][i],
-            over_budget_reason=cols["over_budget_reason"][i],
-            drivers_late=cols["drivers_late"][i],
-            drivers_over_budget=cols["drivers_over_budget"][i],
-            models=refs,
+    for group in groups.values():
+        dates = [calls[k][1] or day for k, _ in group]
+        combined, as_of = combine_tables([t for _, t in group], dates, options.extra_attributes)
+        features = portfolio_features(
+            combined,
+            as_of,
+            champions.scoring_context,
+            options.delay_tolerance,
+            options.overrun_tolerance,
         )
-        for i in range(len(features))
-    ]
-    return ScoreResponse(projects=scores, thresholds=options.thresholds)
+        # score_frame's columns, unframed: a DataFrame would only be taken apart again here.
+        columns = score_columns(
+            champions.models(), features, options.red, options.amber, options.top_drivers
+        )
+        cols = {name: columns[name].tolist() for name in RISK_COLUMNS}
+        start = 0
+        for k, tables in group:
+            ids = tables.projects["project_id"].tolist()
+            answers[k] = ScoreResponse(
+                projects=[
+                    _project_score(cols, start + i, str(pid), refs) for i, pid in enumerate(ids)
+                ],
+                thresholds=options.thresholds,
+            )
+            start += len(ids)
+    assert all(a is not None for a in answers)
+    return answers  # type: ignore[return-value]
+
+
+def _project_score(
+    cols: dict[str, list[Any]], i: int, project_id: str, refs: list[ModelRef]
+) -> ProjectScore:
+    return ProjectScore(
+        project_id=project_id,
+        as_of=pd.Timestamp(cols["as_of"][i]).date(),
+        p_late=_probability(cols["p_late"][i]),
+        p_over_budget=_probability(cols["p_over_budget"][i]),
+        rag_late=cols["rag_late"][i],
+        rag_over_budget=cols["rag_over_budget"][i],
+        rag=cols["rag"][i],
+        late_reason=cols["late_reason"][i],
+        over_budget_reason=cols["over_budget_reason"][i],
+        drivers_late=cols["drivers_late"][i],
+        drivers_over_budget=cols["drivers_over_budget"][i],
+        models=refs,
+    )
 
 
 def explain_project(

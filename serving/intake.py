@@ -203,3 +203,42 @@ def as_of_columns(tables: PortfolioColumns, as_of: date) -> Columns:
     ``as_of`` table `features.pointintime.build_feature_columns` reads, as arrays."""
     ids = tables.projects["project_id"]
     return {"project_id": ids, "as_of": np.full(len(ids), np.datetime64(as_of, "ns"))}
+
+
+def combine_tables(
+    requests: Sequence[PortfolioColumns],
+    dates: Sequence[date],
+    extra_attributes: Sequence[str] = (),
+) -> tuple[PortfolioColumns, Columns]:
+    """Several requests' tables as one, with the ``as_of`` table of their projects (request
+    k's projects seen from ``dates[k]``), rows in request order.
+
+    One request comes back as it is. With several, a project id may recur across requests,
+    so each id is prefixed with its request's position (``"3/P-001"``); callers map rows
+    back by position. Attribute columns other than `extra_attributes` are dropped (the
+    features read no other); the requests' extra attributes must share their types.
+    """
+    if len(requests) == 1:
+        return requests[0], as_of_columns(requests[0], dates[0])
+    keep = {c.name for c in COLUMNS["projects"]} | {"status", *extra_attributes}
+    names = {
+        "projects": [c for c in requests[0].projects if c in keep],
+        "status_reports": list(requests[0].status_reports),
+        "changes": list(requests[0].changes),
+    }
+    tables: dict[str, Columns] = {}
+    for table, columns in names.items():
+        parts = [getattr(r, table) for r in requests]
+        tables[table] = {c: np.concatenate([p[c] for p in parts]) for c in columns}
+        keyed = [f"{k}/{pid}" for k, p in enumerate(parts) for pid in p["project_id"].tolist()]
+        tables[table]["project_id"] = np.array(keyed, dtype=object)
+    counts = [len(r.projects["project_id"]) for r in requests]
+    days = np.repeat(np.array([np.datetime64(d, "ns") for d in dates]), counts)
+    combined = PortfolioColumns(
+        projects=tables["projects"],
+        status_reports=tables["status_reports"],
+        changes=tables["changes"],
+        source="request",
+        extra_attributes=list(extra_attributes),
+    )
+    return combined, {"project_id": tables["projects"]["project_id"], "as_of": days}

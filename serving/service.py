@@ -30,17 +30,21 @@ import bentoml
 from bentoml.exceptions import ServiceUnavailable
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
+from pydantic_core import ValidationError
 from starlette.responses import Response
 
 from forewarn.settings import Settings
+from serving.batching import Gatherer
 from serving.bento_store import ChampionExport, load_from_bento_store, packed_tag
 from serving.champions import Champions, load_from_registry
 from serving.connections import BalanceConnections, forget_table
 from serving.endpoints import (
+    ScoreCall,
     ScoringOptions,
     describe_models,
     explain_project,
     score_projects,
+    score_requests,
 )
 from serving.guards import BearerAuth, BodyLimit, bind_refusal
 from serving.request_models import ExplainRequest, ProjectIn, ScoreRequest
@@ -61,10 +65,11 @@ options = ScoringOptions(
 )
 
 
-# Up to this many projects a request is scored on the event loop: a few milliseconds, less
-# than a hop to a thread and back, and no thread then competes for the GIL with the loop
-# (with every request in threads, 16 concurrent ones scored 35% fewer a second in a one-off
-# measurement; bench/bench_serve.py prints the service as it is now). Larger
+# Up to this many projects a request is scored on the event loop, together with the other
+# small requests the loop picked up in the same turn (serving.batching): a few milliseconds,
+# less than a hop to a thread and back, and no thread then competes for the GIL with the
+# loop (with every request in threads, 16 concurrent ones scored 35% fewer a second in a
+# one-off measurement; bench/bench_serve.py prints the service as it is now). Larger
 # requests go to the thread pool so that one slow request does not hold up the rest.
 INLINE_PROJECTS = 4
 
@@ -130,6 +135,7 @@ class Forewarn:
     def __init__(self) -> None:
         self.champions: Champions | None = None
         self._pool: anyio.CapacityLimiter | None = None
+        self.gatherer: Gatherer[ScoreCall, ScoreResponse] = Gatherer(self._score_together)
         try:
             # A built Bento serves the champions it was packed with; source, the registry's.
             packed = packed_tag(_service.bento)
@@ -171,7 +177,8 @@ class Forewarn:
         """Score projects: p_late, p_over_budget, RAG each and overall, top drivers."""
         champions = self.loaded()
         if len(projects) <= INLINE_PROJECTS:
-            return _json(score_projects(champions, projects, as_of, options))
+            # Scored on the event loop with the small requests that arrived alongside.
+            return _json(await self.gatherer.submit((projects, as_of)))
         scored = await anyio.to_thread.run_sync(
             score_projects, champions, projects, as_of, options, limiter=self.pool()
         )
@@ -181,6 +188,9 @@ class Forewarn:
     async def explain(self, project: ProjectIn, as_of: date | None = None) -> Response:
         """Explain one project: each risk's full SHAP vector, base value and feature values."""
         return _json(explain_project(self.loaded(), project, as_of, options))
+
+    def _score_together(self, calls: list[ScoreCall]) -> list[ScoreResponse | ValidationError]:
+        return score_requests(self.loaded(), calls, options)
 
     def pool(self) -> anyio.CapacityLimiter:
         """The request threads (made on first use: a limiter belongs to the event loop)."""
