@@ -8,7 +8,8 @@ the throughput of an even split.
 
 `BalanceConnections` evens them out. Each worker counts the client connections that sent it
 a request in the last second and posts the count to a small table all the workers of one
-server share (a memory-mapped file named after the server process). A worker that holds
+server share (a memory-mapped file named after the server process, where each worker
+enters its process id at start-up: a worker that is gone is left out). A worker that holds
 more than one connection above the least-loaded worker answers its next request with
 ``Connection: close``; uvicorn closes the connection once the response is sent, the client
 opens a new one (HTTP clients do so by themselves: httpx, requests, urllib3,
@@ -42,27 +43,57 @@ def table_path(server_pid: int) -> Path:
 
 
 class LoadTable:
-    """One int64 slot per worker (the connections it holds), in a file mapped by all of them.
+    """Per worker, the connections it holds and its process id, in a file all of them map.
 
-    Each worker writes only its own slot; a read of the others may be a moment old, which
-    costs at most one connection closed too many or too few.
+    Each worker writes only its own slots; a read of the others may be a moment old, which
+    costs at most one connection closed too many or too few. A worker registers its pid
+    when it starts (`register`); a slot whose process is gone (a worker that crashed, or
+    one of more workers than the server runs) is left out of the comparison.
     """
 
     def __init__(self, path: Path, workers: int) -> None:
         self.path = path
-        size = 8 * workers
+        size = 16 * workers
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             if os.fstat(fd).st_size < size:
-                os.ftruncate(fd, size)  # zeros: a worker that has not started holds nothing
+                os.ftruncate(fd, size)  # zeros: no worker registered, none holds anything
             self._map = mmap.mmap(fd, size)
         finally:
             os.close(fd)
-        self.loads = np.frombuffer(self._map, dtype=np.int64, count=workers)
+        slots = np.frombuffer(self._map, dtype=np.int64, count=2 * workers)
+        self.loads, self.pids = slots[:workers], slots[workers:]
+        self._live: list[int] = []
+        self._checked = -1.0
+
+    def register(self, worker: int, pid: int) -> None:
+        self.pids[worker] = pid
+        self.loads[worker] = 0
+
+    def live_others(self, worker: int, now: float) -> list[int]:
+        """The other workers whose process runs (looked up at most every _PRUNE_S)."""
+        if now - self._checked > _PRUNE_S:
+            self._checked = now
+            self._live = [
+                i
+                for i, pid in enumerate(self.pids.tolist())
+                if i != worker and pid > 0 and _running(pid)
+            ]
+        return self._live
 
     def close(self) -> None:
-        del self.loads
+        del self.loads, self.pids
         self._map.close()
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        return True
+    return True
 
 
 class BalanceConnections:
@@ -112,7 +143,8 @@ class BalanceConnections:
         now = time.monotonic()
         self.seen[key] = now
         held = self._held(now)
-        least = min(int(n) for i, n in enumerate(loads) if i != self.worker)
+        others = self.table.live_others(self.worker, now)
+        least = min((int(loads[i]) for i in others), default=held)
         if held <= least + 1:
             loads[self.worker] = held
             await self.app(scope, receive, send)
@@ -130,10 +162,14 @@ class BalanceConnections:
         await self.app(scope, receive, closing)
 
 
+_THIS_WORKER: tuple[LoadTable, int] | None = None  # this process's table and place
+
+
 def worker_table(workers: int) -> tuple[LoadTable | None, int]:
     """This BentoML worker's load table and place, or (None, 0) with one worker or outside
     a BentoML server's worker. The table is named after the worker's parent, the server's
-    arbiter (`forget_table` removes it)."""
+    arbiter (`forget_table` removes it); the worker registers in it the first time."""
+    global _THIS_WORKER
     if workers < 2:
         return None, 0
     from bentoml._internal.context import server_context
@@ -141,7 +177,17 @@ def worker_table(workers: int) -> tuple[LoadTable | None, int]:
     index = server_context.worker_index  # 1-based, set before the service is loaded
     if index is None or not 1 <= index <= workers:
         return None, 0
-    return LoadTable(table_path(os.getppid()), workers), index - 1
+    if _THIS_WORKER is None:
+        table = LoadTable(table_path(os.getppid()), workers)
+        table.register(index - 1, os.getpid())
+        _THIS_WORKER = (table, index - 1)
+    return _THIS_WORKER
+
+
+def register_worker(workers: int) -> None:
+    """Enter this worker in its server's load table (the service calls it at start-up, so
+    that a worker counts before its first request)."""
+    worker_table(workers)
 
 
 def forget_table(server_pid: int) -> None:

@@ -37,7 +37,7 @@ from forewarn.settings import Settings
 from serving.batching import Gatherer
 from serving.bento_store import ChampionExport, load_from_bento_store, packed_tag
 from serving.champions import Champions, load_from_registry
-from serving.connections import BalanceConnections, forget_table
+from serving.connections import BalanceConnections, forget_table, register_worker
 from serving.endpoints import (
     ScoreCall,
     ScoringOptions,
@@ -147,6 +147,8 @@ class Forewarn:
             # Stay up and not ready (a crash would make BentoML restart us in a loop).
             logger.exception("Forewarn could not load its champion models")
             return
+        if settings.balance_connections:
+            register_worker(settings.workers)  # counted by the others from now on
         # One LightGBM thread per call: concurrency comes from the request threads.
         self.champions.set_threads(1)
         # The libraries loaded so far (MLflow, BentoML, pandas: ~400k objects) never become

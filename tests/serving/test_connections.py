@@ -8,6 +8,9 @@ is exercised in test_service.py.
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -45,16 +48,41 @@ def _closes(app: BalanceConnections, port: int) -> bool:
 
 @pytest.fixture
 def table(tmp_path: Path) -> LoadTable:
-    return LoadTable(tmp_path / "loads", workers=2)
+    """Two workers, both registered (this test process stands for both)."""
+    loads = LoadTable(tmp_path / "loads", workers=2)
+    loads.register(0, os.getpid())
+    loads.register(1, os.getpid())
+    return loads
+
+
+def _gone_pid() -> int:
+    """The id of a process that has exited."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
 
 
 def test_workers_share_one_table(tmp_path: Path) -> None:
     first, second = LoadTable(tmp_path / "t", 3), LoadTable(tmp_path / "t", 3)
     assert list(first.loads) == [0, 0, 0]  # a new table: nobody holds anything
+    assert list(first.pids) == [0, 0, 0]  # and nobody registered
     first.loads[2] = 7
+    first.register(1, 4242)
     assert list(second.loads) == [0, 0, 7]
+    assert list(second.pids) == [0, 4242, 0]
     first.close()
     second.close()
+
+
+def test_workers_that_are_not_running_are_left_out(tmp_path: Path) -> None:
+    loads = LoadTable(tmp_path / "t", 3)
+    loads.register(0, os.getpid())
+    busy = BalanceConnections(_ok, table=loads, worker=0)
+    # Worker 1 never registered, worker 2 has exited: nobody to hand connections to.
+    loads.register(2, _gone_pid())
+    assert not any(_closes(busy, port) for port in range(9000, 9010))
+    assert loads.loads[0] == 10
+    loads.close()
 
 
 def test_a_worker_over_its_share_closes_until_even(table: LoadTable) -> None:
