@@ -307,6 +307,13 @@ def online(uri: str, bodies: list[bytes], total: int, workers: Sequence[int]) ->
         )  # fmt: skip
         try:
             wait_ready("/readyz", port, service, log)
+            # /readyz answers from the first worker up: wait for every worker to have loaded
+            # its models (a worker still loading would take CPU from the measured one).
+            deadline = time.monotonic() + 300
+            while log.read_text(errors="replace").count("Forewarn loaded") < n_workers:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"workers not all ready: {log.read_text()[-3000:]}")
+                time.sleep(0.5)
             name = f"BentoML service ({n_workers} worker{'s' if n_workers > 1 else ''}, auth)"
             auth = [f"Authorization: Bearer {API_KEY}"]
             results += [http_load(name, port, lines, c, total, auth) for c in (1, 16)]
