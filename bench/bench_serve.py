@@ -322,6 +322,37 @@ def online(uri: str, bodies: list[bytes], total: int, workers: Sequence[int]) ->
     return results
 
 
+def together(
+    uri: str, bodies: list[bytes], size: int = 8, rounds: int = 200
+) -> tuple[float, float]:
+    """ms a request for `size` one-project requests scored one by one (`score_projects`)
+    and together (`score_requests`, as the service's gatherer does), parse and dump
+    included; medians over `rounds`."""
+    from serving.champions import load_from_registry
+    from serving.endpoints import ScoringOptions, score_projects, score_requests
+    from serving.request_models import ScoreRequest
+
+    champions = load_from_registry(uri)
+    champions.set_threads(1)
+    options = ScoringOptions()
+    alone, joint = [], []
+    for r in range(rounds):
+        group = [bodies[(r * size + i) % len(bodies)] for i in range(size)]
+        start = time.perf_counter()
+        for body in group:
+            request = ScoreRequest.model_validate_json(body)
+            score_projects(champions, request.projects, request.as_of, options).model_dump_json()
+        alone.append((time.perf_counter() - start) * 1000 / size)
+        start = time.perf_counter()
+        requests = [ScoreRequest.model_validate_json(body) for body in group]
+        answers = score_requests(champions, [(q.projects, q.as_of) for q in requests], options)
+        for answer in answers:
+            assert not isinstance(answer, Exception), answer
+            answer.model_dump_json()
+        joint.append((time.perf_counter() - start) * 1000 / size)
+    return statistics.median(alone), statistics.median(joint)
+
+
 def batch(uri: str, portfolio: Any, rows: int) -> dict[str, float]:
     """score_frame with explanations on `rows` feature rows vs bare predict + pred_contrib."""
     from features.pointintime import build_features
@@ -398,6 +429,9 @@ def main() -> None:
         print(f"{r.name:40} {r.concurrency:>4} {r.p50:8.1f} {r.p99:8.1f} "
               f"{r.rps:8.1f} {ratio:13.0%} {r.errors:>6}")  # fmt: skip
     print("targets: p50 ≤ 10 ms at 1; p99 ≤ 60 ms at 16; req/s ≥ 60% of in-process")
+    alone, joint = together(uri, bodies)
+    print(f"in-process, 8 one-project requests: {alone:.2f} ms a request one by one, "
+          f"{joint:.2f} ms together ({joint / alone:.0%}; the service's gatherer)")  # fmt: skip
 
     figures = batch(uri, portfolio, args.batch_rows)
     print()

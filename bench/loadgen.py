@@ -137,7 +137,9 @@ def main() -> None:
     args = parser.parse_args()
     bodies = [line.encode() for line in args.bodies.read_text().splitlines() if line]
     headers = dict(h.split(": ", 1) for h in args.header)
-    try:  # libuv's loop: about a third less client CPU, left to the server under test
+    # libuv's loop: less client CPU (~0.24 vs ~0.30 ms a request, one-off), more left to
+    # the server under test.
+    try:
         import uvloop
 
         uvloop.install()

@@ -3,8 +3,9 @@
 Scoring one project is mostly fixed costs: some hundred NumPy calls to build its features,
 a LightGBM call per model, pandas and pydantic set-up, each costing about the same for
 one row as for ten. When several small requests are waiting in a worker (sixteen clients
-on two workers: eight each), scoring their projects in one pass costs a third of scoring
-them one by one (serving.endpoints.score_requests; the answers are the same).
+on two workers: eight each), scoring their projects in one pass
+(serving.endpoints.score_requests; the answers are the same) costs a fraction of scoring
+them one by one: bench/bench_serve.py prints both.
 
 `Gatherer` does it on the event loop without a timer: a request hands its work over and
 waits; the first to arrive schedules a flush for the loop's next turn, by which time every

@@ -91,8 +91,8 @@ def _running(pid: int) -> bool:
         os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
         return False
-    except PermissionError:  # exists, another user's
-        return True
+    except PermissionError:  # it exists (another user's)
+        pass
     return True
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
-from features.contract import COLUMNS, Columns, Portfolio, PortfolioColumns
+from features.contract import COLUMNS, Columns, PortfolioColumns
 from serving.request_models import ProjectIn
 
 Loc = tuple[str | int, ...]
@@ -148,7 +148,7 @@ def request_tables(
     loc_prefix: Loc = ("projects",),
 ) -> PortfolioColumns:
     """The request's projects as contract-v1 columns (arrays, typed as a file load types
-    them), which `features.pointintime` reads as they are; `request_portfolio` frames them.
+    them), which `features.pointintime` reads as they are (`.to_portfolio()` frames them).
 
     Raises `pydantic_core.ValidationError` naming each offending field and its rule.
     `loc_prefix` is where the projects sit in the request (``("project",)`` for /explain).
@@ -181,21 +181,6 @@ def request_tables(
         source="request",
         extra_attributes=list(extra_attributes),
     )
-
-
-def request_portfolio(
-    projects: Sequence[ProjectIn],
-    extra_attributes: Sequence[str] = (),
-    *,
-    title: str = "ScoreRequest",
-    loc_prefix: Loc = ("projects",),
-) -> Portfolio:
-    """The request's projects as a contract-v1 `Portfolio`, typed as a file load types them.
-
-    Raises as `request_tables` does.
-    """
-    tables = request_tables(projects, extra_attributes, title=title, loc_prefix=loc_prefix)
-    return tables.to_portfolio()
 
 
 def as_of_columns(tables: PortfolioColumns, as_of: date) -> Columns:

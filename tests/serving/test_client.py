@@ -12,7 +12,7 @@ import pytest
 
 from features.simulator import simulate_portfolio
 from serving.client import ForewarnClient, ForewarnError, projects_from_portfolio
-from serving.intake import request_portfolio
+from serving.intake import request_tables
 
 
 def test_portfolio_rows_survive_the_round_trip() -> None:
@@ -20,7 +20,7 @@ def test_portfolio_rows_survive_the_round_trip() -> None:
     ids = portfolio.projects["project_id"].iloc[[5, 0, 17]].tolist()
     projects = projects_from_portfolio(portfolio, ids)
     assert [p.project_id for p in projects] == ids
-    back = request_portfolio(projects)
+    back = request_tables(projects).to_portfolio()
     order = {p: i for i, p in enumerate(ids)}
 
     def ordered(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:

@@ -14,7 +14,7 @@ import pytest
 from pydantic import ValidationError
 
 from features.loading import FIRST_DATA_ROW, validate_frames
-from serving.intake import _column, request_portfolio
+from serving.intake import _column, request_tables
 from serving.request_models import ProjectIn, ScoreRequest
 
 EXAMPLE: dict[str, Any] = ScoreRequest.model_json_schema()["example"]
@@ -54,7 +54,7 @@ def _two_projects() -> dict[str, Any]:
 
 def test_valid_request_gives_the_tables_a_file_load_gives() -> None:
     projects = _projects(_two_projects())
-    ours = request_portfolio(projects, extra_attributes=["region"])
+    ours = request_tables(projects, extra_attributes=["region"]).to_portfolio()
     files = validate_frames(_as_files(projects), {}, extra_attributes=["region"])
     assert len(files.quarantine) == 0
     for table in ("projects", "status_reports", "changes"):
@@ -68,7 +68,7 @@ def test_status_is_derived_as_a_file_load_derives_it() -> None:
     body = _two_projects()
     body["projects"][0]["status"] = None
     body["projects"][1].update(status=None, actual_finish="2024-12-01")
-    portfolio = request_portfolio(_projects(body))
+    portfolio = request_tables(_projects(body)).to_portfolio()
     assert portfolio.projects["status"].tolist() == ["active", "closed"]
 
 
@@ -144,7 +144,7 @@ def test_same_verdict_and_rule_as_a_file_load(case: str) -> None:
     assert found == sorted(set(found)) and set(found) >= set(expected)
 
     with pytest.raises(ValidationError) as caught:
-        request_portfolio(projects)
+        request_tables(projects)
     errors = caught.value.errors(include_input=False)
     locs = {e["loc"] for e in errors}
     for table, row, column in expected:
@@ -167,7 +167,7 @@ def test_explain_locations_drop_the_list_index() -> None:
     body = copy.deepcopy(EXAMPLE)
     body["projects"][0]["status_reports"][0]["report_date"] = "2023-01-02"
     with pytest.raises(ValidationError) as caught:
-        request_portfolio(_projects(body), title="ExplainRequest", loc_prefix=("project",))
+        request_tables(_projects(body), title="ExplainRequest", loc_prefix=("project",))
     [error] = caught.value.errors(include_input=False)
     assert error["loc"] == ("project", "status_reports", 0, "report_date")
     assert error["msg"] == "report_date before the project's start 2024-01-08"
