@@ -695,6 +695,8 @@ def _training_setup(settings: Settings) -> tuple[Any, Any, dict[str, Any]]:
         min_holdout_projects=settings.min_holdout_projects,
         gate_auc_margin=settings.gate_auc_margin,
         gate_brier_margin=settings.gate_brier_margin,
+        forward_min_projects=settings.forward_min_projects,
+        cv_repeats=settings.cv_repeats,
     )
     store = Store(
         tracking_uri=settings.resolved_tracking_uri(),
@@ -742,36 +744,43 @@ def _n(value: Any, digits: int = 3) -> str:
 
 
 def _print_evaluation(target: str, report: dict[str, Any], title: str) -> None:
-    """Model beside the baselines by stage (AUC), then overall figures and early warning."""
+    """Model beside every rule by stage (AUC), the verdict against the best rule, then
+    overall figures and early warning."""
+    from training.baselines import RULE_TITLES
+    from training.evaluate import VERDICT_WORDS, verdict_sentence
+
     baselines = report["baselines"]
+    names = {n: RULE_TITLES.get(n, n) for n in baselines}
     table = Table(title=f"{title}: {target} — AUC by stage (elapsed share of plan)")
-    table.add_column("stage")
-    table.add_column("rows", justify="right")
-    table.add_column("model", justify="right")
-    names = {
-        "evm_rule": "EVM rule",
-        "pm_forecast": "PM forecast",
-        "logistic_regression": "logistic reg.",
-    }
+    for col in ("stage", "rows", "model"):
+        table.add_column(col, justify="left" if col == "stage" else "right")
     for name, words in names.items():
         table.add_column(words if baselines.get(name) else f"{words} (n/a)", justify="right")
-    rows = [("all", report, {n: baselines.get(n) for n in names})]
+    for col in ("best rule", "model − best rule [95%]", "verdict", "vs logistic"):
+        table.add_column(col, justify="right")
+    comparison = report.get("comparison", {})
+    rows = [("all", report, comparison.get("all", {}))]
     rows += [
-        (label, block, {n: (baselines.get(n) or {}).get("by_stage", {}).get(label) for n in names})
+        (label, block, comparison.get("by_stage", {}).get(label, {}))
         for label, block in report["by_stage"].items()
     ]
-    for label, block, others in rows:
+    for label, block, c in rows:
         cells = [label, f"{block['n_rows']:,}", _n(block["auc"])]
         for name in names:
-            other = others[name]
-            if other is None:
-                cells.append("—")
-            elif other.get("model_auc_same_rows") not in (None, block["auc"]) and name != (
-                "logistic_regression"
-            ):
-                cells.append(f"{_n(other['auc'])} (model {_n(other['model_auc_same_rows'])})")
-            else:
-                cells.append(_n(other["auc"]))
+            b = baselines.get(name)
+            other = None if b is None else (b if label == "all" else b["by_stage"].get(label))
+            cells.append("—" if other is None else _n(other["auc"]))
+        ci = c.get("auc_diff_ci")
+        diff = "—" if c.get("auc_diff") is None else f"{c['auc_diff']:+.3f}"
+        if ci:
+            diff += f" [{ci[0]:+.3f}, {ci[1]:+.3f}]"
+        best = c.get("best_rule")
+        cells += [
+            "—" if best is None else names.get(best, best),
+            diff,
+            VERDICT_WORDS[c.get("verdict")],
+            VERDICT_WORDS[(c.get("vs_logistic") or {}).get("verdict")],
+        ]
         table.add_row(*cells)
     stdout.print(table)
     figures = Table(title=f"{target}: overall and early warning (red flags)")
@@ -803,7 +812,7 @@ def _print_evaluation(target: str, report: dict[str, Any], title: str) -> None:
             _fmt_share(ew["false_alarm_share"]),
         )
     stdout.print(figures)
-    for name in ("evm_rule", "pm_forecast"):
+    for name in names:
         matched = (baselines.get(name) or {}).get("model_early_warning_same_false_alarms")
         if matched is None:
             continue
@@ -816,12 +825,17 @@ def _print_evaluation(target: str, report: dict[str, Any], title: str) -> None:
             f"{_fmt_share(rule['detected_share'])} at {_fmt_share(rule['median_first_red'])}",
             highlight=False,
         )
-    verdict = report.get("beats_rules", {})
-    if verdict.get("value") is not None:
+    if report.get("recipe"):
         stdout.print(
-            f"{target}: beats the applicable rules on AUC ({', '.join(verdict['rules'])}): "
-            f"{'yes' if verdict['value'] else 'no'}"
+            f"{target}: champion's recipe — {report.get('recipe_words')}"
+            + (f" ({report['recipe_rule']})" if report.get("recipe_rule") else "")
+            + f"; {report.get('recipe_reason')}",
+            highlight=False,
         )
+    stdout.print(
+        f"{target}: {verdict_sentence(report).replace('**', '')} ({report.get('evaluation')})",
+        highlight=False,
+    )
 
 
 def _fmt_share(value: Any) -> str:

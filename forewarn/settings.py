@@ -56,6 +56,13 @@ class Settings(BaseSettings):
     min_holdout_projects: int = Field(30, gt=0, description="fewer: grouped CV instead")
     gate_auc_margin: float = Field(0.01, ge=0, description="challenger may lose this AUC")
     gate_brier_margin: float = Field(0.005, ge=0, description="and gain this Brier")
+    forward_min_projects: int = Field(
+        100,
+        gt=0,
+        description="test forward in time only when the later side holds this many projects "
+        "(10 of each outcome); below that, repeated project-grouped cross-validation",
+    )
+    cv_repeats: int = Field(3, gt=0, description="repeats of the grouped cross-validation")
 
     # --- report ------------------------------------------------------------------------
     watch_list_size: int = Field(

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
@@ -143,7 +143,8 @@ def ece_matrix(y: np.ndarray, p: np.ndarray, w: np.ndarray, bins: int = ECE_BINS
 # Bootstrap versions (many weightings at once) of training.evaluate's point figures; the
 # point values themselves come from training.evaluate so they match the logged ones exactly.
 FIGURES = {"auc": auc_matrix, "brier": brier_matrix, "ece": ece_matrix}
-POINT = {"auc": weighted_auc, "brier": brier, "ece": calibration_error}
+Metric = Callable[[np.ndarray, np.ndarray, np.ndarray], float | None]
+POINT: dict[str, Metric] = {"auc": weighted_auc, "brier": brier, "ece": calibration_error}
 
 
 def _poisson_weights(

@@ -49,10 +49,11 @@ class Champion:
     source: Source = "mlflow"
 
     @property
-    def beats_baselines(self) -> bool | None:
-        """Whether training found it better than the EVM and PM-forecast rules (tag)."""
-        value = self.tags.get("beats_rules")
-        return None if value in (None, "", "n/a") else value == "true"
+    def verdict(self) -> str | None:
+        """Training's verdict against the best applicable rule (tag): better, cant_tell or
+        worse; None when not recorded."""
+        value = self.tags.get("verdict")
+        return value if value in ("better", "cant_tell", "worse") else None
 
     @property
     def trained_at(self) -> str | None:

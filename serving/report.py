@@ -12,6 +12,7 @@ comes in as plain data (`DriftStatus`): serving never imports monitoring.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -61,7 +62,8 @@ class ModelCard:
     alias: str | None = None
     run_id: str | None = None
     trained: str | None = None
-    beats_rules: bool | None = None
+    verdict: str | None = None  # better, cant_tell, worse against the best rule
+    recipe: str | None = None
     rules_note: str = ""
     data_as_of: str | None = None
     auc: str | None = None
@@ -717,7 +719,7 @@ def model_card(target: str, loaded: Any | None, alias: str | None = None) -> Mod
     if loaded is None:
         return ModelCard(target=target, risk=risk, rules_note=f"no {target} model registered")
     tags: Mapping[str, Any] = getattr(loaded, "tags", None) or {}
-    beats = _beats_rules(tags)
+    verdict = _first_tag(tags, ("verdict",))
     return ModelCard(
         target=target,
         risk=risk,
@@ -726,7 +728,8 @@ def model_card(target: str, loaded: Any | None, alias: str | None = None) -> Mod
         alias=alias,
         run_id=str(getattr(loaded, "run_id", "")) or None,
         trained=_first_tag(tags, TRAINED_TAGS),
-        beats_rules=beats,
+        verdict=verdict if verdict in ("better", "cant_tell", "worse") else None,
+        recipe=_first_tag(tags, ("recipe",)),
         rules_note=_rule_words(_first_tag(tags, RULES_NOTE_TAGS) or ""),
         data_as_of=_first_tag(tags, ("data_as_of",)),
         auc=_first_tag(tags, ("auc",)),
@@ -735,15 +738,17 @@ def model_card(target: str, loaded: Any | None, alias: str | None = None) -> Mod
 
 #: Tag names read for the card, first present wins (training's tags, see training.tracking).
 TRAINED_TAGS = ("trained_at", "created_at")
-BEATS_TAGS = ("beats_rules",)
-RULES_NOTE_TAGS = ("beats_rules_detail",)
+RULES_NOTE_TAGS = ("verdict_detail",)
+VERDICT_WORDS = {"better": "Better", "cant_tell": "Can't tell", "worse": "Worse"}
 
 
 def _rule_words(text: str) -> str:
     """Training's rule keys in the words the page uses elsewhere."""
-    for key, words in (("evm_rule", "EVM rule"), ("pm_forecast", "PM forecast")):
-        text = text.replace(key, words)
-    return text
+    from training.baselines import RULE_TITLES
+
+    for key, words in sorted(RULE_TITLES.items(), key=lambda kv: -len(kv[0])):
+        text = re.sub(rf"\b{key}\b", words, text)
+    return text.replace("cant_tell", "can't tell")
 
 
 def _first_tag(tags: Mapping[str, Any], names: Iterable[str]) -> str | None:
@@ -751,18 +756,6 @@ def _first_tag(tags: Mapping[str, Any], names: Iterable[str]) -> str | None:
         value = tags.get(name)
         if value not in (None, ""):
             return str(value)
-    return None
-
-
-def _beats_rules(tags: Mapping[str, Any]) -> bool | None:
-    value = _first_tag(tags, BEATS_TAGS)
-    if value is None:
-        return None
-    text = value.strip().lower()
-    if text in ("true", "yes", "1"):
-        return True
-    if text in ("false", "no", "0"):
-        return False
     return None
 
 

@@ -122,9 +122,15 @@ class ModelInfo(BaseModel):
     version: str = Field(description="registered model version")
     run_id: str | None = Field(description="the MLflow run that trained it")
     trained_at: str | None = Field(description="when it was trained (ISO 8601), when recorded")
-    beats_baselines: bool | None = Field(
-        description="whether it beat the EVM and PM-forecast rules on its holdout, as "
-        "recorded by training; null when not recorded"
+    verdict: Literal["better", "cant_tell", "worse"] | None = Field(
+        description="training's verdict against the best applicable PMO rule (SPI, SPI(t), "
+        "CPI, TCPI, the PM's forecast, the PMO's RAG) on held-out projects: better or worse "
+        "only when the paired 95% interval of the AUC difference excludes zero, else "
+        "cant_tell; null when not recorded"
+    )
+    recipe: str | None = Field(
+        None,
+        description="the champion's recipe: rule, logistic, boost_from_rule or lightgbm",
     )
     source: Literal["mlflow", "bento"] = Field(
         description="where it was loaded from: the MLflow registry or the Bento's model store"

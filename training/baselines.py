@@ -1,16 +1,22 @@
-"""What the model must beat, scored on the same rows: two PMO rules and a linear model.
+"""What the model must beat, scored on the same rows: the PMO's rules and a linear model.
 
-- the EVM rule PMOs use today: red when SPI or CPI < 0.90, amber below 0.95;
-- the project manager's own forecast: late when the forecast finish slips past the delay
-  tolerance, over budget when the forecast cost exceeds the budget by the overrun tolerance;
-- a logistic regression on the model's features (impute, scale, one-hot).
+Per target, every rule a PMO reads off a status report, each on its own continuous index
+(higher = riskier) with the red flag PMOs use:
+
+- delay: SPI (red < 0.90), SPI(t) from earned schedule (red < 0.90), the project manager's
+  forecast slip (red beyond the delay tolerance), the PMO's own status colour (red);
+- overrun: CPI (red < 0.90), TCPI (red > 1.10), the PM's forecast overrun (red beyond the
+  overrun tolerance), the PMO's own status colour (red);
+- and a logistic regression on the model's features (impute, scale, one-hot).
 
 A rule needs its inputs: on a row where they are missing it says nothing (score NaN), and
 a rule with no applicable row at all is not applicable (`None`), never a score of zero.
+The EVM colour PMOs paint (`evm_rag`: red when SPI or CPI < 0.90) stays for the report.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,10 +30,89 @@ from threadpoolctl import threadpool_limits
 
 from training.models import TARGET_LABELS
 
-BASELINE_NAMES = ("evm_rule", "pm_forecast", "logistic_regression")
-RULE_NAMES = ("evm_rule", "pm_forecast")
 EVM_RED_BELOW = 0.90
 EVM_AMBER_BELOW = 0.95
+TCPI_RED_ABOVE = 1.10
+LOGISTIC = "logistic_regression"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One PMO rule: the feature it reads, which way is riskier, and when it says red."""
+
+    name: str
+    column: str
+    sign: int  # +1: a higher value is riskier; −1: a lower one is
+    title: str
+    red: Callable[[np.ndarray, float], np.ndarray]
+    red_words: str
+
+
+def _below(limit: float) -> Callable[[np.ndarray, float], np.ndarray]:
+    return lambda x, _tolerance: x < limit
+
+
+def _above(limit: float) -> Callable[[np.ndarray, float], np.ndarray]:
+    return lambda x, _tolerance: x > limit
+
+
+def _beyond_tolerance(x: np.ndarray, tolerance: float) -> np.ndarray:
+    return x > tolerance
+
+
+def _red_colour(x: np.ndarray, _tolerance: float) -> np.ndarray:
+    return x >= 2.0
+
+
+_RAG_RULE = Rule("rag", "rag", 1, "PMO status colour", _red_colour, "red when the PMO says red")
+RULES: dict[str, tuple[Rule, ...]] = {
+    "delay": (
+        Rule("spi", "spi", -1, "SPI", _below(EVM_RED_BELOW), f"red when SPI < {EVM_RED_BELOW}"),
+        Rule(
+            "spi_t",
+            "spi_t",
+            -1,
+            "SPI(t)",
+            _below(EVM_RED_BELOW),
+            f"red when SPI(t) < {EVM_RED_BELOW}",
+        ),
+        Rule(
+            "pm_forecast",
+            "forecast_slip",
+            1,
+            "PM forecast",
+            _beyond_tolerance,
+            "red when the PM's forecast finish is beyond the tolerance",
+        ),
+        _RAG_RULE,
+    ),
+    "overrun": (
+        Rule("cpi", "cpi", -1, "CPI", _below(EVM_RED_BELOW), f"red when CPI < {EVM_RED_BELOW}"),
+        Rule(
+            "tcpi", "tcpi", 1, "TCPI", _above(TCPI_RED_ABOVE), f"red when TCPI > {TCPI_RED_ABOVE}"
+        ),
+        Rule(
+            "pm_forecast",
+            "forecast_overrun",
+            1,
+            "PM forecast",
+            _beyond_tolerance,
+            "red when the PM's forecast cost is beyond the tolerance",
+        ),
+        _RAG_RULE,
+    ),
+}
+RULE_TITLES = {r.name: r.title for rules in RULES.values() for r in rules} | {
+    LOGISTIC: "logistic regression"
+}
+
+
+def rule(target: str, name: str) -> Rule:
+    """The rule called `name` for `target`."""
+    for candidate in RULES[target]:
+        if candidate.name == name:
+            return candidate
+    raise KeyError(f"no rule {name!r} for {target}")
 
 
 @dataclass
@@ -51,30 +136,34 @@ class BaselineScores:
         return ~np.isnan(self.score)
 
 
-def evm_rule(
-    rows: pd.DataFrame,
-    red_below: float = EVM_RED_BELOW,
-    amber_below: float = EVM_AMBER_BELOW,
+def rule_scores(
+    rows: pd.DataFrame, target: str, r: Rule, tolerance: float
 ) -> BaselineScores | None:
-    """The EVM rule; its ranking score is 1 − min(SPI, CPI). Needs both SPI and CPI."""
-    if "spi" not in rows or "cpi" not in rows:
+    """One rule on `rows`: its index as a ranking score, its red flag; None without input."""
+    if r.column not in rows:
         return None
-    spi = rows["spi"].to_numpy(dtype=float, na_value=np.nan)
-    cpi = rows["cpi"].to_numpy(dtype=float, na_value=np.nan)
-    worst = np.fmin(spi, cpi)
-    worst[np.isnan(spi) | np.isnan(cpi)] = np.nan
-    if np.isnan(worst).all():
+    x = rows[r.column].to_numpy(dtype=float, na_value=np.nan)
+    x = np.where(np.isfinite(x), x, np.nan)
+    if np.isnan(x).all():
         return None
-    red = worst < red_below  # NaN compares False: no input, no flag
+    red = np.zeros(len(x), dtype=bool)
+    known = ~np.isnan(x)
+    red[known] = r.red(x[known], tolerance)
     return BaselineScores(
-        name="evm_rule",
-        score=1.0 - worst,
-        probability=np.where(np.isnan(worst), np.nan, red.astype(float)),
+        name=r.name,
+        score=r.sign * x,
+        probability=np.where(known, red.astype(float), np.nan),
         red=red,
         is_rule=True,
-        description=f"red when SPI or CPI < {red_below:.2f} (amber < {amber_below:.2f}); "
-        "AUC on 1 − min(SPI, CPI)",
+        description=f"{r.red_words}; AUC on {'−' if r.sign < 0 else ''}{r.column}",
     )
+
+
+def all_rule_scores(
+    rows: pd.DataFrame, target: str, tolerance: float
+) -> dict[str, BaselineScores | None]:
+    """Every rule of `target` on `rows`, by name (None where not applicable)."""
+    return {r.name: rule_scores(rows, target, r, tolerance) for r in RULES[target]}
 
 
 def evm_rag(
@@ -90,30 +179,6 @@ def evm_rag(
         [np.isnan(worst), worst < red_below, worst < amber_below],
         ["n/a", "red", "amber"],
         default="green",
-    )
-
-
-def pm_forecast_rule(rows: pd.DataFrame, target: str, tolerance: float) -> BaselineScores | None:
-    """The project manager's forecast: red when the forecast slip (overrun) > tolerance.
-
-    Its ranking score is the forecast slip (delay) or forecast overrun (overrun) itself.
-    """
-    column = {"delay": "forecast_slip", "overrun": "forecast_overrun"}[target]
-    if column not in rows:
-        return None
-    score = rows[column].to_numpy(dtype=float, na_value=np.nan)
-    if np.isnan(score).all():
-        return None
-    red = score > tolerance
-    what = "finish" if target == "delay" else "cost"
-    return BaselineScores(
-        name="pm_forecast",
-        score=score,
-        probability=np.where(np.isnan(score), np.nan, red.astype(float)),
-        red=red,
-        is_rule=True,
-        description=f"red when the PM's forecast {what} is beyond the {tolerance:.0%} "
-        f"tolerance; AUC on {column}",
     )
 
 
@@ -197,7 +262,7 @@ def logistic_scores(pipeline: Pipeline, rows: pd.DataFrame, red_threshold: float
 def logistic_from_p(p: np.ndarray, red_threshold: float) -> BaselineScores:
     """Wrap logistic-regression probabilities (e.g. out-of-fold ones) as baseline scores."""
     return BaselineScores(
-        name="logistic_regression",
+        name=LOGISTIC,
         score=p,
         probability=p,
         red=p >= red_threshold,

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score
 
-from training.baselines import BASELINE_NAMES, RULE_NAMES, BaselineScores
+from training.baselines import LOGISTIC, RULE_TITLES, BaselineScores
 
 STAGES: tuple[tuple[str, float, float], ...] = (
     ("0-20", -math.inf, 0.2),
@@ -28,6 +28,9 @@ STAGES: tuple[tuple[str, float, float], ...] = (
 )
 STAGE_LABELS = tuple(s[0] for s in STAGES)
 ECE_BINS = 10
+MIN_RULE_COVERAGE = 0.5  # a rule is a stage's best only where it reads half its rows or more
+VERDICTS = ("better", "cant_tell", "worse")
+VERDICT_WORDS = {"better": "better", "cant_tell": "can't tell", "worse": "worse", None: "n/a"}
 EARLY_BAND = 0.5  # "detected by mid-project": first red at or before half the planned time
 _BOOTSTRAP_CHUNK = 50  # resamples per batch: bounds memory at chunk x rows floats
 
@@ -43,8 +46,9 @@ def stage_labels(elapsed: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------------------- metrics
 
 
-def _auc_many(y: np.ndarray, score: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """Weighted ROC-AUC for each row of weight matrix W (b, n); ties count one half.
+def _auc_parts(y: np.ndarray, score: np.ndarray, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted concordant pairs (ties one half) and all positive-negative pairs, for each
+    row of weight matrix W (b, n).
 
     Sorting once and summing weights per distinct score makes 200 resamples cost a few
     matrix passes instead of 200 calls to sklearn.
@@ -52,22 +56,53 @@ def _auc_many(y: np.ndarray, score: np.ndarray, W: np.ndarray) -> np.ndarray:
     order = np.argsort(score, kind="mergesort")
     s, yy = score[order], y[order]
     Wo = W[:, order]
+    if len(s) == 0:
+        return np.zeros(len(W)), np.zeros(len(W))
     starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
     pos = np.add.reduceat(Wo * yy, starts, axis=1)
     neg = np.add.reduceat(Wo * (1.0 - yy), starts, axis=1)
     below = np.cumsum(neg, axis=1) - neg
     numerator = (pos * (below + 0.5 * neg)).sum(axis=1)
-    denominator = pos.sum(axis=1) * neg.sum(axis=1)
+    return numerator, pos.sum(axis=1) * neg.sum(axis=1)
+
+
+def _auc_many(
+    y: np.ndarray, score: np.ndarray, W: np.ndarray, strata: np.ndarray | None = None
+) -> np.ndarray:
+    """Weighted ROC-AUC for each row of weight matrix W (b, n); ties count one half.
+
+    With `strata`, only pairs within the same stratum count: cross-validation's folds,
+    so that each fold's model is judged on the rankings it makes itself. Pooling
+    out-of-fold scores across folds would also compare one fold's model with another's,
+    whose intercepts differ by chance — with a few dozen projects that alone pushes a
+    model that merely repeats a rule well below the rule (and below 0.5 on one-sided
+    outcomes, where holding out a late project makes the rest look more on time).
+    """
+    if strata is None:
+        numerator, denominator = _auc_parts(y, score, W)
+    else:
+        numerator, denominator = np.zeros(len(W)), np.zeros(len(W))
+        for stratum in np.unique(strata):
+            m = strata == stratum
+            n, d = _auc_parts(y[m], score[m], W[:, m])
+            numerator += n
+            denominator += d
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(denominator > 0, numerator / denominator, np.nan)
 
 
-def weighted_auc(y: np.ndarray, score: np.ndarray, weight: np.ndarray) -> float | None:
-    """ROC-AUC with row weights; None without both outcomes."""
-    y, score, weight = _clean(y, score, weight)
+def weighted_auc(
+    y: np.ndarray, score: np.ndarray, weight: np.ndarray, strata: np.ndarray | None = None
+) -> float | None:
+    """ROC-AUC with row weights (pairs within a stratum only, with `strata`); None
+    without both outcomes."""
+    y, score, weight = (np.asarray(a, dtype=float) for a in (y, score, weight))
+    keep = ~(np.isnan(y) | np.isnan(score) | np.isnan(weight))
+    y, score, weight = y[keep], score[keep], weight[keep]
     if len(y) == 0 or y.min() == y.max():
         return None
-    return float(_auc_many(y, score, weight[None, :])[0])
+    auc = _auc_many(y, score, weight[None, :], None if strata is None else strata[keep])[0]
+    return None if np.isnan(auc) else float(auc)
 
 
 def pr_auc(y: np.ndarray, score: np.ndarray, weight: np.ndarray) -> float | None:
@@ -139,17 +174,23 @@ class ProjectBootstrap:
         ).astype(float)
 
     def auc_samples(
-        self, y: np.ndarray, score: np.ndarray, weight: np.ndarray, mask: np.ndarray
+        self,
+        y: np.ndarray,
+        score: np.ndarray,
+        weight: np.ndarray,
+        mask: np.ndarray,
+        strata: np.ndarray | None = None,
     ) -> np.ndarray:
         """AUC in each resample over the rows in `mask` (NaN where a class is absent)."""
         keep = mask & ~np.isnan(score) & ~np.isnan(y)
         if self.n_resamples == 0 or not keep.any():
             return np.full(self.n_resamples, np.nan)
         yy, ss, ww, cc = y[keep], score[keep], weight[keep], self.codes[keep]
+        st = None if strata is None else strata[keep]
         out = []
         for start in range(0, self.n_resamples, _BOOTSTRAP_CHUNK):
             W = self.counts[start : start + _BOOTSTRAP_CHUNK][:, cc] * ww[None, :]
-            out.append(_auc_many(yy, ss, W))
+            out.append(_auc_many(yy, ss, W, st))
         return np.concatenate(out)
 
 
@@ -233,11 +274,12 @@ def _block(
     project_ids: np.ndarray,
     mask: np.ndarray,
     samples: np.ndarray,
+    strata: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Metrics of one method on the rows in `mask` (rows without a score left out)."""
     m = mask & ~np.isnan(score)
     return {
-        "auc": weighted_auc(y[m], score[m], weight[m]),
+        "auc": weighted_auc(y[m], score[m], weight[m], None if strata is None else strata[m]),
         "auc_ci": _interval(samples),
         "pr_auc": pr_auc(y[m], score[m], weight[m]),
         "brier": brier(y[m], probability[m], weight[m]),
@@ -255,11 +297,13 @@ def _paired(
     mask: np.ndarray,
     model_samples: np.ndarray,
     other_samples: np.ndarray,
+    strata: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """The model's AUC on exactly the baseline's rows, and the paired difference."""
     m = mask & ~np.isnan(other)
-    model_auc = weighted_auc(y[m], model_score[m], weight[m])
-    other_auc = weighted_auc(y[m], other[m], weight[m])
+    st = None if strata is None else strata[m]
+    model_auc = weighted_auc(y[m], model_score[m], weight[m], st)
+    other_auc = weighted_auc(y[m], other[m], weight[m], st)
     return {
         "model_auc_same_rows": model_auc,
         "auc_diff": None if model_auc is None or other_auc is None else model_auc - other_auc,
@@ -281,93 +325,149 @@ def evaluate_target(
     `rows` needs `project_id`, `elapsed_fraction` and `weight`; `y` and `model_p` align with
     it. A baseline that is None, or has no applicable row, is reported as null. Each
     baseline also carries the model's AUC on exactly its rows and the paired bootstrap
-    interval of the difference (the same project resamples for both).
+    interval of the difference (the same project resamples for both). With a ``cv_fold``
+    column (cross-validation's stacked out-of-fold rows), AUCs count pairs within a fold.
     """
     y = np.asarray(y, dtype=float)
     model_p = np.asarray(model_p, dtype=float)
     weight = rows["weight"].to_numpy(dtype=float)
     pids = rows["project_id"].to_numpy()
+    strata = rows["cv_fold"].to_numpy() if "cv_fold" in rows else None
     elapsed = rows["elapsed_fraction"].to_numpy(dtype=float, na_value=np.nan)
     stages = stage_labels(elapsed)
     boot = ProjectBootstrap(pids, n_bootstrap, seed)
     everything = np.ones(len(rows), dtype=bool)
     stage_masks = {label: stages == label for label in STAGE_LABELS}
     model_samples = {
-        label: boot.auc_samples(y, model_p, weight, m) for label, m in stage_masks.items()
+        label: boot.auc_samples(y, model_p, weight, m, strata) for label, m in stage_masks.items()
     }
-    model_samples["all"] = boot.auc_samples(y, model_p, weight, everything)
+    model_samples["all"] = boot.auc_samples(y, model_p, weight, everything, strata)
+    # Early warning follows each project through its reports once: the first repeat.
+    once = rows["cv_repeat"].to_numpy() == 0 if "cv_repeat" in rows else everything
+
+    def warned(red: np.ndarray) -> dict[str, Any]:
+        return early_warning(pids[once], elapsed[once], y[once], red[once])
 
     report: dict[str, Any] = _block(
-        y, model_p, model_p, weight, pids, everything, model_samples["all"]
+        y, model_p, model_p, weight, pids, everything, model_samples["all"], strata
     )
     report["positive_share"] = _share(pd.Series(y).groupby(pids).first().to_numpy() == 1)
     report["by_stage"] = {
-        label: _block(y, model_p, model_p, weight, pids, m, model_samples[label])
+        label: _block(y, model_p, model_p, weight, pids, m, model_samples[label], strata)
         for label, m in stage_masks.items()
     }
-    report["early_warning"] = early_warning(pids, elapsed, y, model_p >= red_threshold)
+    report["early_warning"] = warned(model_p >= red_threshold)
     report["baselines"] = {}
-    for name in BASELINE_NAMES:
-        scores = baselines.get(name)
+    for name, scores in baselines.items():
         if scores is None or not scores.applicable.any():
             report["baselines"][name] = None
             continue
         ok = scores.applicable
         entry: dict[str, Any] = {}
         for label, mask in [("all", ok), *[(k, ok & v) for k, v in stage_masks.items()]]:
-            other_samples = boot.auc_samples(y, scores.score, weight, mask)
+            other_samples = boot.auc_samples(y, scores.score, weight, mask, strata)
             # Where the baseline covers every row of the scope, the model's samples exist.
-            same = (mask == (everything if label == "all" else stage_masks[label])).all()
-            mine = model_samples[label] if same else boot.auc_samples(y, model_p, weight, mask)
-            block = _block(y, scores.score, scores.probability, weight, pids, mask, other_samples)
-            block.update(_paired(y, model_p, scores.score, weight, mask, mine, other_samples))
+            scope = everything if label == "all" else stage_masks[label]
+            same = bool((mask == scope).all())
+            mine = (
+                model_samples[label] if same else boot.auc_samples(y, model_p, weight, mask, strata)
+            )
+            block = _block(
+                y, scores.score, scores.probability, weight, pids, mask, other_samples, strata
+            )
+            block.update(
+                _paired(y, model_p, scores.score, weight, mask, mine, other_samples, strata)
+            )
+            block["coverage"] = float(mask.sum() / max(int(scope.sum()), 1))
+            block["verdict"] = verdict(block["auc_diff_ci"])
             if label == "all":
                 entry.update(block)
                 entry["description"] = scores.description
-                entry["coverage"] = float(ok.mean())
+                entry["is_rule"] = scores.is_rule
                 entry["by_stage"] = {}
             else:
                 entry["by_stage"][label] = block
-        entry["early_warning"] = early_warning(pids, elapsed, y, scores.red & ok)
+        entry["early_warning"] = warned(scores.red & ok)
         if scores.is_rule and entry["early_warning"]["false_alarm_share"] is not None:
             # The model with its red threshold moved so that it raises no more false
             # alarms than this rule: who warns earlier at the same cost?
             limit = entry["early_warning"]["false_alarm_share"]
-            threshold = threshold_for_false_alarms(pids, y, model_p, limit)
+            threshold = threshold_for_false_alarms(pids[once], y[once], model_p[once], limit)
             entry["model_early_warning_same_false_alarms"] = {
                 "threshold": threshold,
-                **early_warning(pids, elapsed, y, model_p >= threshold),
+                **warned(model_p >= threshold),
             }
         report["baselines"][name] = entry
-    report["beats_rules"] = beats_rules(report)
+    report["comparison"] = compare(report)
+    report["verdict"] = report["comparison"]["all"]["verdict"]
     report["n_rows"] = len(rows)
     report["n_projects"] = int(pd.unique(pids).size)
     return report
 
 
-def beats_rules(report: Mapping[str, Any]) -> dict[str, Any]:
-    """Whether the model's AUC is above each applicable rule's, on that rule's rows.
+def verdict(ci: list[float] | None) -> str:
+    """Three values from a paired interval of (model − other): better only when the whole
+    interval is above zero, worse only when it is all below, else can't tell."""
+    if ci is None:
+        return "cant_tell"
+    if ci[0] > 0:
+        return "better"
+    if ci[1] < 0:
+        return "worse"
+    return "cant_tell"
 
-    `value` is None when no rule applies; `significant` says whether the paired bootstrap
-    interval of the difference lies above zero.
-    """
-    detail: dict[str, Any] = {}
-    for name in RULE_NAMES:
-        entry = report["baselines"].get(name)
-        if entry is None or entry.get("auc_diff") is None:
+
+def _best_rule(report: Mapping[str, Any], label: str) -> str | None:
+    """The strongest applicable rule of one scope: the highest AUC among the rules that
+    read at least `MIN_RULE_COVERAGE` of its rows."""
+    best: tuple[float, str] | None = None
+    for name, entry in report["baselines"].items():
+        if entry is None or not entry.get("is_rule"):
             continue
-        ci = entry.get("auc_diff_ci")
-        detail[name] = {
-            "auc_diff": entry["auc_diff"],
-            "auc_diff_ci": ci,
-            "beats": entry["auc_diff"] > 0,
-            "significant": bool(ci is not None and ci[0] > 0),
-        }
-    return {
-        "value": all(d["beats"] for d in detail.values()) if detail else None,
-        "rules": sorted(detail),
-        "detail": detail,
-    }
+        block = entry if label == "all" else entry["by_stage"][label]
+        if block["auc"] is None or block["coverage"] < MIN_RULE_COVERAGE:
+            continue
+        if best is None or block["auc"] > best[0]:
+            best = (block["auc"], name)
+    return None if best is None else best[1]
+
+
+def compare(report: Mapping[str, Any]) -> dict[str, Any]:
+    """Overall and per stage: the best rule, the model against it and against the logistic
+    regression, each with its paired interval and verdict."""
+    out: dict[str, Any] = {"by_stage": {}}
+    logistic = report["baselines"].get(LOGISTIC)
+    for label in ("all", *STAGE_LABELS):
+        name = _best_rule(report, label)
+        entry: dict[str, Any] = {"best_rule": name, "verdict": None}
+        if name is not None:
+            rule_block = report["baselines"][name]
+            block = rule_block if label == "all" else rule_block["by_stage"][label]
+            entry.update(
+                best_rule_auc=block["auc"],
+                model_auc_same_rows=block["model_auc_same_rows"],
+                auc_diff=block["auc_diff"],
+                auc_diff_ci=block["auc_diff_ci"],
+                verdict=block["verdict"],
+            )
+        if logistic is not None:
+            lb = logistic if label == "all" else logistic["by_stage"][label]
+            entry["vs_logistic"] = {
+                "auc": lb["auc"],
+                "auc_diff": lb["auc_diff"],
+                "auc_diff_ci": lb["auc_diff_ci"],
+                "verdict": lb["verdict"],
+            }
+        if label == "all":
+            out["all"] = entry
+        else:
+            out["by_stage"][label] = entry
+    counts = {v: 0 for v in VERDICTS}
+    for entry in out["by_stage"].values():
+        if entry["verdict"] is not None:
+            counts[entry["verdict"]] += 1
+    out["stage_verdict_counts"] = counts
+    return out
 
 
 # ------------------------------------------------------------------------- report
@@ -391,12 +491,29 @@ TARGET_WORDS = {
     "delay": ("late", "on time"),
     "overrun": ("over budget", "on budget"),
 }
-METHOD_TITLES = {
-    "model": "model (LightGBM, calibrated)",
-    "evm_rule": "EVM rule",
-    "pm_forecast": "PM forecast",
-    "logistic_regression": "logistic regression",
-}
+
+
+def _title(name: str) -> str:
+    return "model (the champion's recipe)" if name == "model" else RULE_TITLES.get(name, name)
+
+
+def verdict_sentence(report: Mapping[str, Any]) -> str:
+    """The model against the best rule, overall, in words a PMO reads (and the interval)."""
+    entry = report.get("comparison", {}).get("all", {})
+    name = entry.get("best_rule")
+    if name is None:
+        return "No rule applies to these rows: the model is compared with the logistic regression."
+    ci = entry.get("auc_diff_ci")
+    interval = (
+        f"; AUC difference {entry['auc_diff']:+.3f}" if entry.get("auc_diff") is not None else ""
+    )
+    interval += f", 95% interval [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""
+    words = {
+        "better": "better than",
+        "worse": "worse than",
+        "cant_tell": "can't tell whether it is better than",
+    }[entry["verdict"]]
+    return f"Against the best rule ({_title(name)}): **{words}** the rule{interval}."
 
 
 def render_markdown(
@@ -412,7 +529,9 @@ def render_markdown(
         "AUCs carry 95% intervals from resampling projects (not rows). Weighted metrics",
         "count each project once. A rule's Brier and calibration error are those of its red",
         "flag read as p = 1 / 0. “model, same rows” is the model on exactly the rows where",
-        "the baseline has its inputs. “—” = not applicable.",
+        "the baseline has its inputs. Verdicts: **better** when the whole 95% interval of the",
+        "AUC difference is above zero, **worse** when it is all below, else **can't tell**.",
+        "“—” = not applicable.",
         "",
     ]
     for target, report in reports.items():
@@ -431,50 +550,50 @@ def render_markdown(
                 else ""
             )
         )
-        verdict = report.get("beats_rules", {})
-        if verdict.get("value") is not None:
-            lines.append(
-                f"Beats the applicable rules on AUC ({', '.join(verdict['rules'])}): "
-                f"**{'yes' if verdict['value'] else 'no'}**."
-            )
+        if report.get("recipe"):
+            lines.append(f"Champion's recipe: {report['recipe']}.")
+        lines.append(verdict_sentence(report))
+        names = list(report["baselines"])
         lines += [
             "",
             "| method | AUC [95% CI] | PR-AUC | Brier | ECE | rows covered |",
             "|---|---|---|---|---|---|",
         ]
         lines.append(
-            f"| {METHOD_TITLES['model']} | {_num(report['auc'])}{_ci(report['auc_ci'])} | "
+            f"| {_title('model')} | {_num(report['auc'])}{_ci(report['auc_ci'])} | "
             f"{_num(report['pr_auc'])} | {_num(report['brier'])} | {_num(report['ece'])} | 100% |"
         )
-        for name in BASELINE_NAMES:
+        for name in names:
             b = report["baselines"].get(name)
             if b is None:
-                lines.append(f"| {METHOD_TITLES[name]} | not applicable | — | — | — | 0% |")
+                lines.append(f"| {_title(name)} | not applicable | — | — | — | 0% |")
                 continue
             lines.append(
-                f"| {METHOD_TITLES[name]} | {_num(b['auc'])}{_ci(b['auc_ci'])} | "
+                f"| {_title(name)} | {_num(b['auc'])}{_ci(b['auc_ci'])} | "
                 f"{_num(b['pr_auc'])} | {_num(b['brier'])} | {_num(b['ece'])} | "
                 f"{_pct(b['coverage'])} |"
             )
         lines += ["", "AUC by stage (elapsed share of the planned duration):", ""]
         header = ["stage", "rows", "model"]
-        for name in BASELINE_NAMES:
-            if report["baselines"].get(name) is not None:
-                header += [METHOD_TITLES[name]]
-                if name in RULE_NAMES:
-                    header += ["model, same rows"]
+        shown = [n for n in names if report["baselines"].get(n) is not None]
+        header += [_title(n) for n in shown]
+        header += ["best rule", "model vs best rule", "verdict", "vs logistic"]
         lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        comparison = report.get("comparison", {}).get("by_stage", {})
         for label in STAGE_LABELS:
             s = report["by_stage"][label]
             cells = [label, str(s["n_rows"]), _num(s["auc"]) + _ci(s["auc_ci"])]
-            for name in BASELINE_NAMES:
-                b = report["baselines"].get(name)
-                if b is None:
-                    continue
-                bs = b["by_stage"][label]
-                cells += [_num(bs["auc"])]
-                if name in RULE_NAMES:
-                    cells += [_num(bs["model_auc_same_rows"])]
+            cells += [_num(report["baselines"][n]["by_stage"][label]["auc"]) for n in shown]
+            c = comparison.get(label, {})
+            best = c.get("best_rule")
+            cells += [
+                "—" if best is None else _title(best),
+                "—"
+                if c.get("auc_diff") is None
+                else f"{c['auc_diff']:+.3f}{_ci(c.get('auc_diff_ci'))}",
+                VERDICT_WORDS[c.get("verdict")],
+                VERDICT_WORDS[(c.get("vs_logistic") or {}).get("verdict")],
+            ]
             lines.append("| " + " | ".join(cells) + " |")
         lines += [
             "",
@@ -485,35 +604,33 @@ def render_markdown(
             "|---|---|---|---|---|---|",
         ]
         methods: list[tuple[str, Mapping[str, Any] | None]] = [("model", report["early_warning"])]
-        methods += [
-            (n, (report["baselines"].get(n) or {}).get("early_warning")) for n in BASELINE_NAMES
-        ]
+        methods += [(n, (report["baselines"].get(n) or {}).get("early_warning")) for n in names]
         for name, ew in methods:
             if ew is None:
-                lines.append(f"| {METHOD_TITLES[name]} | — | — | — | — | — |")
+                lines.append(f"| {_title(name)} | — | — | — | — | — |")
                 continue
             lines.append(
-                f"| {METHOD_TITLES[name]} | {_pct(ew['detected_share'])} | "
+                f"| {_title(name)} | {_pct(ew['detected_share'])} | "
                 f"{_pct(ew['median_first_red'])} | {_pct(ew['median_first_red_detected'])} | "
                 f"{_pct(ew['detected_by_50_share'])} | {_pct(ew['false_alarm_share'])} |"
             )
-        for name in RULE_NAMES:
+        for name in names:
             matched = (report["baselines"].get(name) or {}).get(
                 "model_early_warning_same_false_alarms"
             )
             if matched is None:
                 continue
             lines.append(
-                f"| model at the {METHOD_TITLES[name]}'s false-alarm share "
+                f"| model at the {_title(name)}'s false-alarm share "
                 f"(red at p ≥ {matched['threshold']:.2f}) | {_pct(matched['detected_share'])} | "
                 f"{_pct(matched['median_first_red'])} | "
                 f"{_pct(matched['median_first_red_detected'])} | "
                 f"{_pct(matched['detected_by_50_share'])} | {_pct(matched['false_alarm_share'])} |"
             )
         lines.append("")
-        for name in BASELINE_NAMES:
+        for name in names:
             b = report["baselines"].get(name)
             if b is not None:
-                lines.append(f"- {METHOD_TITLES[name]}: {b['description']}")
+                lines.append(f"- {_title(name)}: {b['description']}")
         lines.append("")
     return "\n".join(lines)

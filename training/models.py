@@ -21,6 +21,7 @@ import pandas as pd
 
 from features.columns import FeatureColumns, Features, FrameColumns, columns_of
 from training.calibration import Calibrator, Method, fit_calibrator
+from training.linear import LinearScore
 from training.splits import assert_disjoint, forward_cutoff, forward_split
 
 Target = Literal["delay", "overrun"]
@@ -33,8 +34,8 @@ META_COLUMNS = ("project_id", "as_of", "weight", "late", "over_budget", "actual_
 # slip or overrun from the project manager never lowers the risk. Features absent from the
 # table are skipped. Nothing else is constrained: trends and change counts can cut both ways.
 MONOTONE_DIRECTIONS: dict[str, dict[str, int]] = {
-    "delay": {"spi": -1, "spi_t": -1, "forecast_slip": 1},
-    "overrun": {"cpi": -1, "forecast_overrun": 1},
+    "delay": {"spi": -1, "spi_t": -1, "forecast_slip": 1, "rag": 1},
+    "overrun": {"cpi": -1, "tcpi": 1, "forecast_overrun": 1, "rag": 1},
 }
 
 # Modest trees: the signal is a few hundred to a few thousand projects, not the row count.
@@ -84,7 +85,15 @@ def categorical_columns(frame: pd.DataFrame, features: list[str]) -> list[str]:
 
 @dataclass
 class RiskModel:
-    """A fitted booster, its calibrator and the category levels it was trained with."""
+    """A fitted score, its calibrator and the category levels it was trained with.
+
+    The score (log-odds) is ``prior + booster``: `prior` is a `LinearScore` (the rule's
+    calibrated index, or the regularised logistic regression) or None; `booster` is a
+    LightGBM booster, boosted from the prior when there is one. A recipe without trees
+    carries `null_booster`'s single leaf of 0, so every champion has the same artefacts
+    (LightGBM text + JSON) and the same explanation: contributions of the prior's inputs
+    and of the trees add up, per feature, to the score.
+    """
 
     booster: lgb.Booster
     calibrator: Calibrator
@@ -93,6 +102,7 @@ class RiskModel:
     target: str
     metadata: dict[str, Any] = field(default_factory=dict)
     num_threads: int = 2
+    prior: LinearScore | None = None
 
     # ------------------------------------------------------------------ prediction
     @property
@@ -107,12 +117,20 @@ class RiskModel:
         """
         return encode_features(X, self.feature_names, self.categorical_levels)
 
+    @property
+    def recipe(self) -> str:
+        return str(self.metadata.get("recipe", "lightgbm"))
+
     def raw_margin(self, X: Features | np.ndarray) -> np.ndarray:
-        """The booster's log-odds before calibration."""
-        return np.asarray(
-            self.booster.predict(self.encode(X), raw_score=True, num_threads=self.num_threads),
+        """The score's log-odds before calibration (prior plus trees)."""
+        matrix = self.encode(X)
+        margin = np.asarray(
+            self.booster.predict(matrix, raw_score=True, num_threads=self.num_threads),
             dtype=float,
         )
+        if self.prior is not None:
+            margin = margin + self.prior.margin(self._prior_columns(matrix), len(matrix))
+        return margin
 
     def predict(self, X: Features | np.ndarray) -> np.ndarray:
         """Calibrated probability of the target's outcome (late, over budget)."""
@@ -121,12 +139,36 @@ class RiskModel:
     def contributions(self, X: Features | np.ndarray) -> np.ndarray:
         """TreeSHAP contributions, shape (n, f + 1); the last column is the base value.
 
-        In log-odds before calibration: each row sums to `raw_margin`.
+        In log-odds before calibration: each row sums to `raw_margin`. With a prior, each
+        of its inputs' shares is added to that feature's column and its base value to the
+        base: the rule's index shows as the driver it is.
         """
-        return np.asarray(
-            self.booster.predict(self.encode(X), pred_contrib=True, num_threads=self.num_threads),
+        matrix = self.encode(X)
+        out = np.asarray(
+            self.booster.predict(matrix, pred_contrib=True, num_threads=self.num_threads),
             dtype=float,
         )
+        if self.prior is not None:
+            shares = self.prior.shares(self._prior_columns(matrix), len(matrix))
+            for j, term in enumerate(self.prior.terms):
+                out[:, self.feature_names.index(term.feature)] += shares[:, j]
+            out[:, -1] += self.prior.base_value()
+        return out
+
+    def _prior_columns(self, matrix: np.ndarray) -> dict[str, np.ndarray]:
+        """The prior's inputs from the encoded matrix (category codes back to their text)."""
+        assert self.prior is not None
+        columns: dict[str, np.ndarray] = {}
+        for name in self.prior.features:
+            values = matrix[:, self.feature_names.index(name)]
+            levels = self.categorical_levels.get(name)
+            if levels is not None:
+                lookup = np.array([*levels, None], dtype=object)
+                codes = np.where(np.isnan(values), len(levels), values).astype(int)
+                columns[name] = lookup[np.clip(codes, 0, len(levels))]
+            else:
+                columns[name] = values
+        return columns
 
     def decode(self, matrix: np.ndarray) -> pd.DataFrame:
         """The inverse of `encode`, for plots and reference samples."""
@@ -148,6 +190,7 @@ class RiskModel:
             "feature_names": self.feature_names,
             "categorical_levels": self.categorical_levels,
             "calibrator": self.calibrator.to_dict(),
+            "prior": None if self.prior is None else self.prior.to_dict(),
             "metadata": self.metadata,
         }
         return self.booster.model_to_string(), json.dumps(meta, indent=2, default=str)
@@ -165,6 +208,7 @@ class RiskModel:
             target=meta["target"],
             metadata=dict(meta.get("metadata", {})),
             num_threads=num_threads,
+            prior=None if meta.get("prior") is None else LinearScore.from_dict(meta["prior"]),
         )
 
     def to_files(self, directory: Path) -> dict[str, Path]:

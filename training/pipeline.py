@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -29,14 +29,19 @@ from features.pointintime import training_table
 from training import tracking
 from training.baselines import (
     BaselineScores,
-    evm_rule,
+    all_rule_scores,
     fit_logistic,
     logistic_from_p,
     logistic_p,
-    pm_forecast_rule,
 )
 from training.calibration import Method
-from training.evaluate import brier, evaluate_target, render_markdown, weighted_auc
+from training.evaluate import (
+    VERDICT_WORDS,
+    brier,
+    evaluate_target,
+    render_markdown,
+    weighted_auc,
+)
 from training.fingerprint import data_fingerprint, training_fingerprint
 from training.gate import Figures, GateDecision, decide
 from training.models import (
@@ -45,14 +50,12 @@ from training.models import (
     PREDICTION_COLUMNS,
     TARGET_LABELS,
     TARGETS,
-    VALID_SHARE,
     RiskModel,
     categorical_columns,
     feature_columns,
-    fit_risk_model,
-    validation_slice,
 )
 from training.plots import calibration_plot, shap_summary_plot
+from training.recipes import RECIPE_WORDS, RECIPES, fit_champion
 from training.splits import (
     forward_cutoff,
     forward_split,
@@ -63,6 +66,9 @@ from training.splits import (
 Progress = Callable[[str], None]
 FitFn = Callable[[pd.DataFrame, str, "TrainingOptions"], RiskModel]
 MIN_CLASS_PROJECTS = 3  # fewer projects of one outcome and there is nothing to learn
+MIN_FORWARD_CLASS = 10  # a forward test side needs this many projects of each outcome
+LABEL_SHARE_WARNING = (0.10, 0.90)
+REPEAT_BELOW_PROJECTS = 200
 SHAP_ROWS = 2000
 DEFAULT_CV = 5
 SECRET_WORDS = ("key", "token", "secret", "password")
@@ -84,6 +90,10 @@ class TrainingOptions:
     gate_brier_margin: float = 0.005
     n_bootstrap: int = 200
     test_share: float = 0.25
+    forward_min_projects: int = 100
+    cv_folds: int = DEFAULT_CV
+    cv_repeats: int = 3
+    recipes: tuple[str, ...] = RECIPES
     calibration: Method | Literal["auto"] = "auto"
     max_trees: int = MAX_TREES
     num_threads: int = 2
@@ -99,6 +109,7 @@ class TrainingOptions:
             "seed": self.seed,
             "calibration": self.calibration,
             "max_trees": self.max_trees,
+            "recipes": list(self.recipes),
             "delay_tolerance": self.delay_tolerance,
             "overrun_tolerance": self.overrun_tolerance,
             "extra_attributes": list(self.extra_attributes),
@@ -200,24 +211,34 @@ def untrainable_reason(frame: pd.DataFrame, target: str) -> str | None:
 
 
 def default_fit(train: pd.DataFrame, target: str, options: TrainingOptions) -> RiskModel:
-    """The recipe: `fit_risk_model` with the options' seed, calibration and tree budget."""
-    return fit_risk_model(
+    """The recipe: chosen by inner project-grouped CV among `options.recipes`, refitted on
+    every row of `train` and calibrated on its out-of-fold margins."""
+    features = feature_columns(train)
+    return fit_champion(
         train,
         target,
-        options.seed,
-        calibration=options.calibration,
-        max_trees=options.max_trees,
-        num_threads=options.num_threads,
+        features,
+        categorical_columns(train, features),
+        seed=options.seed,
+        threads=options.num_threads,
+        recipes=options.recipes,
     )
+
+
+def recipe_fit(recipes: Sequence[str]) -> FitFn:
+    """`default_fit` restricted to some recipes (the rule's alone, say)."""
+
+    def fit(train: pd.DataFrame, target: str, options: TrainingOptions) -> RiskModel:
+        return default_fit(train, target, replace(options, recipes=tuple(recipes)))
+
+    return fit
 
 
 def rule_baselines(
     rows: pd.DataFrame, target: str, options: TrainingOptions
 ) -> dict[str, BaselineScores | None]:
-    return {
-        "evm_rule": evm_rule(rows),
-        "pm_forecast": pm_forecast_rule(rows, target, options.tolerance(target)),
-    }
+    """Every rule of the target on `rows` (None where its inputs are missing)."""
+    return all_rule_scores(rows, target, options.tolerance(target))
 
 
 def _both_outcomes(frame: pd.DataFrame, label: str) -> bool:
@@ -232,6 +253,7 @@ def _out_of_fold(
     fit: FitFn,
     progress: Progress,
     what: str,
+    logistic: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each row's p from the recipe and the logistic regression fitted without its fold."""
     features = feature_columns(labelled)
@@ -242,9 +264,33 @@ def _out_of_fold(
         progress(f"{what} {i}/{len(folds)}")
         train, test = labelled.iloc[train_idx], labelled.iloc[test_idx]
         model_p[test_idx] = fit(train, target, options).predict(test)
-        lr = fit_logistic(train, target, features, categorical)
-        lr_p[test_idx] = logistic_p(lr, test)
+        if logistic:
+            lr = fit_logistic(train, target, features, categorical)
+            lr_p[test_idx] = logistic_p(lr, test)
     return model_p, lr_p
+
+
+def choose_protocol(labelled: pd.DataFrame, target: str, options: TrainingOptions) -> str | None:
+    """Forward in time when the later side would hold `forward_min_projects` projects with
+    at least `MIN_FORWARD_CLASS` of each outcome (and enough earlier ones to fit); else
+    None, and the caller uses repeated project-grouped cross-validation. Says why."""
+    label = TARGET_LABELS[target]
+    cutoff = forward_cutoff(labelled, options.test_share)
+    train, test = forward_split(labelled, cutoff)
+    outcomes = test.groupby("project_id")[label].first().value_counts()
+    n_train, n_test = train["project_id"].nunique(), test["project_id"].nunique()
+    fewest = int(outcomes.min()) if len(outcomes) == 2 else 0
+    if (
+        n_test >= options.forward_min_projects
+        and fewest >= MIN_FORWARD_CLASS
+        and n_train >= 2 * MIN_PROJECTS
+        and _both_outcomes(train, label)
+    ):
+        return None
+    return (
+        f"a forward split would test on {n_test} projects ({fewest} of the rarer outcome); "
+        f"it needs {options.forward_min_projects} with {MIN_FORWARD_CLASS} of each"
+    )
 
 
 def evaluate_recipe(
@@ -257,45 +303,59 @@ def evaluate_recipe(
 ) -> Evaluation:
     """Out-of-sample predictions of the recipe and of the logistic regression, evaluated.
 
-    Forward in time by default (the latest `test_share` of projects by close date are the
-    test side); project-grouped folds with `cv`, or when the forward split cannot work
-    (too few projects, or one outcome only on a side).
+    The protocol fits the portfolio's size: forward in time (the latest `test_share` of
+    projects by close date are the test side) when that side is large enough
+    (`choose_protocol`), else `cv_repeats` × `cv_folds` project-grouped cross-validation,
+    every repeat's out-of-fold rows stacked with their weight shared between repeats (a
+    project still counts once, and the bootstrap resamples it as one). ``cv`` forces
+    cross-validation with that many folds.
     """
     label = TARGET_LABELS[target]
     features = feature_columns(labelled)
     categorical = categorical_columns(labelled, features)
-    design = ""
+    why_not_forward = "--cv asked for cross-validation" if cv is not None else None
     if cv is None:
+        why_not_forward = choose_protocol(labelled, target, options)
+    if why_not_forward is None:
         cutoff = forward_cutoff(labelled, options.test_share)
         train, test = forward_split(labelled, cutoff)
         n_train, n_test = train["project_id"].nunique(), test["project_id"].nunique()
-        if (
-            n_train >= 2 * MIN_PROJECTS
-            and _both_outcomes(train, label)
-            and _both_outcomes(test, label)
-        ):
-            progress(f"{target}: fitting on {n_train} projects closed before {cutoff.date()}")
-            model = fit(train, target, options)
-            lr = fit_logistic(train, target, features, categorical)
-            rows = test
-            model_p = model.predict(test)
-            lr_p = logistic_p(lr, test)
-            design = (
-                f"forward in time: fitted on {n_train} projects closed before "
-                f"{cutoff.date()}, tested on the {n_test} closed on or after it"
-            )
-        else:
-            cv = DEFAULT_CV
-            design = f"forward split too small ({n_train} / {n_test} projects): "
-    if cv is not None:
-        folds = grouped_folds(labelled, cv, options.seed, label=label)
-        model_p, lr_p = _out_of_fold(
-            labelled, folds, target, options, fit, progress, f"{target}: fold"
+        progress(f"{target}: fitting on {n_train} projects closed before {cutoff.date()}")
+        model = fit(train, target, options)
+        lr = fit_logistic(train, target, features, categorical)
+        rows = test
+        model_p = model.predict(test)
+        lr_p = logistic_p(lr, test)
+        design = (
+            f"forward in time: fitted on {n_train} projects closed before "
+            f"{cutoff.date()}, tested on the {n_test} closed on or after it"
         )
-        rows = labelled
-        design += (
-            f"{len(folds)}-fold project-grouped cross-validation over "
-            f"{labelled['project_id'].nunique()} projects (out-of-fold predictions)"
+    else:
+        k = cv if cv is not None else options.cv_folds
+        k = min(k, labelled["project_id"].nunique())
+        # Repeats steady the estimate where folds are small; from a few hundred projects
+        # one pass is steady enough, and each repeat costs a full nested selection.
+        n_projects = labelled["project_id"].nunique()
+        repeats = max(1, options.cv_repeats) if n_projects < REPEAT_BELOW_PROJECTS else 1
+        parts, model_ps, lr_ps = [], [], []
+        for r in range(repeats):
+            folds = grouped_folds(labelled, k, options.seed + r, label=label)
+            what = f"{target}: repeat {r + 1}/{repeats}, fold"
+            m, lp = _out_of_fold(labelled, folds, target, options, fit, progress, what)
+            fold_of = np.empty(len(labelled), dtype=int)
+            for f, (_, test_idx) in enumerate(folds):
+                fold_of[test_idx] = r * len(folds) + f
+            parts.append(
+                labelled.assign(weight=labelled["weight"] / repeats, cv_fold=fold_of, cv_repeat=r)
+            )
+            model_ps.append(m)
+            lr_ps.append(lp)
+        rows = pd.concat(parts, ignore_index=True)
+        model_p, lr_p = np.concatenate(model_ps), np.concatenate(lr_ps)
+        design = (
+            f"{repeats} × {k}-fold project-grouped cross-validation over "
+            f"{labelled['project_id'].nunique()} projects (out-of-fold predictions; "
+            f"{why_not_forward})"
         )
     progress(f"{target}: evaluating with {options.n_bootstrap} project resamples")
     baselines = {
@@ -312,6 +372,7 @@ def evaluate_recipe(
         seed=options.seed,
     )
     report["evaluation"] = design
+    report["protocol"] = "forward" if why_not_forward is None else "repeated_cv"
     return Evaluation(rows=rows, model_p=model_p, logistic_p=lr_p, report=report, design=design)
 
 
@@ -321,8 +382,8 @@ def reference_sample(
     """Up to `reference_rows` training rows for drift monitoring, with the model's p.
 
     Rows are drawn in proportion to their weight, so each project is equally likely to
-    appear (long projects do not dominate). ``seen_by_trees`` is False on the calibration
-    slice, whose predictions are out of sample.
+    appear (long projects do not dominate). ``seen_by_trees`` is True: the served model is
+    fitted on every labelled row (its calibration comes from out-of-fold margins).
     """
     label = TARGET_LABELS[model.target]
     n = min(options.reference_rows, len(labelled))
@@ -339,25 +400,34 @@ def reference_sample(
     k = max(0, min(n - len(latest), len(pool)))
     drawn = rng.choice(pool, size=k, replace=False, p=w / w.sum()) if k else pool[:0]
     sample = labelled.iloc[np.sort(np.concatenate([drawn, latest]))]
-    _, calibration_rows = validation_slice(labelled, label, VALID_SHARE, options.seed)
     out = sample[["project_id", "as_of", *model.feature_names, label]].reset_index(drop=True)
     out[PREDICTION_COLUMNS[model.target]] = model.predict(sample)
-    out["seen_by_trees"] = ~sample["project_id"].isin(calibration_rows["project_id"]).to_numpy()
+    out["seen_by_trees"] = True
     return out
 
 
-def _rules_detail(report: dict[str, Any]) -> str:
+def verdict_detail(report: dict[str, Any]) -> str:
+    """The comparison with the best rule in one line: overall, then stage by stage."""
+    comparison = report.get("comparison", {})
     parts = []
-    for rule, d in report["beats_rules"]["detail"].items():
-        ci = d["auc_diff_ci"]
+    for label, entry in [
+        ("all", comparison.get("all", {})),
+        *comparison.get("by_stage", {}).items(),
+    ]:
+        if entry.get("best_rule") is None or entry.get("auc_diff") is None:
+            continue
+        ci = entry.get("auc_diff_ci")
         interval = f" [{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else ""
-        parts.append(f"{rule}: AUC {d['auc_diff']:+.3f}{interval}")
+        parts.append(
+            f"{label}: {VERDICT_WORDS[entry['verdict']]} vs {entry['best_rule']} "
+            f"({entry['auc_diff']:+.3f}{interval})"
+        )
     return "; ".join(parts) or "no rule applicable"
 
 
 def _verdict(report: dict[str, Any]) -> str:
-    value = report["beats_rules"]["value"]
-    return "n/a" if value is None else str(bool(value)).lower()
+    value = report.get("verdict")
+    return "n/a" if value is None else str(value)
 
 
 def _loggable(params: dict[str, Any] | None) -> dict[str, Any]:
@@ -395,8 +465,13 @@ def _log_model(
         "fingerprint": fingerprint,
         "data_as_of": data_as_of,
         "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "beats_rules": _verdict(report),
-        "beats_rules_detail": _rules_detail(report),
+        "verdict": _verdict(report),
+        "verdict_detail": verdict_detail(report),
+        "best_rule": str(report.get("comparison", {}).get("all", {}).get("best_rule")),
+        "recipe": model.recipe,
+        "recipe_reason": str(model.metadata.get("selection", {}).get("reason", "")),
+        "rule": str(model.metadata.get("rule")),
+        "protocol": str(report.get("protocol", "")),
         "evaluation": evaluation.design,
         "closed_through": str(model.metadata.get("closed_through")),
         "n_projects": str(model.metadata.get("n_projects")),
@@ -477,11 +552,14 @@ def train(
     cv: int | None = None,
     settings_params: dict[str, Any] | None = None,
     progress: Progress = _quiet,
+    fit: FitFn = default_fit,
 ) -> dict[str, TargetResult]:
     """Evaluate the recipe, fit each target's model on everything, log and register it.
 
-    The first model registered for a target becomes its champion; later ones only get a
-    version (promotion is `retrain`'s job).
+    The first model registered for a target becomes its champion, unless its verdict
+    against the best rule is "worse": then it is registered only, and the rule's recipe
+    (the best rule, calibrated) is fitted, registered and made champion instead. Later
+    models only get a version (promotion is `retrain`'s job).
     """
     stamp = _as_timestamp(as_of)
     progress("building the training table" + (f" as of {stamp.date()}" if stamp else ""))
@@ -503,30 +581,71 @@ def train(
             continue
         label = TARGET_LABELS[target]
         labelled = table.loc[table[label].notna()]
-        evaluation = evaluate_recipe(labelled, target, options, cv, progress=progress)
+        notes = label_share_warnings(labelled, target, options)
+        evaluation = evaluate_recipe(labelled, target, options, cv, fit=fit, progress=progress)
         progress(f"{target}: fitting the model on all {labelled['project_id'].nunique()} projects")
-        model = default_fit(labelled, target, options)
+        model = fit(labelled, target, options)
+        _describe(evaluation.report, model)
         fingerprint = training_fingerprint(labelled, target, stamp, options.recipe())
         if not configured:
             tracking.configure(store.tracking_uri, store.artifact_root, store.experiment)
             configured = True
-        info = _log_model(
-            target,
-            labelled,
-            model,
-            evaluation,
-            evaluation.report,
-            options,
-            fingerprint,
-            data_fp,
-            data_as_of,
-            settings_params,
-            {"trained_by": "train"},
-            progress,
-            run_name=f"train-{target}",
-        )
-        notes = [evaluation.design]
-        if tracking.alias_version(target, tracking.CHAMPION) is None:
+
+        def log(
+            m: RiskModel,
+            ev: Evaluation,
+            fp: str,
+            tags: dict[str, str],
+            target: str = target,
+            labelled: pd.DataFrame = labelled,
+        ) -> tracking.VersionInfo:
+            return _log_model(
+                target,
+                labelled,
+                m,
+                ev,
+                ev.report,
+                options,
+                fp,
+                data_fp,
+                data_as_of,
+                settings_params,
+                {"trained_by": "train", **tags},
+                progress,
+                run_name=f"train-{target}",
+            )
+
+        info = log(model, evaluation, fingerprint, {})
+        notes.append(evaluation.design)
+        has_champion = tracking.alias_version(target, tracking.CHAMPION) is not None
+        rule_name = evaluation.report["comparison"]["all"].get("best_rule")
+        if evaluation.report.get("verdict") == "worse":
+            notes.append(
+                f"{info.name} v{info.version} registered but NOT champion: on held-out projects "
+                f"it is worse than the rule {rule_name} "
+                f"({verdict_detail(evaluation.report).split(';')[0]})"
+            )
+            if not has_champion and rule_name is not None:
+                progress(f"{target}: the rule wins; fitting the calibrated rule as champion")
+                rule_fit = recipe_fit(("rule",))
+                rule_eval = evaluate_recipe(labelled, target, options, cv, fit=rule_fit)
+                rule_model = rule_fit(labelled, target, options)
+                _describe(rule_eval.report, rule_model)
+                rule_fp = training_fingerprint(
+                    labelled, target, stamp, {**options.recipe(), "recipes": ["rule"]}
+                )
+                rule_info = log(rule_model, rule_eval, rule_fp, {"chosen_because": "rule_better"})
+                tracking.promote(target, rule_info.version)
+                notes.append(
+                    f"Forewarn uses the calibrated rule instead: {rule_info.name} "
+                    f"v{rule_info.version} ({rule_model.metadata.get('rule')}) is now champion. "
+                    "More closed projects, or another tolerance (FOREWARN_"
+                    f"{'DELAY' if target == 'delay' else 'OVERRUN'}_TOLERANCE), may let a "
+                    "model beat it: train again when they arrive"
+                )
+            elif not has_champion:
+                notes.append("no champion: no rule applies to fall back on")
+        elif not has_champion:
             tracking.promote(target, info.version)
             notes.append(f"{info.name} v{info.version} is the first model: now champion")
         else:
@@ -542,6 +661,35 @@ def train(
             notes=notes,
         )
     return results
+
+
+def _describe(report: dict[str, Any], model: RiskModel) -> None:
+    """Put the served model's recipe, and why it was chosen, into its report."""
+    selection = model.metadata.get("selection", {})
+    report["recipe"] = model.recipe
+    report["recipe_words"] = RECIPE_WORDS.get(model.recipe, model.recipe)
+    report["recipe_rule"] = model.metadata.get("rule")
+    report["recipe_reason"] = selection.get("reason")
+    report["recipe_candidates"] = selection.get("candidates")
+
+
+def label_share_warnings(
+    labelled: pd.DataFrame, target: str, options: TrainingOptions
+) -> list[str]:
+    """A warning when almost every (or almost no) closed project has the outcome: the
+    tolerance, not the projects, then decides what there is to learn."""
+    label = TARGET_LABELS[target]
+    share = float(labelled.groupby("project_id")[label].first().mean())
+    low, high = LABEL_SHARE_WARNING
+    if low <= share <= high:
+        return []
+    setting = f"FOREWARN_{'DELAY' if target == 'delay' else 'OVERRUN'}_TOLERANCE"
+    word = TARGET_LABELS[target].replace("_", " ")
+    return [
+        f"warning: {share:.0%} of the closed projects are {word} at tolerance "
+        f"{options.tolerance(target):g}; with so one-sided a label there is little to learn "
+        f"— check the tolerance setting {setting}"
+    ]
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -731,18 +879,28 @@ def retrain_target(
             )
     champion = tracking.load_model(target, tracking.CHAMPION) if champion_info else None
 
-    rows, challenger_p, lr_p, gate_rows = _gate_predictions(
-        labelled, target, as_of, options, fit, progress
-    )
+    champion_recipe = None if champion is None else champion.model.recipe
+    gate = _gate_predictions(labelled, target, as_of, options, fit, progress, champion_recipe)
+    rows, challenger_p, lr_p, gate_rows = gate.rows, gate.challenger_p, gate.lr_p, gate.description
     y = rows[label].to_numpy(dtype=float)
     w = rows["weight"].to_numpy(dtype=float)
-    challenger_fig = Figures(weighted_auc(y, challenger_p, w), brier(y, challenger_p, w))
+    strata = rows["cv_fold"].to_numpy() if "cv_fold" in rows else None
+    challenger_fig = Figures(weighted_auc(y, challenger_p, w, strata), brier(y, challenger_p, w))
     champion_fig: Figures | None = None
     notes: list[str] = []
     if champion is not None:
         try:
-            champion_p = champion.model.predict(rows)
-            champion_fig = Figures(weighted_auc(y, champion_p, w), brier(y, champion_p, w))
+            # Cross-validated: the champion's recipe refitted fold by fold beside the
+            # challenger's; on a holdout: the champion itself.
+            champion_p = (
+                gate.champion_p if gate.champion_p is not None else champion.model.predict(rows)
+            )
+            champion_fig = Figures(weighted_auc(y, champion_p, w, strata), brier(y, champion_p, w))
+            if gate.champion_p is not None:
+                notes.append(
+                    f"both recipes scored out of fold on the same folds (champion's recipe "
+                    f"{champion_recipe}, refitted without each fold)"
+                )
         except KeyError as exc:
             notes.append(f"the champion cannot score these rows ({exc}); it is replaced")
         their_tolerance = champion.tags.get("tolerance")
@@ -751,7 +909,7 @@ def retrain_target(
                 f"note: the champion learnt labels at tolerance {their_tolerance}; these rows "
                 f"are labelled at {options.tolerance(target):g}"
             )
-        seen = _champion_seen(rows, champion.model)
+        seen = _champion_seen(rows, champion.model) if gate.champion_p is None else 0
         if seen:
             notes.append(
                 f"note: the champion was trained on {seen} of the "
@@ -798,7 +956,7 @@ def retrain_target(
     figures = {"challenger": challenger_figures, "champion": champion_figures}
     gate_tags = {
         "trained_by": "retrain",
-        "recipe": recipe_name,
+        "fit_name": recipe_name,
         "gate_decision": decision.word,
         "gate_reasons": " | ".join(decision.reasons),
         "gate_rows": gate_rows,
@@ -854,6 +1012,17 @@ def _champion_seen(rows: pd.DataFrame, model: RiskModel) -> int:
     return int((pd.to_datetime(closes) <= pd.Timestamp(through)).sum())
 
 
+@dataclass
+class GatePredictions:
+    """The gate's rows and the out-of-sample p of each side on them."""
+
+    rows: pd.DataFrame
+    challenger_p: np.ndarray
+    lr_p: np.ndarray
+    description: str
+    champion_p: np.ndarray | None = None  # set when cross-validated (the recipe refitted)
+
+
 def _gate_predictions(
     labelled: pd.DataFrame,
     target: str,
@@ -861,12 +1030,16 @@ def _gate_predictions(
     options: TrainingOptions,
     fit: FitFn,
     progress: Progress,
-) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, str]:
+    champion_recipe: str | None = None,
+) -> GatePredictions:
     """The gate's rows and the challenger recipe's out-of-sample p on them.
 
     The holdout: projects closed in the `holdout_days` before as_of, the challenger fitted
-    on those closed before. Fewer than `min_holdout_projects` (or one outcome only): grouped
-    cross-validation over every labelled project instead.
+    on those closed before; the champion is scored as it is. Fewer than
+    `min_holdout_projects` (or one outcome only): grouped cross-validation over every
+    labelled project instead, where the champion's recipe is refitted on the same folds as
+    the challenger's — the same protocol for both, never the champion scored on projects
+    it was trained on.
     """
     label = TARGET_LABELS[target]
     cutoff = holdout_cutoff(as_of, options.holdout_days)
@@ -887,15 +1060,34 @@ def _gate_predictions(
             f"holdout: {n_hold} projects closed {cutoff.date()}..{as_of.date()}; challenger "
             f"fitted on the {n_before} closed before {cutoff.date()}"
         )
-        return holdout, model.predict(holdout), logistic_p(lr, holdout), description
-    k = min(DEFAULT_CV, labelled["project_id"].nunique())
+        return GatePredictions(
+            holdout, model.predict(holdout), logistic_p(lr, holdout), description
+        )
+    k = min(options.cv_folds, labelled["project_id"].nunique())
     folds = grouped_folds(labelled, k, options.seed, label=label)
     challenger_p, lr_p = _out_of_fold(
         labelled, folds, target, options, fit, progress, f"{target}: challenger fold"
     )
+    champion_p = None
+    if champion_recipe is not None:
+        champion_p, _ = _out_of_fold(
+            labelled,
+            folds,
+            target,
+            options,
+            recipe_fit((champion_recipe,)),
+            progress,
+            f"{target}: champion's recipe fold",
+            logistic=False,
+        )
+    fold_of = np.empty(len(labelled), dtype=int)
+    for f, (_, test_idx) in enumerate(folds):
+        fold_of[test_idx] = f
     description = (
         f"{len(folds)}-fold grouped cross-validation over {labelled['project_id'].nunique()} "
         f"projects (the holdout {cutoff.date()}..{as_of.date()} had {n_hold} projects, "
         f"fewer than {options.min_holdout_projects} or one outcome only)"
     )
-    return labelled, challenger_p, lr_p, description
+    return GatePredictions(
+        labelled.assign(cv_fold=fold_of), challenger_p, lr_p, description, champion_p
+    )

@@ -60,14 +60,14 @@ class LoadedModel:
     tags: dict[str, str] = field(default_factory=dict)
 
     @property
-    def beats_rules(self) -> bool | None:
-        """Whether the model beat every applicable PMO rule on AUC when evaluated."""
-        value = self.tags.get("beats_rules")
-        return None if value in (None, "n/a") else value == "true"
+    def verdict(self) -> str | None:
+        """Against the best applicable rule when evaluated: better, cant_tell or worse."""
+        value = self.tags.get("verdict")
+        return value if value in ("better", "cant_tell", "worse") else None
 
     @property
-    def beats_rules_detail(self) -> str:
-        return self.tags.get("beats_rules_detail", "")
+    def verdict_detail(self) -> str:
+        return self.tags.get("verdict_detail", "")
 
 
 @dataclass
@@ -126,7 +126,7 @@ def flatten_metrics(report: Mapping[str, Any], prefix: str = "") -> dict[str, fl
     out: dict[str, float] = {}
     for key, value in report.items():
         name = f"{prefix}{key}".replace("+", "plus")
-        if key in ("by_stage", "baselines", "beats_rules"):
+        if key in ("by_stage", "baselines", "comparison", "recipe_candidates"):
             if key == "by_stage":
                 for stage, block in value.items():
                     out.update(flatten_metrics(block, f"{prefix}stage/{stage}/"))

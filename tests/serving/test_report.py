@@ -365,10 +365,10 @@ def test_model_card_reads_training_tags() -> None:
         name="forewarn-delay",
         version="4",
         run_id="abc",
-        tags={"beats_rules": "false", "trained_at": "2024-05-02T10:00:00"},
+        tags={"verdict": "worse", "trained_at": "2024-05-02T10:00:00"},
     )
     card = model_card("delay", loaded, "champion")
-    assert (card.version, card.beats_rules, card.trained) == ("4", False, "2024-05-02T10:00:00")
+    assert (card.version, card.verdict, card.trained) == ("4", "worse", "2024-05-02T10:00:00")
     assert model_card("overrun", None).available is False
     html = render(score_rows([0.9], [0.9]), models=[card])
     assert "forewarn-delay" in html and "status-warn" in html

@@ -285,8 +285,8 @@ def test_models_route_names_the_champions(client: ForewarnClient) -> None:
         assert model.name == f"forewarn-{model.target}"
         assert model.version == "1" and model.run_id
         assert model.trained_at and datetime.fromisoformat(model.trained_at)
-        verdict = model.tags["beats_rules"]  # what training recorded
-        assert model.beats_baselines is {"true": True, "false": False}.get(verdict)
+        assert model.verdict == model.tags["verdict"]  # what training recorded
+        assert model.recipe == model.tags["recipe"]
         assert model.source == "mlflow"
 
 

@@ -18,6 +18,7 @@ from training.evaluate import (
     render_markdown,
     stage_labels,
     threshold_for_false_alarms,
+    verdict,
     weighted_auc,
 )
 
@@ -142,7 +143,7 @@ def test_evaluate_target_reports_null_for_baselines_not_applicable() -> None:
     )  # fmt: skip
     assert report["baselines"]["evm_rule"] is None
     assert report["baselines"]["pm_forecast"] is None
-    assert report["beats_rules"]["value"] is None
+    assert report["verdict"] is None and report["comparison"]["all"]["best_rule"] is None
     assert set(report["by_stage"]) == {"0-20", "20-40", "40-60", "60-80", "80+"}
     assert report["n_projects"] == 40 and report["n_rows"] == 200
     assert "not applicable" in render_markdown({"delay": report})
@@ -172,7 +173,8 @@ def test_evaluate_target_compares_on_the_rules_rows() -> None:
     assert entry["coverage"] == pytest.approx(0.5)
     assert entry["model_auc_same_rows"] == pytest.approx(expected)
     assert entry["auc_diff"] == pytest.approx(expected - entry["auc"])
-    assert report["beats_rules"]["value"] is True  # a random rule loses
+    assert report["comparison"]["all"]["best_rule"] == "pm_forecast"
+    assert report["verdict"] == "better"  # a random rule loses, and the interval says so
 
 
 def test_threshold_for_false_alarms_flags_at_most_that_share() -> None:
@@ -184,3 +186,34 @@ def test_threshold_for_false_alarms_flags_at_most_that_share() -> None:
     assert 0.5 < half <= 0.7  # flags N1 and N2 only
     assert threshold_for_false_alarms(ids, y, p, 0.0) > 0.9
     assert threshold_for_false_alarms(ids, y, p, 1.0) == 0.0
+
+
+def test_the_verdict_has_three_values_and_never_says_better_across_zero() -> None:
+    assert verdict([0.01, 0.2]) == "better"
+    assert verdict([-0.2, -0.01]) == "worse"
+    assert verdict([-0.043, 0.285]) == "cant_tell"  # the interval the issue quoted
+    assert verdict(None) == "cant_tell"
+
+
+def test_a_model_that_is_the_rule_itself_ties_it_and_the_verdict_cannot_tell() -> None:
+    rows = _rows(seed=3)
+    y = rows["y"].to_numpy()
+    index = y + np.random.default_rng(4).normal(0, 0.8, len(rows))
+    rule = BaselineScores("spi", index, (index > 0.5).astype(float), index > 0.5, True, "")
+    # The model is a monotone map of the rule's index: same ranking, same AUC.
+    model_p = 1 / (1 + np.exp(-2 * index))
+    report = evaluate_target(rows, y, model_p, {"spi": rule}, red_threshold=0.6, n_bootstrap=50)
+    assert report["comparison"]["all"]["auc_diff"] == pytest.approx(0.0, abs=1e-12)
+    assert report["verdict"] == "cant_tell"
+    for stage in report["comparison"]["by_stage"].values():
+        assert stage["best_rule"] == "spi" and stage["verdict"] == "cant_tell"
+
+
+def test_auc_within_folds_ignores_a_shift_between_folds_models() -> None:
+    # Two folds whose models rank their own projects perfectly, but the second fold's
+    # model scores everything 10 higher: pooled, the ranking mixes folds; within folds, 1.
+    y = np.array([0, 1, 0, 1.0])
+    score = np.array([0.1, 0.2, 10.1, 10.2])
+    w = np.ones(4)
+    assert weighted_auc(y, score, w) == pytest.approx(0.75)
+    assert weighted_auc(y, score, w, strata=np.array([0, 0, 1, 1])) == pytest.approx(1.0)

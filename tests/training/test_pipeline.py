@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -50,14 +51,21 @@ def test_train_registers_champions_that_load_by_alias(
         assert out is not None
         assert set(out) >= METRIC_KEYS and {"n_projects", "n_rows", "model_version"} <= set(out)
         assert set(out["by_stage"]) == STAGES
-        assert set(out["baselines"]) == {"evm_rule", "pm_forecast", "logistic_regression"}
-        assert {"auc", "brier", "ece", "by_stage"} <= set(out["baselines"]["evm_rule"])
+        rules = {"delay": {"spi", "spi_t"}, "overrun": {"cpi", "tcpi"}}[target]
+        assert set(out["baselines"]) == {*rules, "pm_forecast", "rag", "logistic_regression"}
+        for rule in rules:
+            assert {"auc", "brier", "ece", "by_stage", "verdict"} <= set(out["baselines"][rule])
+        assert out["verdict"] in ("better", "cant_tell", "worse")
+        assert out["recipe"] in ("rule", "logistic", "boost_from_rule", "lightgbm")
         json.dumps(out, allow_nan=False)  # the CLI prints it strictly
 
         champion = tracking.alias_version(target, tracking.CHAMPION)
-        assert champion is not None and champion.version == "1"
+        # A first model that is worse than the rule is registered but not champion.
+        expected = "2" if out["verdict"] == "worse" else "1"
+        assert champion is not None and champion.version == expected
         loaded = tracking.load_model(target, tracking.CHAMPION)
-        assert loaded.beats_rules in (True, False)
+        assert loaded.verdict in ("better", "cant_tell", "worse")
+        assert loaded.tags["recipe"] == loaded.model.recipe
         assert loaded.tags["fingerprint"] and loaded.tags["data_as_of"]
 
         files = tracking.download_model(target, "champion", tmp_path / target)
@@ -134,7 +142,49 @@ def test_cli_skips_a_target_without_cost_data_with_one_clear_line(
     assert out["overrun"] is None
     delay = out["delay"]
     assert set(delay) >= METRIC_KEYS and delay["model_version"] == "1"
-    assert delay["baselines"]["evm_rule"] is None  # no SPI/CPI without earned value
+    # No SPI, SPI(t) without earned value: not applicable, never zero.
+    assert delay["baselines"]["spi"] is None and delay["baselines"]["spi_t"] is None
     assert delay["baselines"]["pm_forecast"] is not None
+    assert delay["comparison"]["all"]["best_rule"] in ("pm_forecast", None)
     skipped = [line for line in result.stderr.splitlines() if "overrun skipped" in line]
     assert len(skipped) == 1 and "no cost data" in skipped[0]
+
+
+def _shuffled_fit(train_rows: pd.DataFrame, target: str, options: TrainingOptions) -> Any:
+    """The recipe on labels shuffled across projects: a model that must lose to the rule."""
+    from training.pipeline import default_fit
+
+    label = "late" if target == "delay" else "over_budget"
+    per_project = train_rows.groupby("project_id", sort=True)[label].first()
+    rng = np.random.default_rng(0)
+    shuffled = pd.Series(rng.permutation(per_project.to_numpy()), index=per_project.index)
+    lightgbm = replace(options, recipes=("lightgbm",))
+    return default_fit(
+        train_rows.assign(**{label: train_rows["project_id"].map(shuffled)}), target, lightgbm
+    )
+
+
+def test_a_first_model_worse_than_the_rule_is_registered_but_the_rule_becomes_champion(
+    portfolio: Portfolio, mlflow_store: dict[str, str]
+) -> None:
+    store = _store(mlflow_store)
+    options = replace(OPTIONS, plots=False, n_bootstrap=100)
+    results = train(portfolio, options, store, targets=("delay",), fit=_shuffled_fit)
+    result = results["delay"]
+    assert result.report is not None and result.report["verdict"] == "worse"
+    assert any("registered but NOT champion" in note for note in result.notes)
+    assert any("uses the calibrated rule instead" in note for note in result.notes)
+    champion = tracking.load_model("delay", tracking.CHAMPION)
+    assert result.version == "1" and champion.version == "2"
+    assert champion.model.recipe == "rule" and champion.tags["chosen_because"] == "rule_better"
+    assert champion.model.metadata["rule"] in ("spi", "spi_t", "pm_forecast", "rag")
+
+
+def test_a_one_sided_label_warns_and_names_the_tolerance_setting() -> None:
+    from training.pipeline import label_share_warnings
+
+    rows = pd.DataFrame({"project_id": [f"P{i}" for i in range(20)], "late": [1.0] * 19 + [0.0]})
+    (warning,) = label_share_warnings(rows, "delay", OPTIONS)
+    assert "95%" in warning and "FOREWARN_DELAY_TOLERANCE" in warning
+    balanced = rows.assign(late=[1.0, 0.0] * 10)
+    assert label_share_warnings(balanced, "delay", OPTIONS) == []

@@ -1,0 +1,174 @@
+"""Forecast quality against the rules PMOs use: the champion's recipe, the best rule and the
+logistic regression, per stage, with the three-valued verdict — by portfolio size.
+
+Portfolios: simulated ones of 30, 60, 120, 500 and 2,000 projects (3 seeds each; the size
+is the number simulated, the closed ones are what is trained on), little06 (121 real
+software projects, delay at tolerance 0.5: at 0.05 nearly all are late) and subsamples of
+30 and 60 of its projects. Each runs `training.pipeline.evaluate_recipe`, what `forewarn
+train` reports: the protocol it chooses by size, the recipe chosen by nested grouped CV.
+
+    .venv/bin/python bench/bench_quality.py                 # everything (long on 2 cores)
+    .venv/bin/python bench/bench_quality.py --sizes 30 60 --seeds 1 --no-little06
+
+Prints one table per target: rows = portfolio, columns = stages, each cell
+"champion / best rule (name) verdict", then the verdict counts. Not a test: figures to read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from features.contract import Portfolio  # noqa: E402
+from features.loading import load_portfolio  # noqa: E402
+from features.pointintime import training_table  # noqa: E402
+from features.simulator import simulate, write_portfolio  # noqa: E402
+from training.evaluate import STAGE_LABELS, VERDICT_WORDS  # noqa: E402
+from training.models import TARGET_LABELS  # noqa: E402
+from training.pipeline import TrainingOptions, evaluate_recipe, untrainable_reason  # noqa: E402
+
+LITTLE06 = ROOT / "data" / "examples" / "little06"
+SHORT = {"better": "B", "cant_tell": "?", "worse": "W", None: "-"}
+
+
+def _subsample(portfolio: Portfolio, n: int, seed: int) -> Portfolio:
+    ids = portfolio.projects["project_id"].to_numpy()
+    keep = set(np.random.default_rng(seed).choice(ids, size=min(n, len(ids)), replace=False))
+
+    def cut(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[frame["project_id"].isin(keep)].reset_index(drop=True)
+
+    return Portfolio(
+        cut(portfolio.projects), cut(portfolio.status_reports), cut(portfolio.changes), "sub"
+    )
+
+
+def _simulated(n: int, seed: int) -> Portfolio:
+    with tempfile.TemporaryDirectory() as tmp:
+        write_portfolio(simulate(n_projects=n, seed=seed), Path(tmp))
+        return load_portfolio(Path(tmp)).portfolio
+
+
+def run_one(
+    name: str, portfolio: Portfolio, targets: list[str], options: TrainingOptions
+) -> list[dict[str, Any]]:
+    table = training_table(portfolio, options.delay_tolerance, options.overrun_tolerance).frame
+    out = []
+    for target in targets:
+        reason = untrainable_reason(table, target)
+        if reason is not None:
+            out.append({"portfolio": name, "target": target, "skipped": reason})
+            continue
+        labelled = table.loc[table[TARGET_LABELS[target]].notna()]
+        started = time.perf_counter()
+        report = evaluate_recipe(labelled, target, options).report
+        comparison = report["comparison"]
+        row: dict[str, Any] = {
+            "portfolio": name,
+            "target": target,
+            "projects": report["n_projects"],
+            "protocol": report["protocol"],
+            "seconds": time.perf_counter() - started,
+            "counts_rule": comparison["stage_verdict_counts"],
+        }
+        logistic_counts = {"better": 0, "cant_tell": 0, "worse": 0}
+        for label in STAGE_LABELS:
+            c = comparison["by_stage"][label]
+            lg = c.get("vs_logistic") or {}
+            if lg.get("verdict"):
+                logistic_counts[lg["verdict"]] += 1
+            row[label] = (
+                report["by_stage"][label]["auc"],
+                c.get("best_rule"),
+                c.get("best_rule_auc"),
+                c.get("verdict"),
+                lg.get("auc"),
+                lg.get("verdict"),
+            )
+        row["counts_logistic"] = logistic_counts
+        out.append(row)
+        print(_line(row), flush=True)
+    return out
+
+
+def _n(value: Any) -> str:
+    return "  —  " if value is None else f"{value:.3f}"
+
+
+def _line(row: dict[str, Any]) -> str:
+    if "skipped" in row:
+        return f"{row['portfolio']:>18} {row['target']:8} {row['skipped']}"
+    cells = []
+    for label in STAGE_LABELS[:4]:
+        model, rule, rule_auc, v, lg_auc, lv = row[label]
+        cells.append(
+            f"{_n(model)}/{_n(rule_auc)} {(rule or '-')[:6]:6} {SHORT[v]} "
+            f"lr {_n(lg_auc)} {SHORT[lv]}"
+        )
+    return (
+        f"{row['portfolio']:>18} {row['target']:8} {row['projects']:5} {row['protocol']:11} "
+        + " | ".join(cells)
+        + f" | {row['seconds']:.0f}s"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[30, 60, 120, 500, 2000])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--no-little06", action="store_true")
+    parser.add_argument("--bootstrap", type=int, default=200)
+    args = parser.parse_args()
+    options = TrainingOptions(n_bootstrap=args.bootstrap, plots=False)
+    print(
+        "cells per stage (0-20 | 20-40 | 40-60 | 60-80): champion AUC / best rule AUC, the "
+        "best rule, verdict vs it (B better, ? can't tell, W worse), logistic regression AUC "
+        "and verdict vs it"
+    )
+    rows: list[dict[str, Any]] = []
+    for n in args.sizes:
+        for seed in range(1, args.seeds + 1):
+            rows += run_one(f"sim {n} s{seed}", _simulated(n, seed), ["delay", "overrun"], options)
+    if not args.no_little06:
+        little = load_portfolio(LITTLE06).portfolio
+        wide = TrainingOptions(n_bootstrap=args.bootstrap, plots=False, delay_tolerance=0.5)
+        rows += run_one("little06 tol 0.5", little, ["delay"], wide)
+        for n in (30, 60):
+            for seed in range(1, args.seeds + 1):
+                rows += run_one(
+                    f"little06 {n} s{seed}", _subsample(little, n, seed), ["delay"], wide
+                )
+
+    print("\nverdict counts over stages 0-20 … 80+ (better / can't tell / worse)")
+    print(f"{'portfolio':>18} {'target':8} {'vs best rule':>16} {'vs logistic':>16}")
+    for row in rows:
+        if "skipped" in row:
+            continue
+        r, lg = row["counts_rule"], row["counts_logistic"]
+        print(
+            f"{row['portfolio']:>18} {row['target']:8} "
+            f"{r['better']:>5} / {r['cant_tell']} / {r['worse']:<5} "
+            f"{lg['better']:>5} / {lg['cant_tell']} / {lg['worse']}"
+        )
+    worse = [
+        (row["portfolio"], row["target"], label)
+        for row in rows
+        if "skipped" not in row
+        for label in STAGE_LABELS
+        if row[label][3] == "worse" or row[label][5] == "worse"
+    ]
+    print(f"\nstages where the champion is {VERDICT_WORDS['worse']}: {worse or 'none'}")
+
+
+if __name__ == "__main__":
+    main()
