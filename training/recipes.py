@@ -52,12 +52,12 @@ RECIPE_WORDS = {
     "boost_from_rule": "LightGBM boosted from the rule",
     "lightgbm": "LightGBM alone",
 }
-INNER_FOLDS = 4
-LOGISTIC_C = (0.03, 0.3, 3.0)  # per project's worth of weight: strong to mild
+INNER_FOLDS = 3
+LOGISTIC_C = (0.05, 1.0)  # per project's worth of weight: strong, mild
 TREE_SHAPES = (4, 15)  # leaves per tree
-LEARNING_RATE = 0.05
-MAX_TREES = 300
-PATIENCE = 30
+LEARNING_RATE = 0.1
+MAX_TREES = 200
+PATIENCE = 20
 MIN_RULE_COVERAGE = 0.5  # a rule whose index is missing on most rows cannot carry a prior
 RULE_MARGIN_SE = 2.0  # standard errors by which a recipe must beat the rule to replace it
 SMALL_PROJECTS = 200  # below: one tree shape, one thread (small fits are mostly overhead)

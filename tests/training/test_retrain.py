@@ -115,3 +115,40 @@ def test_a_target_without_labels_is_skipped(
     assert result.decision == "skipped"
     assert "no cost data" in result.reasons[0]
     assert tracking.alias_version("overrun", tracking.CHAMPION) is None
+
+
+def test_a_recipe_change_is_promoted_only_when_the_same_folds_say_it_is_not_worse(
+    store: dict[str, str], synthetic_table: Callable[..., pd.DataFrame]
+) -> None:
+    from training.pipeline import recipe_fit
+
+    # Lateness that the SPI does not see (the project type): boosting can learn it.
+    table = synthetic_table(160, seed=8)
+    late = (table["project_type"] == "it").astype(float)
+    table = table.assign(late=late.groupby(table["project_id"]).transform("first"))
+    as_of = pd.Timestamp(table["actual_finish"].max()).normalize()
+    options = replace(OPTIONS, min_holdout_projects=1000)  # the gate cross-validates
+
+    first = retrain_target(
+        table, "delay", as_of, options, fit=recipe_fit(("rule",)), recipe_name="rule"
+    )
+    assert first.decision == "promoted"
+    assert tracking.load_model("delay", tracking.CHAMPION).model.recipe == "rule"
+
+    # Same rows, richer recipes: both scored out of fold on the same folds.
+    richer = retrain_target(
+        table, "delay", as_of, options,
+        fit=recipe_fit(("rule", "boost_from_rule", "lightgbm")), recipe_name="boosting",
+    )  # fmt: skip
+    assert any("same folds" in r for r in richer.reasons), richer.reasons
+    assert richer.champion is not None and richer.challenger is not None
+    assert richer.challenger["auc"] > richer.champion["auc"]
+    assert richer.decision == "promoted", richer.reasons
+    assert tracking.load_model("delay", tracking.CHAMPION).model.recipe != "rule"
+
+    # Back to the rule alone: worse on the same folds, refused.
+    back = retrain_target(
+        table, "delay", as_of, options, fit=recipe_fit(("rule",)), recipe_name="rule-again"
+    )
+    assert back.decision == "refused", back.reasons
+    assert tracking.load_model("delay", tracking.CHAMPION).model.recipe != "rule"
