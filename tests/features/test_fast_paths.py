@@ -260,6 +260,7 @@ def test_report_state_builds_every_report_feature() -> None:
             "milestones_done",
             "open_risks",
             "open_issues",
+            "rag",
         )
     }
     projects = {name: empty for name in ("ps", "pf", "pd_pos", "bac_pos")}
