@@ -652,6 +652,16 @@ def _status_reports(
     )
     keep = rng.random(total) >= p_missing
 
+    rag = _status_colour(
+        rng,
+        proj,
+        settled * (1 - ev_share / np.maximum(pv_share, 0.02)),
+        settled * (1 - ev_share * budget / np.maximum(actual_cost, 1.0)),
+        admitted,
+        admitted_c,
+        truth["capability"],
+    )
+
     frame = pd.DataFrame(
         {
             "project_id": _project_ids(n)[proj],
@@ -666,9 +676,45 @@ def _status_reports(
             "milestones_done": milestones_done,
             "open_risks": open_risks.astype(float),
             "open_issues": open_issues.astype(float),
+            "rag": rag,
         }
     )
     return frame[keep]
+
+
+_RAG = np.array(["green", "amber", "red", None], dtype=object)
+
+
+def _status_colour(
+    rng: np.random.Generator,
+    proj: Arr,
+    schedule_gap: Arr,
+    cost_gap: Arr,
+    admitted_slip: Arr,
+    admitted_overrun: Arr,
+    capability: Arr,
+) -> Arr:
+    """The PMO's status colour of each report (v1.1 ``rag``): the PM's own call.
+
+    What the PM sees is the reported SPI and CPI (as gaps, 1 − index, quiet in the first
+    weeks) and what they have admitted in their forecasts; the worse of schedule and cost,
+    with a little noise, is their concern. Each PM has a spin, larger for weak teams, that
+    raises the bar for amber and more so for red (watermelon projects: green outside, red
+    inside). The colour lags: it follows the smaller of this and the last report's concern,
+    so it worsens only once trouble has shown twice, and clears at once. 3% of reports
+    carry no colour.
+    """
+    n = len(capability)
+    spin = np.clip(rng.uniform(0.0, 0.10, n) - 0.03 * capability, 0.0, 0.15)
+    concern = np.maximum(
+        0.6 * schedule_gap + admitted_slip, 0.6 * cost_gap + admitted_overrun
+    ) + 0.03 * rng.standard_normal(len(proj))
+    first = np.r_[True, proj[1:] != proj[:-1]]
+    previous = np.where(first, 0.0, np.r_[0.0, concern[:-1]])
+    seen = np.minimum(concern, previous)
+    colour = np.where(seen > 0.30 + 2.0 * spin[proj], 2, np.where(seen > 0.10 + spin[proj], 1, 0))
+    colour = np.where(rng.random(len(proj)) < 0.03, 3, colour)
+    return _RAG[colour]
 
 
 def _type_param(world: _World, truth: dict[str, Arr], attr: str) -> Arr:
