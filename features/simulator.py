@@ -65,7 +65,7 @@ class _TypeProfile:
 _TYPES: tuple[_TypeProfile, ...] = (
     _TypeProfile(
         "it", 1.5e6, 0.9, 12, 0.45, 4, 36,
-        pace_mu=-0.09, pace_sigma=0.20, cost_mu=-0.26, cost_sigma=0.13, growth=0.06,
+        pace_mu=-0.12, pace_sigma=0.20, cost_mu=-0.26, cost_sigma=0.13, growth=0.06,
         shock_p=0.25, shock_delay=0.15, shock_cost=0.30, shock_pareto=1.15,
         changes_per_year=6, risks=6, milestones_per_year=6,
         nouns=("CRM replacement", "Data platform", "ERP upgrade", "Case management system",
@@ -73,7 +73,7 @@ _TYPES: tuple[_TypeProfile, ...] = (
     ),
     _TypeProfile(
         "rail", 80e6, 0.9, 36, 0.35, 18, 84,
-        pace_mu=-0.01, pace_sigma=0.18, cost_mu=0.14, cost_sigma=0.16, growth=0.12,
+        pace_mu=-0.04, pace_sigma=0.18, cost_mu=0.14, cost_sigma=0.16, growth=0.12,
         shock_p=0.35, shock_delay=0.15, shock_cost=0.10, shock_pareto=0.0,
         changes_per_year=4, risks=12, milestones_per_year=4,
         nouns=("Signalling upgrade", "Track renewal", "Station rebuild", "Electrification",
@@ -81,7 +81,7 @@ _TYPES: tuple[_TypeProfile, ...] = (
     ),
     _TypeProfile(
         "roads", 20e6, 0.8, 20, 0.40, 8, 48,
-        pace_mu=-0.08, pace_sigma=0.15, cost_mu=-0.02, cost_sigma=0.13, growth=0.06,
+        pace_mu=-0.11, pace_sigma=0.15, cost_mu=-0.02, cost_sigma=0.13, growth=0.06,
         shock_p=0.30, shock_delay=0.12, shock_cost=0.15, shock_pareto=0.0,
         changes_per_year=3, risks=8, milestones_per_year=4,
         nouns=("Bypass", "Junction improvement", "Bridge strengthening", "Resurfacing",
@@ -89,7 +89,7 @@ _TYPES: tuple[_TypeProfile, ...] = (
     ),
     _TypeProfile(
         "building", 12e6, 0.8, 18, 0.35, 8, 42,
-        pace_mu=-0.09, pace_sigma=0.15, cost_mu=-0.18, cost_sigma=0.12, growth=0.06,
+        pace_mu=-0.12, pace_sigma=0.15, cost_mu=-0.18, cost_sigma=0.12, growth=0.06,
         shock_p=0.25, shock_delay=0.12, shock_cost=0.10, shock_pareto=0.0,
         changes_per_year=4, risks=8, milestones_per_year=5,
         nouns=("Office refurbishment", "School extension", "Hospital wing",
@@ -97,7 +97,7 @@ _TYPES: tuple[_TypeProfile, ...] = (
     ),
     _TypeProfile(
         "research", 0.8e6, 0.7, 15, 0.35, 6, 36,
-        pace_mu=-0.09, pace_sigma=0.18, cost_mu=-0.16, cost_sigma=0.12, growth=0.04,
+        pace_mu=-0.12, pace_sigma=0.18, cost_mu=-0.16, cost_sigma=0.12, growth=0.04,
         shock_p=0.20, shock_delay=0.15, shock_cost=0.07, shock_pareto=0.0,
         changes_per_year=2, risks=5, milestones_per_year=4,
         nouns=("Battery chemistry study", "Sensor prototype", "Clinical pilot",
@@ -369,7 +369,7 @@ def _draw_projects(rng: np.random.Generator, n: int, world: _World, today: int) 
 
 
 _TAIL_P = 0.40  # chance that an average project's last stretch drags
-_TAIL_DELAY = 0.12  # median drag, share of the planned duration (lognormal, σ 0.6)
+_TAIL_DELAY = 0.16  # median drag, share of the planned duration (lognormal, σ 0.6)
 _TAIL_COST = 0.5  # its cost: this share of the budget per planned duration of drag
 
 _PLACES = ("North", "South", "East", "West", "Central", "Harbour", "Riverside", "Hillside",
@@ -420,6 +420,7 @@ def _hidden_table(truth: dict[str, Arr]) -> pd.DataFrame:
             "shock_day": np.where(truth["shocked"], truth["shock_at"], np.nan),
             "shock_delay_days": truth["shock_delay"],
             "shock_cost_share": truth["shock_cost"],
+            "tail_delay_days": truth["tail_delay"],
             "true_finish": _dates(truth["actual_finish"]),
             "true_cost": truth["final_cost"],
         }
@@ -472,7 +473,7 @@ def _status_reports(
     counts = np.where(truth["started"], np.maximum(last - first + 1, 0), 0)
 
     # Per-project reporting behaviour, drawn for every project so the draw order is fixed.
-    warp1 = rng.uniform(-0.10, 0.10, n)  # progress runs ahead of or behind its average pace
+    warp1 = rng.uniform(-0.08, 0.08, n)  # progress runs ahead of or behind its average pace
     warp2 = rng.uniform(-0.05, 0.05, n)
     cost_warp = rng.uniform(-0.05, 0.05, n)
     cost_lag = rng.integers(0, 15, n)  # invoices arrive late: AC lags by up to two weeks
