@@ -65,7 +65,7 @@ class _TypeProfile:
 _TYPES: tuple[_TypeProfile, ...] = (
     _TypeProfile(
         "it", 1.5e6, 0.9, 12, 0.45, 4, 36,
-        pace_mu=-0.12, pace_sigma=0.20, cost_mu=-0.26, cost_sigma=0.13, growth=0.06,
+        pace_mu=-0.10, pace_sigma=0.20, cost_mu=-0.28, cost_sigma=0.13, growth=0.06,
         shock_p=0.25, shock_delay=0.15, shock_cost=0.30, shock_pareto=1.15,
         changes_per_year=6, risks=6, milestones_per_year=6,
         nouns=("CRM replacement", "Data platform", "ERP upgrade", "Case management system",
@@ -73,7 +73,7 @@ _TYPES: tuple[_TypeProfile, ...] = (
     ),
     _TypeProfile(
         "rail", 80e6, 0.9, 36, 0.35, 18, 84,
-        pace_mu=-0.04, pace_sigma=0.18, cost_mu=0.14, cost_sigma=0.16, growth=0.12,
+        pace_mu=-0.02, pace_sigma=0.18, cost_mu=0.14, cost_sigma=0.16, growth=0.12,
         shock_p=0.35, shock_delay=0.15, shock_cost=0.10, shock_pareto=0.0,
         changes_per_year=4, risks=12, milestones_per_year=4,
         nouns=("Signalling upgrade", "Track renewal", "Station rebuild", "Electrification",
@@ -81,7 +81,7 @@ _TYPES: tuple[_TypeProfile, ...] = (
     ),
     _TypeProfile(
         "roads", 20e6, 0.8, 20, 0.40, 8, 48,
-        pace_mu=-0.11, pace_sigma=0.15, cost_mu=-0.02, cost_sigma=0.13, growth=0.06,
+        pace_mu=-0.09, pace_sigma=0.15, cost_mu=-0.02, cost_sigma=0.13, growth=0.06,
         shock_p=0.30, shock_delay=0.12, shock_cost=0.15, shock_pareto=0.0,
         changes_per_year=3, risks=8, milestones_per_year=4,
         nouns=("Bypass", "Junction improvement", "Bridge strengthening", "Resurfacing",
@@ -89,7 +89,7 @@ _TYPES: tuple[_TypeProfile, ...] = (
     ),
     _TypeProfile(
         "building", 12e6, 0.8, 18, 0.35, 8, 42,
-        pace_mu=-0.12, pace_sigma=0.15, cost_mu=-0.18, cost_sigma=0.12, growth=0.06,
+        pace_mu=-0.10, pace_sigma=0.15, cost_mu=-0.20, cost_sigma=0.12, growth=0.06,
         shock_p=0.25, shock_delay=0.12, shock_cost=0.10, shock_pareto=0.0,
         changes_per_year=4, risks=8, milestones_per_year=5,
         nouns=("Office refurbishment", "School extension", "Hospital wing",
@@ -97,7 +97,7 @@ _TYPES: tuple[_TypeProfile, ...] = (
     ),
     _TypeProfile(
         "research", 0.8e6, 0.7, 15, 0.35, 6, 36,
-        pace_mu=-0.12, pace_sigma=0.18, cost_mu=-0.16, cost_sigma=0.12, growth=0.04,
+        pace_mu=-0.10, pace_sigma=0.18, cost_mu=-0.18, cost_sigma=0.12, growth=0.04,
         shock_p=0.20, shock_delay=0.15, shock_cost=0.07, shock_pareto=0.0,
         changes_per_year=2, risks=5, milestones_per_year=4,
         nouns=("Battery chemistry study", "Sensor prototype", "Clinical pilot",
@@ -252,7 +252,7 @@ def _draw_projects(rng: np.random.Generator, n: int, world: _World, today: int) 
     # change point runs at its own pace, only loosely tied to the first part's, so mid-project
     # earned value predicts the finish only partly.
     change_at = rng.uniform(0.45, 0.75, n)  # share of the work done before the change
-    late_pace = np.exp(0.04 + 0.06 * complexity + 0.18 * rng.standard_normal(n))
+    late_pace = np.exp(0.04 + 0.12 * complexity + 0.16 * rng.standard_normal(n))
     early_duration = planned_days * np.exp(log_pace)  # whole-project duration at early pace
     base_duration = early_duration * (change_at + (1 - change_at) * late_pace)
     # Cost of the baseline scope per unit of budget (1 / true CPI at the start); slow projects
@@ -271,7 +271,7 @@ def _draw_projects(rng: np.random.Generator, n: int, world: _World, today: int) 
     # Late shocks: a minority, somewhat likelier for complex work with unreliable vendors,
     # between 60% and 85% of the planned duration after the start; nothing announces them.
     shock_logit = (
-        np.log(param("shock_p") / (1 - param("shock_p"))) + 0.35 * complexity - 0.35 * vendor
+        np.log(param("shock_p") / (1 - param("shock_p"))) + 0.7 * complexity - 0.7 * vendor
     )
     shocked = rng.random(n) < 1 / (1 + np.exp(-shock_logit))
     shock_at = np.minimum(rng.uniform(0.60, 0.85, n) * planned_days, 0.9 * base_duration)
@@ -287,7 +287,7 @@ def _draw_projects(rng: np.random.Generator, n: int, world: _World, today: int) 
     # The last stretch (commissioning, acceptance, handover) drags on some projects: once
     # 92% of the no-delay time is behind them, progress crawls; likelier on complex work and
     # weak teams, and nothing before it shows it (the "90% syndrome"). It costs standing time.
-    tail_logit = np.log(_TAIL_P / (1 - _TAIL_P)) + 0.4 * complexity - 0.2 * capability
+    tail_logit = np.log(_TAIL_P / (1 - _TAIL_P)) + 0.9 * complexity - 0.5 * capability
     tailed = rng.random(n) < 1 / (1 + np.exp(-tail_logit))
     tail_delay = np.where(
         tailed, _TAIL_DELAY * planned_days * np.exp(0.6 * rng.standard_normal(n)), 0.0
@@ -302,7 +302,7 @@ def _draw_projects(rng: np.random.Generator, n: int, world: _World, today: int) 
     # A project that burns money from the start keeps doing so: its rework follows its cost
     # luck (cumulative CPI rarely recovers once a fifth of the work is done).
     rework_luck = 0.6 * cost_luck + 0.8 * rng.standard_normal(n)
-    rework = 0.06 * np.exp(0.3 * complexity + 1.0 * rework_luck)
+    rework = 0.06 * np.exp(0.5 * complexity + 1.0 * rework_luck)
     late_cost = np.exp(0.5 * np.log(late_pace) + 0.05 * rng.standard_normal(n)) + rework
     change_progress = _s_curve(change_at)
     cost_shape = 1 + growth + (late_cost - 1) * (1 - change_progress)

@@ -411,11 +411,11 @@ def test_the_last_stretch_drags_on_a_minority_and_nothing_announces_it(
     hidden = standard.hidden.set_index("project_id")
     dragged = hidden["tail_delay_days"] > 0
     assert 0.25 < dragged.mean() < 0.6
-    # At 60–80 % of the plan, SPI of the projects whose last stretch will drag looks like
-    # everyone else's.
+    # At 60–80 % of the plan, SPI barely tells which projects' last stretch will drag: only
+    # through the drivers both share (complex work, weak teams), never through the drag.
     at = stage_rows[stage_rows["stage"] == 3].join(dragged.rename("dragged"), on="project_id")
-    spi = at.groupby("dragged")["spi"].median()
-    assert abs(spi[True] - spi[False]) < 0.03, spi
+    at = at[at["spi"].notna()]
+    assert 0.5 < _auc(-at["spi"].to_numpy(), at["dragged"].to_numpy()) < 0.62
 
 
 # ---------------------------------------------------------------------------------- drift
