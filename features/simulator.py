@@ -4,10 +4,11 @@ Each project has hidden drivers (team capability, scope volatility, vendor relia
 complexity) that are never exported. They set its true pace and cost efficiency, its scope
 growth, how many change requests it raises and how large they are, how many risks and issues
 it carries, and how likely it is to be hit by a shock. Shocks arrive after 60–85% of the
-planned duration and nothing in earlier reports announces them. What the PMO sees is the
-project manager's reporting: earned value a little optimistic, forecasts anchored on the
-baseline and revised in jumps once the slip cannot be denied, and reports that go missing
-more often when the project is in trouble. docs/simulator.md lists every mechanism and its
+planned duration and nothing in earlier reports announces them; on some projects the last
+stretch drags. What the PMO sees is the project manager's reporting: earned value a little
+optimistic, forecasts anchored on the baseline and revised in jumps once the slip cannot be
+denied, a status colour (``rag``) that lags and flatters, and reports that go missing more
+often when the project is in trouble. docs/simulator.md lists every mechanism and its
 parameters.
 
 Everything is drawn from one ``numpy.random.default_rng(seed)`` in a fixed order and computed
@@ -268,7 +269,7 @@ def _draw_projects(rng: np.random.Generator, n: int, world: _World, today: int) 
         + 0.15 * (log_pace - param("pace_mu"))
     )
 
-    # Late shocks: a minority, somewhat likelier for complex work with unreliable vendors,
+    # Late shocks: a minority, clearly likelier for complex work with unreliable vendors,
     # between 60% and 85% of the planned duration after the start; nothing announces them.
     shock_logit = (
         np.log(param("shock_p") / (1 - param("shock_p"))) + 0.7 * complexity - 0.7 * vendor
