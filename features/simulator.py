@@ -4,10 +4,11 @@ Each project has hidden drivers (team capability, scope volatility, vendor relia
 complexity) that are never exported. They set its true pace and cost efficiency, its scope
 growth, how many change requests it raises and how large they are, how many risks and issues
 it carries, and how likely it is to be hit by a shock. Shocks arrive after 60–85% of the
-planned duration and nothing in earlier reports announces them. What the PMO sees is the
-project manager's reporting: earned value a little optimistic, forecasts anchored on the
-baseline and revised in jumps once the slip cannot be denied, and reports that go missing
-more often when the project is in trouble. docs/simulator.md lists every mechanism and its
+planned duration and nothing in earlier reports announces them; on some projects the last
+stretch drags. What the PMO sees is the project manager's reporting: earned value a little
+optimistic, forecasts anchored on the baseline and revised in jumps once the slip cannot be
+denied, a status colour (``rag``) that lags and flatters, and reports that go missing more
+often when the project is in trouble. docs/simulator.md lists every mechanism and its
 parameters.
 
 Everything is drawn from one ``numpy.random.default_rng(seed)`` in a fixed order and computed
@@ -65,7 +66,7 @@ class _TypeProfile:
 _TYPES: tuple[_TypeProfile, ...] = (
     _TypeProfile(
         "it", 1.5e6, 0.9, 12, 0.45, 4, 36,
-        pace_mu=-0.02, pace_sigma=0.20, cost_mu=-0.20, cost_sigma=0.05, growth=0.06,
+        pace_mu=-0.10, pace_sigma=0.20, cost_mu=-0.28, cost_sigma=0.13, growth=0.06,
         shock_p=0.25, shock_delay=0.15, shock_cost=0.30, shock_pareto=1.15,
         changes_per_year=6, risks=6, milestones_per_year=6,
         nouns=("CRM replacement", "Data platform", "ERP upgrade", "Case management system",
@@ -73,32 +74,32 @@ _TYPES: tuple[_TypeProfile, ...] = (
     ),
     _TypeProfile(
         "rail", 80e6, 0.9, 36, 0.35, 18, 84,
-        pace_mu=0.06, pace_sigma=0.18, cost_mu=0.14, cost_sigma=0.12, growth=0.12,
-        shock_p=0.35, shock_delay=0.15, shock_cost=0.15, shock_pareto=0.0,
+        pace_mu=-0.02, pace_sigma=0.18, cost_mu=0.14, cost_sigma=0.16, growth=0.12,
+        shock_p=0.35, shock_delay=0.15, shock_cost=0.10, shock_pareto=0.0,
         changes_per_year=4, risks=12, milestones_per_year=4,
         nouns=("Signalling upgrade", "Track renewal", "Station rebuild", "Electrification",
                "Depot expansion", "Level crossing removal"),
     ),
     _TypeProfile(
         "roads", 20e6, 0.8, 20, 0.40, 8, 48,
-        pace_mu=-0.01, pace_sigma=0.15, cost_mu=-0.06, cost_sigma=0.07, growth=0.06,
-        shock_p=0.30, shock_delay=0.12, shock_cost=0.25, shock_pareto=0.0,
+        pace_mu=-0.09, pace_sigma=0.15, cost_mu=-0.02, cost_sigma=0.13, growth=0.06,
+        shock_p=0.30, shock_delay=0.12, shock_cost=0.15, shock_pareto=0.0,
         changes_per_year=3, risks=8, milestones_per_year=4,
         nouns=("Bypass", "Junction improvement", "Bridge strengthening", "Resurfacing",
                "Dual carriageway", "Cycle corridor"),
     ),
     _TypeProfile(
         "building", 12e6, 0.8, 18, 0.35, 8, 42,
-        pace_mu=-0.02, pace_sigma=0.15, cost_mu=-0.16, cost_sigma=0.05, growth=0.06,
-        shock_p=0.25, shock_delay=0.12, shock_cost=0.15, shock_pareto=0.0,
+        pace_mu=-0.10, pace_sigma=0.15, cost_mu=-0.20, cost_sigma=0.12, growth=0.06,
+        shock_p=0.25, shock_delay=0.12, shock_cost=0.10, shock_pareto=0.0,
         changes_per_year=4, risks=8, milestones_per_year=5,
         nouns=("Office refurbishment", "School extension", "Hospital wing",
                "Data centre fit-out", "Library rebuild", "Depot construction"),
     ),
     _TypeProfile(
         "research", 0.8e6, 0.7, 15, 0.35, 6, 36,
-        pace_mu=-0.02, pace_sigma=0.18, cost_mu=-0.14, cost_sigma=0.05, growth=0.04,
-        shock_p=0.20, shock_delay=0.15, shock_cost=0.10, shock_pareto=0.0,
+        pace_mu=-0.10, pace_sigma=0.18, cost_mu=-0.18, cost_sigma=0.12, growth=0.04,
+        shock_p=0.20, shock_delay=0.15, shock_cost=0.07, shock_pareto=0.0,
         changes_per_year=2, risks=5, milestones_per_year=4,
         nouns=("Battery chemistry study", "Sensor prototype", "Clinical pilot",
                "Materials trial", "Triage model pilot", "Soil carbon study"),
@@ -251,26 +252,27 @@ def _draw_projects(rng: np.random.Generator, n: int, world: _World, today: int) 
     # Pace changes part-way (a new team lead, a hard integration phase): the work after a
     # change point runs at its own pace, only loosely tied to the first part's, so mid-project
     # earned value predicts the finish only partly.
-    change_at = rng.uniform(0.35, 0.65, n)  # share of the work done before the change
-    late_pace = np.exp(0.04 + 0.06 * complexity + 0.18 * rng.standard_normal(n))
+    change_at = rng.uniform(0.45, 0.75, n)  # share of the work done before the change
+    late_pace = np.exp(0.04 + 0.12 * complexity + 0.16 * rng.standard_normal(n))
     early_duration = planned_days * np.exp(log_pace)  # whole-project duration at early pace
     base_duration = early_duration * (change_at + (1 - change_at) * late_pace)
     # Cost of the baseline scope per unit of budget (1 / true CPI at the start); slow projects
     # burn more (standing army), and it inflates as work proceeds by the scope growth.
+    cost_luck = rng.standard_normal(n)
     log_cost = (
         param("cost_mu")
         + world.cost_shift
-        + param("cost_sigma") * rng.standard_normal(n)
+        + param("cost_sigma") * cost_luck
         - 0.02 * capability
         - 0.02 * vendor
         + 0.02 * complexity
         + 0.15 * (log_pace - param("pace_mu"))
     )
 
-    # Late shocks: a minority, somewhat likelier for complex work with unreliable vendors,
+    # Late shocks: a minority, clearly likelier for complex work with unreliable vendors,
     # between 60% and 85% of the planned duration after the start; nothing announces them.
     shock_logit = (
-        np.log(param("shock_p") / (1 - param("shock_p"))) + 0.35 * complexity - 0.35 * vendor
+        np.log(param("shock_p") / (1 - param("shock_p"))) + 0.7 * complexity - 0.7 * vendor
     )
     shocked = rng.random(n) < 1 / (1 + np.exp(-shock_logit))
     shock_at = np.minimum(rng.uniform(0.60, 0.85, n) * planned_days, 0.9 * base_duration)
@@ -283,16 +285,29 @@ def _draw_projects(rng: np.random.Generator, n: int, world: _World, today: int) 
     shock_delay = np.where(shocked, param("shock_delay") * planned_days * delay_factor, 0.0)
     shock_cost = np.where(shocked, param("shock_cost") * cost_factor, 0.0)
 
-    duration = np.maximum(np.round(base_duration + shock_delay), 30).astype(np.int64)
+    # The last stretch (commissioning, acceptance, handover) drags on some projects: once
+    # 92% of the no-delay time is behind them, progress crawls; likelier on complex work and
+    # weak teams, and nothing before it shows it (the "90% syndrome"). It costs standing time.
+    tail_logit = np.log(_TAIL_P / (1 - _TAIL_P)) + 0.9 * complexity - 0.5 * capability
+    tailed = rng.random(n) < 1 / (1 + np.exp(-tail_logit))
+    tail_delay = np.where(
+        tailed, _TAIL_DELAY * planned_days * np.exp(0.6 * rng.standard_normal(n)), 0.0
+    )
+    tail_cost = _TAIL_COST * tail_delay / planned_days
+
+    duration = np.maximum(np.round(base_duration + shock_delay + tail_delay), 30).astype(np.int64)
     actual_start = planned_start + start_delay
     actual_finish = actual_start + duration
     # The late part costs more (or less) per unit of work, following its pace, plus rework
     # and claims: nearly always some, now and then a lot, likelier on complex work.
-    rework = 0.06 * np.exp(0.3 * complexity + 1.0 * rng.standard_normal(n))
+    # A project that burns money from the start keeps doing so: its rework follows its cost
+    # luck (cumulative CPI rarely recovers once a fifth of the work is done).
+    rework_luck = 0.6 * cost_luck + 0.8 * rng.standard_normal(n)
+    rework = 0.06 * np.exp(0.5 * complexity + 1.0 * rework_luck)
     late_cost = np.exp(0.5 * np.log(late_pace) + 0.05 * rng.standard_normal(n)) + rework
     change_progress = _s_curve(change_at)
     cost_shape = 1 + growth + (late_cost - 1) * (1 - change_progress)
-    final_cost = np.round(budget * (np.exp(log_cost) * cost_shape + shock_cost))
+    final_cost = np.round(budget * (np.exp(log_cost) * (cost_shape + tail_cost) + shock_cost))
 
     # Cancellation: likelier for projects in deep trouble; the decision comes part-way through.
     trouble = np.maximum(0.0, np.log(duration / planned_days))
@@ -339,6 +354,8 @@ def _draw_projects(rng: np.random.Generator, n: int, world: _World, today: int) 
         "shock_at": shock_at,
         "shock_delay": shock_delay,
         "shock_cost": shock_cost,
+        "tail_delay": tail_delay,
+        "tail_cost": tail_cost,
         "duration": duration,
         "actual_finish": actual_finish,
         "final_cost": final_cost,
@@ -351,6 +368,10 @@ def _draw_projects(rng: np.random.Generator, n: int, world: _World, today: int) 
         "place": rng.integers(0, len(_PLACES), size=n),
     }
 
+
+_TAIL_P = 0.40  # chance that an average project's last stretch drags
+_TAIL_DELAY = 0.16  # median drag, share of the planned duration (lognormal, σ 0.6)
+_TAIL_COST = 0.5  # its cost: this share of the budget per planned duration of drag
 
 _PLACES = ("North", "South", "East", "West", "Central", "Harbour", "Riverside", "Hillside",
            "Airport", "Valley", "Old Town", "Docklands")  # fmt: skip
@@ -400,6 +421,7 @@ def _hidden_table(truth: dict[str, Arr]) -> pd.DataFrame:
             "shock_day": np.where(truth["shocked"], truth["shock_at"], np.nan),
             "shock_delay_days": truth["shock_delay"],
             "shock_cost_share": truth["shock_cost"],
+            "tail_delay_days": truth["tail_delay"],
             "true_finish": _dates(truth["actual_finish"]),
             "true_cost": truth["final_cost"],
         }
@@ -452,9 +474,9 @@ def _status_reports(
     counts = np.where(truth["started"], np.maximum(last - first + 1, 0), 0)
 
     # Per-project reporting behaviour, drawn for every project so the draw order is fixed.
-    warp1 = rng.uniform(-0.20, 0.20, n)  # progress runs ahead of or behind its average pace
+    warp1 = rng.uniform(-0.08, 0.08, n)  # progress runs ahead of or behind its average pace
     warp2 = rng.uniform(-0.05, 0.05, n)
-    cost_warp = rng.uniform(-0.12, 0.12, n)
+    cost_warp = rng.uniform(-0.05, 0.05, n)
     cost_lag = rng.integers(0, 15, n)  # invoices arrive late: AC lags by up to two weeks
     optimism = np.clip(0.06 - 0.03 * truth["capability"] + 0.03 * rng.standard_normal(n), 0, 0.2)
     wobble_phase = rng.uniform(0, 2 * np.pi, n)
@@ -489,11 +511,18 @@ def _status_reports(
     late_pace = truth["late_pace"][proj]
     duration = truth["duration"][proj].astype(float)
     shock_at = truth["shock_at"][proj]
-    slow = (base - shock_at) / np.maximum(duration - shock_at, 1.0)
+    tail_delay = truth["tail_delay"][proj]
+    before_tail = duration - tail_delay  # the finish the project would have had without it
+    slow = (base - shock_at) / np.maximum(before_tail - shock_at, 1.0)
+    # The drag starts when 92% of the no-delay time has passed (shock_at is below 90% of it),
+    # and stretches the rest of the calendar so that the project ends at the true finish.
+    tail_at = shock_at + (0.92 * base - shock_at) / slow
+    stretch = np.maximum(before_tail - tail_at, 0.0) / np.maximum(duration - tail_at, 1.0)
     w1, w2 = warp1[proj], warp2[proj]
 
     def work_done(days: Arr) -> Arr:
         """Share of the work done (before the S-curve) after `days` since the start."""
+        days = np.where(days < tail_at, days, tail_at + (days - tail_at) * stretch)
         u = np.where(days < shock_at, days, shock_at + np.maximum(days - shock_at, 0) * slow)
         y = np.where(
             u < change_at * early,
@@ -517,12 +546,17 @@ def _status_reports(
         q = _s_curve(work_done(days))
         q = q + cost_warp[proj] * np.sin(np.pi * q) / np.pi
         shape = (
-            q + truth["growth"][proj] * q * q + (late_cost - 1) * np.maximum(q - change_progress, 0)
+            q
+            + truth["growth"][proj] * q**1.5
+            + (late_cost - 1) * np.maximum(q - change_progress, 0)
         )
         shock_part = truth["shock_cost"][proj] * np.clip(
             (days - shock_at) / np.maximum(duration - shock_at, 1.0), 0.0, 1.0
         )
-        return budget * (truth["cost_index"][proj] * shape + shock_part)
+        tail_part = truth["tail_cost"][proj] * np.clip(
+            (days - tail_at) / np.maximum(duration - tail_at, 1.0), 0.0, 1.0
+        )
+        return budget * (truth["cost_index"][proj] * (shape + tail_part) + shock_part)
 
     true_cost = cost_at(t)
     actual_cost = cost_at(t - np.minimum(cost_lag[proj], 0.2 * t))
@@ -620,6 +654,16 @@ def _status_reports(
     )
     keep = rng.random(total) >= p_missing
 
+    rag = _status_colour(
+        rng,
+        proj,
+        settled * (1 - ev_share / np.maximum(pv_share, 0.02)),
+        settled * (1 - ev_share * budget / np.maximum(actual_cost, 1.0)),
+        admitted,
+        admitted_c,
+        truth["capability"],
+    )
+
     frame = pd.DataFrame(
         {
             "project_id": _project_ids(n)[proj],
@@ -634,9 +678,45 @@ def _status_reports(
             "milestones_done": milestones_done,
             "open_risks": open_risks.astype(float),
             "open_issues": open_issues.astype(float),
+            "rag": rag,
         }
     )
     return frame[keep]
+
+
+_RAG = np.array(["green", "amber", "red", None], dtype=object)
+
+
+def _status_colour(
+    rng: np.random.Generator,
+    proj: Arr,
+    schedule_gap: Arr,
+    cost_gap: Arr,
+    admitted_slip: Arr,
+    admitted_overrun: Arr,
+    capability: Arr,
+) -> Arr:
+    """The PMO's status colour of each report (v1.1 ``rag``): the PM's own call.
+
+    What the PM sees is the reported SPI and CPI (as gaps, 1 − index, quiet in the first
+    weeks) and what they have admitted in their forecasts; the worse of schedule and cost,
+    with a little noise, is their concern. Each PM has a spin, larger for weak teams, that
+    raises the bar for amber and more so for red (watermelon projects: green outside, red
+    inside). The colour lags: it follows the smaller of this and the last report's concern,
+    so it worsens only once trouble has shown twice, and clears at once. 3% of reports
+    carry no colour.
+    """
+    n = len(capability)
+    spin = np.clip(rng.uniform(0.0, 0.10, n) - 0.03 * capability, 0.0, 0.15)
+    concern = np.maximum(
+        0.6 * schedule_gap + admitted_slip, 0.6 * cost_gap + admitted_overrun
+    ) + 0.03 * rng.standard_normal(len(proj))
+    first = np.r_[True, proj[1:] != proj[:-1]]
+    previous = np.where(first, 0.0, np.r_[0.0, concern[:-1]])
+    seen = np.minimum(concern, previous)
+    colour = np.where(seen > 0.30 + 2.0 * spin[proj], 2, np.where(seen > 0.10 + spin[proj], 1, 0))
+    colour = np.where(rng.random(len(proj)) < 0.03, 3, colour)
+    return _RAG[colour]
 
 
 def _type_param(world: _World, truth: dict[str, Arr], attr: str) -> Arr:

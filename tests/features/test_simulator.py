@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 from portfolio_builders import day, make_portfolio
 
-from features.contract import COLUMNS, TABLES, column_names
+from features.contract import COLUMNS, RAG_COLOURS, TABLES, column_names
 from features.labels import label_projects
 from features.loading import load_portfolio, write_portfolio
+from features.pointintime import build_features, training_rows
 from features.simulator import DEFAULT_TODAY, Simulation, base_rates, simulate_portfolio
 
 HIDDEN_DRIVERS = ("capability", "scope_volatility", "vendor_reliability", "complexity")
@@ -303,36 +304,118 @@ def test_reports_go_missing_more_often_on_projects_that_end_late(standard: Simul
     assert missed[late == 1.0].mean() > 1.3 * missed[late == 0.0].mean()
 
 
-def _snapshot_auc(sim: Simulation, elapsed: float) -> tuple[float, float]:
-    """AUC of the EVM indices (low SPI → late, low CPI → over budget) in the last report by
-    `elapsed` of the planned duration, over closed projects."""
-    projects = sim.portfolio.projects
-    labels = label_projects(projects).set_index("project_id")
-    reports = sim.portfolio.status_reports.merge(
-        projects[["project_id", "planned_start", "planned_finish", "actual_finish"]],
-        on="project_id",
-    )
-    share = (reports["report_date"] - reports["planned_start"]) / (
-        reports["planned_finish"] - reports["planned_start"]
-    )
-    seen = reports[(share <= elapsed) & (reports["report_date"] < reports["actual_finish"])]
-    last = seen.groupby("project_id").tail(1).set_index("project_id")
-    spi = (last["earned_value"] / last["planned_value"]).to_numpy()
-    cpi = (last["earned_value"] / last["actual_cost"]).to_numpy()
-    late = labels.loc[last.index, "late"].to_numpy() == 1.0
-    over = labels.loc[last.index, "over_budget"].to_numpy() == 1.0
-    return _auc(-spi, late), _auc(-cpi, over)
+_STAGES = ((0.0, 0.2), (0.2, 0.4), (0.4, 0.6), (0.6, 0.8))
 
 
-def test_outcomes_are_only_partly_foreseeable_early_and_clearer_late(
+@pytest.fixture(scope="module")
+def stage_rows(standard: Simulation) -> pd.DataFrame:
+    """What the models see (build_features on the training rows), one row per closed project
+    per stage of the planned duration: its last report in the stage, with its labels and the
+    report's status colour as a rank (green 0, amber 1, red 2)."""
+    portfolio = standard.portfolio
+    rows, _ = training_rows(portfolio)
+    rows = rows[~rows["at_approval"]].reset_index(drop=True)
+    features = build_features(portfolio, rows)
+    frame = features[["project_id", "as_of", "elapsed_fraction", "spi", "cpi"]].copy()
+    reports = portfolio.status_reports.rename(columns={"report_date": "as_of"})
+    frame = frame.merge(reports[["project_id", "as_of", "rag"]], on=["project_id", "as_of"])
+    frame["rag"] = frame["rag"].map({"green": 0.0, "amber": 1.0, "red": 2.0})
+    frame["stage"] = np.digitize(frame["elapsed_fraction"], [lo for lo, _ in _STAGES]) - 1
+    frame = frame[(frame["elapsed_fraction"] >= 0) & (frame["elapsed_fraction"] < 0.8)]
+    last = frame.groupby(["project_id", "stage"]).tail(1)
+    labels = label_projects(portfolio.projects).set_index("project_id")
+    return last.join(labels[["late", "over_budget"]], on="project_id")
+
+
+def _stage_auc(rows: pd.DataFrame, stage: int, score: str, target: str) -> float:
+    at = rows[(rows["stage"] == stage) & rows[score].notna() & rows[target].notna()]
+    sign = -1.0 if score in ("spi", "cpi") else 1.0  # low SPI / CPI, a red colour: at risk
+    return _auc(sign * at[score].to_numpy(), at[target].to_numpy() == 1.0)
+
+
+# The real EVM portfolio of issue 12 (29 closed projects, monthly EVM): SPI alone for late,
+# CPI alone for over budget, by stage 0–20 / 20–40 / 40–60 / 60–80 %.
+_REAL_SPI = (0.74, 0.74, 0.90, 0.85)
+_REAL_CPI = (0.72, 0.78, 0.89, 0.84)
+
+
+@pytest.mark.parametrize("stage", range(4))
+def test_spi_and_cpi_alone_tell_what_they_tell_on_a_real_evm_portfolio(
+    stage_rows: pd.DataFrame, stage: int
+) -> None:
+    spi = _stage_auc(stage_rows, stage, "spi", "late")
+    cpi = _stage_auc(stage_rows, stage, "cpi", "over_budget")
+    # Within 0.10 of the real portfolio's figures: one seed here (bench/bench_rules.py gives
+    # the median over seeds, within 0.07), and the real figures' own standard error is ~0.09
+    # with 29 projects. DESIGN: above 0.95 early would mean the simulator leaks.
+    assert abs(spi - _REAL_SPI[stage]) <= 0.10, spi
+    assert abs(cpi - _REAL_CPI[stage]) <= 0.10, cpi
+    assert max(spi, cpi) < 0.95
+
+
+def test_outcomes_grow_clearer_as_the_work_proceeds(stage_rows: pd.DataFrame) -> None:
+    for score, target in (("spi", "late"), ("cpi", "over_budget")):
+        first, last = (_stage_auc(stage_rows, s, score, target) for s in (0, 3))
+        assert last > first + 0.08, (score, first, last)
+
+
+def test_the_status_colour_tells_less_than_spi_and_cpi(stage_rows: pd.DataFrame) -> None:
+    """The PM's colour lags and flatters: informative, but weaker than the indices it is
+    read from, at every stage."""
+    for stage in range(4):
+        rag_late = _stage_auc(stage_rows, stage, "rag", "late")
+        rag_over = _stage_auc(stage_rows, stage, "rag", "over_budget")
+        assert 0.52 < rag_late < _stage_auc(stage_rows, stage, "spi", "late")
+        assert 0.50 < rag_over < _stage_auc(stage_rows, stage, "cpi", "over_budget")
+
+
+def test_status_colours_are_valid_mostly_green_and_absent_only_now_and_then(
     standard: Simulation,
 ) -> None:
-    early_late, early_over = _snapshot_auc(standard, 0.2)
-    late_late, late_over = _snapshot_auc(standard, 0.8)
-    # DESIGN: near-perfect early prediction would mean the simulator leaks.
-    assert early_late < 0.8 and early_over < 0.8
-    assert late_late > 0.75 and late_over > 0.7
-    assert late_late > early_late + 0.1 and late_over > early_over + 0.1
+    rag = standard.portfolio.status_reports["rag"]
+    assert rag.dropna().isin(RAG_COLOURS).all()
+    shares = rag.value_counts(normalize=True, dropna=False)
+    assert 0.01 < rag.isna().mean() < 0.06
+    assert 0.5 < shares["green"] < 0.75
+    assert 0.1 < shares["amber"] < 0.35
+    assert 0.05 < shares["red"] < shares["amber"]
+
+
+def test_watermelons_projects_that_end_late_report_green_until_trouble_is_obvious(
+    standard: Simulation,
+) -> None:
+    """Many projects that end late were green in the first fifth of the plan, some even
+    with SPI already below 0.85; and a colour worsens only after trouble showed twice."""
+    p = standard.portfolio
+    reports = p.status_reports.merge(
+        p.projects[["project_id", "planned_start", "planned_finish"]], on="project_id"
+    )
+    elapsed = (reports["report_date"] - reports["planned_start"]) / (
+        reports["planned_finish"] - reports["planned_start"]
+    )
+    late = reports["project_id"].map(label_projects(p.projects).set_index("project_id")["late"])
+    spi = reports["earned_value"] / reports["planned_value"]
+    early_late = reports[(late == 1.0) & (elapsed.between(0.15, 0.4))]
+    assert (early_late["rag"] == "green").mean() > 0.4
+    behind = (late == 1.0) & elapsed.between(0.15, 0.4) & (spi < 0.85)
+    assert 0.1 < (reports.loc[behind, "rag"] == "green").mean() < 0.7
+    # Red straight after a green report is rare (the colour follows the smaller of this and
+    # the last report's concern; a missed report in between can still make it jump).
+    previous = reports.groupby("project_id")["rag"].shift()
+    assert ((previous == "green") & (reports["rag"] == "red")).sum() < 0.02 * len(reports)
+
+
+def test_the_last_stretch_drags_on_a_minority_and_nothing_announces_it(
+    standard: Simulation, stage_rows: pd.DataFrame
+) -> None:
+    hidden = standard.hidden.set_index("project_id")
+    dragged = hidden["tail_delay_days"] > 0
+    assert 0.25 < dragged.mean() < 0.6
+    # At 60–80 % of the plan, SPI barely tells which projects' last stretch will drag: only
+    # through the drivers both share (complex work, weak teams), never through the drag.
+    at = stage_rows[stage_rows["stage"] == 3].join(dragged.rename("dragged"), on="project_id")
+    at = at[at["spi"].notna()]
+    assert 0.5 < _auc(-at["spi"].to_numpy(), at["dragged"].to_numpy()) < 0.62
 
 
 # ---------------------------------------------------------------------------------- drift
