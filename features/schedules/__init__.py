@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from features.schedules.mapping import (
     DatedSnapshot,
@@ -37,6 +38,7 @@ __all__ = [
     "JavaNotFoundError",
     "ProjectNote",
     "ScheduleError",
+    "import_folder",
     "import_schedules",
     "read_project_map",
     "write_import",
@@ -131,3 +133,25 @@ def write_import(result: ImportResult, out: Path) -> list[Path]:
     }
     (out / "import.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return [*written, quarantine, out / "import.json"]
+
+
+def import_folder(
+    sources: Iterable[Path],
+    out: Path,
+    options: ImportOptions,
+    charset: str | None = None,
+    on_file: Callable[[Path], None] | None = None,
+) -> dict[str, Any]:
+    """`import_schedules`, `write_import`, then load the written folder as any portfolio is
+    loaded; returns import.json's summary with the counts (and the contract's verdict)."""
+    from features.loading import load_portfolio
+
+    result = import_schedules(sources, options, charset, on_file)
+    write_import(result, out)
+    loaded = load_portfolio(out)
+    summary: dict[str, Any] = json.loads((out / "import.json").read_text())
+    counts = loaded.portfolio.counts()
+    summary["status_reports"] = counts["status_reports"]
+    summary["changes"] = counts["changes"]
+    summary["contract_quarantined"] = len(loaded.quarantine)
+    return summary

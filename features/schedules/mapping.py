@@ -62,7 +62,7 @@ class ProjectNote:
     files: list[str]
     first: date
     last: date
-    baseline: str  # "file" or "earliest snapshot"
+    baseline: str  # "file", "planned dates" (P6's, no baseline) or "earliest snapshot"
     percent_complete: str  # "cost-weighted" or "duration-weighted"
     cost_loaded: bool
 
@@ -175,8 +175,9 @@ def _mapped_activities(dated: DatedSnapshot, quarantine: list[dict[str, object]]
     a["done"] = a["actual_finish"].notna() | (a["percent_complete"] >= 100)
     # Actuals after the data date are kept (the health check counts them as invalid dates).
     a["has_baseline"] = a["baseline_start"].notna() & a["baseline_finish"].notna()
-    a["baseline_start"] = a["baseline_start"].fillna(a["start"])
-    a["baseline_finish"] = a["baseline_finish"].fillna(a["finish"])
+    # No baseline: P6's planned dates (the plan before progress), else the snapshot's own.
+    a["baseline_start"] = a["baseline_start"].fillna(a["planned_start"]).fillna(a["start"])
+    a["baseline_finish"] = a["baseline_finish"].fillna(a["planned_finish"]).fillna(a["finish"])
     baseline_cost = a["baseline_cost"].fillna(0.0)
     a["budget"] = baseline_cost if baseline_cost.sum() > 0 else a["cost"].fillna(0.0)
     a.attrs["data_date"] = dd
@@ -338,7 +339,12 @@ def map_snapshots(dated: list[DatedSnapshot], options: ImportOptions) -> Mapped:
         acts = [_mapped_activities(d, quarantine) for d in kept]
         first, last = acts[0], acts[-1]
         s0, sl = kept[0].snapshot, kept[-1].snapshot
-        file_baseline = bool(first["has_baseline"].any()) or s0.baseline_start is not None
+        if bool(first["has_baseline"].any()) or s0.baseline_start is not None:
+            baseline_source = "file"
+        elif bool(first["planned_start"].notna().any()):
+            baseline_source = "planned dates"
+        else:
+            baseline_source = "earliest snapshot"
         planned_start = _stamp(first["baseline_start"].min() if len(first) else s0.start)
         planned_finish = _stamp(first["baseline_finish"].max() if len(first) else s0.finish)
         if not bool(first["has_baseline"].any()) and s0.baseline_start is not None:
@@ -420,7 +426,7 @@ def map_snapshots(dated: list[DatedSnapshot], options: ImportOptions) -> Mapped:
                 files=[d.snapshot.file for d in kept],
                 first=kept[0].data_date,
                 last=kept[-1].data_date,
-                baseline="file" if file_baseline else "earliest snapshot",
+                baseline=baseline_source,
                 percent_complete="cost-weighted" if budget > 0 else "duration-weighted",
                 cost_loaded=budget > 0,
             )

@@ -47,6 +47,8 @@ ACTIVITY_COLUMNS = (
     "finish",
     "baseline_start",
     "baseline_finish",
+    "planned_start",
+    "planned_finish",
     "actual_start",
     "actual_finish",
     "percent_complete",
@@ -159,12 +161,10 @@ def read_file(path: Path, charset: str | None = None) -> list[Snapshot]:
                 raise ScheduleError(f"{path}: not a schedule file MPXJ can read")
             try:
                 inner = proxy.getProjectReader()
-                if not hasattr(inner, "setCharset"):
-                    raise ScheduleError(
-                        f"{path}: --charset applies to XER and MPX files only, "
-                        f"not {proxy.getProjectReader().getClass().getSimpleName()}"
-                    )
-                inner.setCharset(java.nio.charset.Charset.forName(charset))
+                # XER and MPX are plain text in the exporter's code page; XML files declare
+                # their encoding and binary MPP has none: the charset applies to the former.
+                if hasattr(inner, "setCharset"):
+                    inner.setCharset(java.nio.charset.Charset.forName(charset))
                 files = list(inner.readAll(jfile))
             finally:
                 proxy.close()
@@ -181,6 +181,10 @@ def read_file(path: Path, charset: str | None = None) -> list[Snapshot]:
 
 def _ts(value: Any) -> pd.Timestamp | None:
     return None if value is None else pd.Timestamp(str(value))
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 def _f(value: Any) -> float:
@@ -227,6 +231,8 @@ def _snapshot(path: Path, pf: Any) -> Snapshot:
                 str(task.getFinish()) if task.getFinish() is not None else None,
                 str(task.getBaselineStart()) if task.getBaselineStart() is not None else None,
                 str(task.getBaselineFinish()) if task.getBaselineFinish() is not None else None,
+                _text(task.getPlannedStart()),
+                _text(task.getPlannedFinish()),
                 str(task.getActualStart()) if task.getActualStart() is not None else None,
                 str(task.getActualFinish()) if task.getActualFinish() is not None else None,
                 _f(percent),
@@ -254,6 +260,8 @@ def _snapshot(path: Path, pf: Any) -> Snapshot:
             )
     activities = pd.DataFrame(rows, columns=list(ACTIVITY_COLUMNS))
     for col in ("start", "finish", "baseline_start", "baseline_finish"):
+        activities[col] = pd.to_datetime(activities[col], format="ISO8601")
+    for col in ("planned_start", "planned_finish"):
         activities[col] = pd.to_datetime(activities[col], format="ISO8601")
     for col in ("actual_start", "actual_finish"):
         activities[col] = pd.to_datetime(activities[col], format="ISO8601")
