@@ -21,6 +21,7 @@ from features.schedules.reader import java_available, read_file, start_jvm
 pytestmark = pytest.mark.skipif(not java_available(), reason="no Java: make setup installs it")
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "schedules"
+_UNDATED = date(2018, 10, 19)  # MS Project 2019 saved these without a status date
 
 
 def _import(
@@ -138,8 +139,12 @@ def test_p6_xml_with_baseline_projects(tmp_path: Path) -> None:
 
 
 def test_mpp_and_mspdi_with_baselines_agree(tmp_path: Path) -> None:
-    _, mpp = _import(tmp_path / "a", "mpxj/task-baselines-project2019-mpp14.mpp", **_ON)
-    _, xml = _import(tmp_path / "b", "mpxj/task-baselines-project2019-mspdi.xml", **_ON)
+    _, mpp = _import(
+        tmp_path / "a", "mpxj/task-baselines-project2019-mpp14.mpp", status_date=_UNDATED
+    )
+    _, xml = _import(
+        tmp_path / "b", "mpxj/task-baselines-project2019-mspdi.xml", status_date=_UNDATED
+    )
     # The same project saved twice by MS Project 2019: one GUID, no status date in either.
     assert mpp.projects["project_id"].tolist() == ["caae491b-dad2-e811-ac3f-4cedde6e5b57"]
     assert xml.projects["project_id"].tolist() == mpp.projects["project_id"].tolist()
@@ -151,11 +156,8 @@ def test_mpp_and_mspdi_with_baselines_agree(tmp_path: Path) -> None:
     assert mpp.projects.iloc[0]["budget"] == pytest.approx(1.0)
 
 
-_ON = {"status_date": date(2018, 10, 19)}
-
-
 def test_one_day_schedule_is_quarantined_not_lost(tmp_path: Path) -> None:
-    _, p = _import(tmp_path, "mpxj/task-costs-project2019-mspdi.xml", **_ON)
+    _, p = _import(tmp_path, "mpxj/task-costs-project2019-mspdi.xml", status_date=_UNDATED)
     assert p.projects.empty
     (reason,) = _quarantine(tmp_path)["reason"]
     assert "baseline finish 2018-10-18 is not after its start 2018-10-18" in reason
