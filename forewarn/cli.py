@@ -1248,6 +1248,35 @@ def import_command(
     )
 
 
+def _demo_import(data: Path, out: Path) -> list[tuple[str, str]]:
+    """Write a small MSPDI update series of simulated projects with MPXJ, then import it."""
+    from features.loading import load_portfolio
+    from features.schedules import JavaNotFoundError
+    from features.schedules.series import short_series, write_update_series
+
+    portfolio = load_portfolio(data).portfolio
+    series = out / "schedules"
+    try:
+        files = write_update_series(portfolio, series, short_series(portfolio, 2))
+    except JavaNotFoundError as exc:
+        console.print(f"[yellow]skipped:[/] {exc}", soft_wrap=True)
+        return []
+    imported = out / "imported"
+    import_command(
+        sources=[series],
+        out=imported,
+        status_date=None,
+        project_key=r"(P-\d{5})",
+        project_map=None,
+        charset=None,
+        json_out=False,
+    )
+    return [
+        (f"MS Project update series ({len(files)} MSPDI files, written by MPXJ)", str(series)),
+        ("the series imported (contract v1; forewarn import)", str(imported)),
+    ]
+
+
 # ------------------------------------------------------------------------------- demo
 
 
@@ -1268,6 +1297,8 @@ def demo(
     outputs.append(("simulated portfolio (contract v1 CSV)", str(data)))
     console.rule("2. validate")
     validate(data=data, strict=True, out=out, json_out=False)
+    console.rule("2b. import: the same projects as MS Project schedule updates")
+    outputs.extend(_demo_import(data, out))
     console.rule("3. train")
     train(data=data, as_of=None, target="both", cv=None, json_out=False)
     outputs.append(

@@ -230,3 +230,14 @@ def write_update_series(
             write_mspdi(path, plan, day, str(project["name"]), guid)
             written.append(path)
     return written
+
+
+def short_series(portfolio: Portfolio, n: int = 2) -> list[str]:
+    """`n` costed projects with the fewest reports, a closed one first when there is one:
+    a small update series for the demo."""
+    counts = portfolio.status_reports.groupby("project_id").size()
+    projects = portfolio.projects.set_index("project_id").loc[counts.index]
+    costed = counts[(projects["budget"] > 0).to_numpy()]
+    closed = projects.loc[costed.index, "status"].eq("closed").to_numpy()
+    order = pd.DataFrame({"closed": ~closed, "reports": costed.to_numpy()}, index=costed.index)
+    return [str(pid) for pid in order.sort_values(["closed", "reports"]).index[:n]]
