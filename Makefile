@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 UV := $(PYTHON) -m uv
 STAMP := $(VENV)/.synced
 
-.PHONY: help setup demo test lint format bench mlflow-ui serve browser clean
+.PHONY: help setup demo test lint format bench mlflow-ui serve browser java clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml uv.lock
 	$(UV) sync --frozen
 	@touch $(STAMP)
 
-setup: $(STAMP) ## create .venv from uv.lock (installs uv with pip when missing)
+setup: $(STAMP) java ## create .venv from uv.lock (installs uv with pip when missing), and Java for MPXJ
 
 demo: setup ## simulate a portfolio and run every job on it; prints where each output is
 	$(BIN)/forewarn demo
@@ -29,7 +29,14 @@ browser: ## install Debian's chromium for the page-rendering tests, when missing
 	    || echo "chromium could not be installed: browser tests will be skipped"; \
 	  else echo "no chromium and no root apt-get: browser tests will be skipped"; fi; }
 
-test: setup browser ## run the test suite (unit, contract, model, server, notebooks, browser)
+java: ## install Debian's Java runtime for MPXJ (forewarn import), when missing
+	@command -v java >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null) \
+	    || echo "Java could not be installed: forewarn import and its tests will be skipped"; \
+	  else echo "no java and no root apt-get: forewarn import and its tests will be skipped"; fi; }
+
+test: setup browser java ## run the test suite (unit, contract, model, server, notebooks, browser)
 	$(BIN)/pytest -n 2 --dist loadfile
 
 lint: setup ## ruff check, ruff format --check, mypy

@@ -78,6 +78,33 @@ STATUS_REPORT_COLUMNS: tuple[Column, ...] = (
     ),
 )
 
+
+# v1.1: schedule health per report, the DCMA 14-point checks `forewarn import` writes
+# (definitions in docs/import.md; computed by features/schedules/health.py). Optional.
+def _share(name: str, meaning: str) -> Column:
+    return Column(name, "number", meaning=meaning, minimum=0, maximum=1)
+
+
+SCHEDULE_HEALTH_COLUMNS: tuple[Column, ...] = (
+    _share("dcma_logic", "share of incomplete activities missing a predecessor or successor"),
+    _share("dcma_leads", "share of relationships with a lead (negative lag)"),
+    _share("dcma_lags", "share of relationships with a positive lag"),
+    _share("dcma_fs_share", "share of relationships that are finish-to-start"),
+    _share("dcma_hard_constraints", "share of incomplete activities with a hard constraint"),
+    _share("dcma_high_float", "share of incomplete activities with total float > 44 days"),
+    _share("dcma_negative_float", "share of incomplete activities with negative float"),
+    _share("dcma_high_duration", "share of incomplete activities longer than 44 days"),
+    _share(
+        "dcma_invalid_dates",
+        "share of activities with actuals after / forecasts before the data date",
+    ),
+    _share("dcma_resources", "share of incomplete activities with neither resources nor cost"),
+    _share("dcma_missed", "share of activities due by the data date that finished late"),
+    _share("dcma_critical_path_test", "1 when the critical path is unbroken, else 0"),
+    Column("cpli", "number", meaning="critical path length index (CPL + float) / CPL"),
+    Column("bei", "number", meaning="baseline execution index: done / due", minimum=0),
+)
+
 CHANGE_COLUMNS: tuple[Column, ...] = (
     Column("project_id", "string", True, "the project changed"),
     Column("raised_date", "date", True, "when the change request was raised"),
@@ -91,7 +118,7 @@ CHANGE_COLUMNS: tuple[Column, ...] = (
 
 COLUMNS: dict[str, tuple[Column, ...]] = {
     "projects": PROJECT_COLUMNS,
-    "status_reports": STATUS_REPORT_COLUMNS,
+    "status_reports": STATUS_REPORT_COLUMNS + SCHEDULE_HEALTH_COLUMNS,
     "changes": CHANGE_COLUMNS,
 }
 

@@ -48,6 +48,21 @@ class Settings(BaseSettings):
         default_factory=list, description="extra projects columns to use as features"
     )
 
+    # --- import (forewarn import: P6 / MS Project schedules; docs/import.md) ---------------
+    import_change_threshold: float = Field(
+        0.05, ge=0, description="a snapshot's duration or forecast cost moving by more: a change"
+    )
+    import_high_float_days: float = Field(44, ge=0, description="DCMA high float, working days")
+    import_high_duration_days: float = Field(
+        44, ge=0, description="DCMA high duration, working days"
+    )
+    import_portfolio_field: str | None = Field(
+        None, description="P6 project code or MS Project custom property naming the portfolio"
+    )
+    import_type_field: str | None = Field(None, description="the same, for project_type")
+    import_risks_field: str | None = Field(None, description="the same, for open_risks")
+    import_issues_field: str | None = Field(None, description="the same, for open_issues")
+
     # --- models and RAG ---------------------------------------------------------------
     red_threshold: float = Field(0.60, gt=0, lt=1, description="p at or above: red")
     amber_threshold: float = Field(0.35, gt=0, lt=1, description="p at or above: amber")

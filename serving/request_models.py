@@ -53,6 +53,41 @@ class StatusReportIn(BaseModel):
     rag: Literal["green", "amber", "red"] | None = Field(
         None, description="the PMO's own status colour for this report (contract v1.1)"
     )
+    # --- v1.1 schedule health: the DCMA checks `forewarn import` writes (docs/import.md) ---
+    dcma_logic: float | None = Field(
+        None, ge=0, le=1, description="share of open activities missing a predecessor/successor"
+    )
+    dcma_leads: float | None = Field(None, ge=0, le=1, description="share of links with a lead")
+    dcma_lags: float | None = Field(None, ge=0, le=1, description="share of links with a lag")
+    dcma_fs_share: float | None = Field(
+        None, ge=0, le=1, description="share of links that are finish-to-start"
+    )
+    dcma_hard_constraints: float | None = Field(
+        None, ge=0, le=1, description="share of open activities with a hard constraint"
+    )
+    dcma_high_float: float | None = Field(
+        None, ge=0, le=1, description="share of open activities with total float > 44 days"
+    )
+    dcma_negative_float: float | None = Field(
+        None, ge=0, le=1, description="share of open activities with negative float"
+    )
+    dcma_high_duration: float | None = Field(
+        None, ge=0, le=1, description="share of open activities longer than 44 days"
+    )
+    dcma_invalid_dates: float | None = Field(
+        None, ge=0, le=1, description="share of activities with invalid actual/forecast dates"
+    )
+    dcma_resources: float | None = Field(
+        None, ge=0, le=1, description="share of open activities with neither resources nor cost"
+    )
+    dcma_missed: float | None = Field(
+        None, ge=0, le=1, description="share of activities due by now that finished late"
+    )
+    dcma_critical_path_test: float | None = Field(
+        None, ge=0, le=1, description="1 when the critical path is unbroken, else 0"
+    )
+    cpli: float | None = Field(None, description="critical path length index")
+    bei: float | None = Field(None, ge=0, description="baseline execution index")
 
 
 class ChangeIn(BaseModel):

@@ -15,6 +15,8 @@ HEAVY = (
     "bentoml",
     "sklearn",
     "plotly",
+    "jpype",  # forewarn import only: the JVM starts inside that command
+    "mpxj",
 )
 
 
