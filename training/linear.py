@@ -32,13 +32,14 @@ class Term:
     """One input of the score: a number (imputed, scaled, flagged when missing) or a category."""
 
     feature: str
-    kind: str  # "numeric" or "categorical"
+    kind: str  # "numeric", "categorical" or "bins" (a number cut at `edges`, one-hot)
     fill: float = 0.0
     center: float = 0.0
     scale: float = 1.0
     coef: float = 0.0
     missing_coef: float = 0.0
-    levels: dict[str, float] = field(default_factory=dict)  # category → coefficient
+    levels: dict[str, float] = field(default_factory=dict)  # category (or bin) → coefficient
+    edges: list[float] = field(default_factory=list)
     mean: float = 0.0  # weighted training mean of this term's share (centres contributions)
 
     def share(self, values: np.ndarray) -> np.ndarray:
@@ -46,6 +47,11 @@ class Term:
         if self.kind == "categorical":
             text = np.array([None if pd.isna(v) else str(v) for v in values], dtype=object)
             return np.array([self.levels.get(v, 0.0) if v else 0.0 for v in text], dtype=float)
+        if self.kind == "bins":
+            x = np.asarray(values, dtype=float)
+            codes = np.searchsorted(self.edges, x, side="right")
+            lookup = np.array([self.levels.get(str(b), 0.0) for b in range(len(self.edges) + 1)])
+            return np.where(np.isnan(x), self.missing_coef, lookup[codes])
         x = np.clip(np.asarray(values, dtype=float), -CLIP, CLIP)
         missing = np.isnan(x)
         z = (np.where(missing, self.fill, x) - self.center) / self.scale
@@ -91,6 +97,7 @@ class LinearScore:
                     "coef": float(t.coef),
                     "missing_coef": float(t.missing_coef),
                     "levels": {k: float(v) for k, v in t.levels.items()},
+                    "edges": [float(e) for e in t.edges],
                     "mean": float(t.mean),
                 }
                 for t in self.terms
@@ -109,6 +116,7 @@ class LinearScore:
                 coef=float(t["coef"]),
                 missing_coef=float(t["missing_coef"]),
                 levels={str(k): float(v) for k, v in t["levels"].items()},
+                edges=[float(e) for e in t.get("edges", [])],
                 mean=float(t["mean"]),
             )
             for t in data["terms"]
@@ -132,14 +140,16 @@ def fit_linear(
     categorical: Sequence[str] = (),
     directions: Mapping[str, int] | None = None,
     C: float = 1.0,
+    bins: Mapping[str, Sequence[float]] | None = None,
 ) -> LinearScore:
     """A weighted, L2-regularised logistic score on `features` (each project's weights sum
-    to 1, so `C` is relative to the number of projects, not of rows)."""
+    to 1, so `C` is relative to the number of projects, not of rows). Features named in
+    `bins` enter as one-hot bins cut at the given edges (a step per bin, not a slope)."""
     directions = dict(directions or {})
     weight = np.asarray(weight, dtype=float)
     y = np.asarray(y, dtype=int)
     w_mean = weight / weight.sum()
-    terms, design = _design(frame, features, categorical, w_mean)
+    terms, design = _design(frame, features, categorical, w_mean, bins or {})
     spans, at = [], 0
     for _, names in terms:
         spans.append(range(at, at + len(names)))
@@ -185,10 +195,14 @@ def _logit(p: float) -> float:
 
 
 def _design(
-    frame: pd.DataFrame, features: Sequence[str], categorical: Sequence[str], w: np.ndarray
+    frame: pd.DataFrame,
+    features: Sequence[str],
+    categorical: Sequence[str],
+    w: np.ndarray,
+    bins: Mapping[str, Sequence[float]],
 ) -> tuple[list[tuple[Term, list[str]]], np.ndarray]:
     """The terms with their fitted transforms, and the design matrix (columns per term)."""
-    numeric = [f for f in features if f not in categorical]
+    numeric = [f for f in features if f not in categorical and f not in bins]
     x = np.clip(frame[numeric].to_numpy(dtype=float, na_value=np.nan), -CLIP, CLIP)
     x[~np.isfinite(x)] = np.nan
     missing = np.isnan(x)
@@ -213,6 +227,17 @@ def _design(
         else:
             terms.append((term, ["value"]))
             blocks.append(z[:, j : j + 1])
+    for name, edges in bins.items():
+        if name not in features:
+            continue
+        x = _numeric(frame, name)
+        codes = np.where(np.isnan(x), -1, np.searchsorted(list(edges), x, side="right"))
+        present_bins = [b for b in range(len(edges) + 1) if (codes == b).any()]
+        names = [str(b) for b in present_bins] + (["missing"] if (codes < 0).any() else [])
+        columns = [(codes == b).astype(float) for b in present_bins]
+        columns += [(codes < 0).astype(float)] if (codes < 0).any() else []
+        terms.append((Term(name, "bins", edges=[float(e) for e in edges]), names))
+        blocks.append(np.column_stack(columns))
     for name in categorical:
         if name not in features:
             continue
@@ -231,7 +256,13 @@ def _with_coefficients(terms: list[tuple[Term, list[str]]], coef: np.ndarray) ->
     out: list[Term] = []
     at = 0
     for term, names in terms:
-        if term.kind == "categorical":
+        if term.kind == "bins":
+            for name, c in zip(names, coef[at : at + len(names)], strict=True):
+                if name == "missing":
+                    term.missing_coef = float(c)
+                else:
+                    term.levels[name] = float(c)
+        elif term.kind == "categorical":
             term.levels = {
                 lv: float(c) for lv, c in zip(names, coef[at : at + len(names)], strict=True)
             }

@@ -59,7 +59,7 @@ LEARNING_RATE = 0.1
 MAX_TREES = 200
 PATIENCE = 20
 MIN_RULE_COVERAGE = 0.5  # a rule whose index is missing on most rows cannot carry a prior
-RULE_MARGIN_SE = 2.0  # standard errors by which a recipe must beat the rule to replace it
+RULE_MARGIN_SE = 3.0  # standard errors by which a recipe must beat the rule to replace it
 SMALL_PROJECTS = 200  # below: one tree shape, one thread (small fits are mostly overhead)
 ELAPSED = "elapsed_fraction"
 
@@ -134,8 +134,15 @@ def best_rule(frame: pd.DataFrame, target: str) -> Rule | None:
     return None if best is None else best[1]
 
 
+# The elapsed share enters the rule's calibration as a step per stage, not as a slope:
+# within a stage every project then gets the same step, so the calibrated rule ranks
+# projects exactly as the rule does (a slope would let "later in the stage" outrank the
+# index), while a stage where the rule says little still gets its own base rate.
+STAGE_EDGES = (0.2, 0.4, 0.6, 0.8)
+
+
 def fit_rule_prior(frame: pd.DataFrame, target: str, r: Rule) -> LinearScore:
-    """The rule's index calibrated: a logistic on the index and the elapsed share."""
+    """The rule's index calibrated: a logistic on the index and the stage (elapsed share)."""
     features = [r.column] + ([ELAPSED] if ELAPSED in frame and r.column != ELAPSED else [])
     return fit_linear(
         frame,
@@ -143,7 +150,8 @@ def fit_rule_prior(frame: pd.DataFrame, target: str, r: Rule) -> LinearScore:
         _weights(frame),
         features,
         directions={r.column: r.sign},
-        C=10.0,  # two inputs and many rows: barely regularised
+        C=10.0,  # a few inputs and many rows: barely regularised
+        bins={ELAPSED: STAGE_EDGES},
     )
 
 
@@ -353,7 +361,7 @@ def select_recipe(
             f"{losses[best]:.4f}) and simpler"
         )
         + (
-            "; no richer recipe beat the rule by two standard errors"
+            "; no richer recipe beat the rule by three standard errors"
             if pick.recipe == "rule" and len(eligible) == 1 and len(results) > 1
             else ""
         )
