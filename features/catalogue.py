@@ -311,6 +311,14 @@ FEATURES: tuple[Feature, ...] = (
         (_R + "open_issues",),
     ),
     Feature(
+        "rag",
+        "progress",
+        "The PMO's own status colour at the latest report as a rank: green 0, amber 1, "
+        "red 2; NaN when that report carries none (contract v1.1). Also the RAG rule's index.",
+        "rank 0–2",
+        (_R + "rag",),
+    ),
+    Feature(
         "has_progress_data",
         "progress",
         "1 when the latest report has percent_complete or earned_value, else 0.",

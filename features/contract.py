@@ -1,4 +1,4 @@
-"""Data contract v1: the three tables of a portfolio, their columns and the rules they obey.
+"""Data contract v1.1: the three tables of a portfolio, their columns and the rules they obey.
 
 This module only declares; `features.loading` reads files and enforces the rules, and every
 other stage receives a `Portfolio` whose columns have the dtypes declared here:
@@ -22,6 +22,7 @@ TABLES = ("projects", "status_reports", "changes")
 PROJECT_STATUSES = ("active", "closed", "cancelled", "on_hold")
 CHANGE_KINDS = ("scope", "schedule", "cost", "baseline", "other")
 CHANGE_STATUSES = ("pending", "approved", "rejected", "withdrawn")
+RAG_COLOURS = ("green", "amber", "red")  # v1.1: the PMO's own status colour, mildest first
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,12 @@ STATUS_REPORT_COLUMNS: tuple[Column, ...] = (
     Column("milestones_done", "integer", meaning="milestones done by this date", minimum=0),
     Column("open_risks", "integer", meaning="open risks", minimum=0),
     Column("open_issues", "integer", meaning="open issues", minimum=0),
+    Column(
+        "rag",
+        "category",
+        meaning="v1.1: the PMO's own status colour for this report",
+        allowed=RAG_COLOURS,
+    ),
 )
 
 CHANGE_COLUMNS: tuple[Column, ...] = (

@@ -37,7 +37,7 @@ import pandas as pd
 
 from features.catalogue import FEATURE_NAMES, feature_names
 from features.columns import FeatureColumns
-from features.contract import Portfolio, PortfolioColumns
+from features.contract import RAG_COLOURS, Portfolio, PortfolioColumns
 from features.labels import closed_mask, label_counts, label_projects
 
 _DAY_NS = 86_400 * 1_000_000_000
@@ -155,6 +155,18 @@ def _nan_to_num(values: np.ndarray) -> np.ndarray:
     ufunc calls instead of its ~10 µs of Python."""
     zeroed = np.where(np.isnan(values), 0.0, values)
     return np.minimum(np.maximum(zeroed, -_FLOAT_MAX), _FLOAT_MAX)
+
+
+def _rag_rank(colours: np.ndarray) -> np.ndarray:
+    """Status colours as ranks (green 0, amber 1, red 2; NaN when absent)."""
+    rank = np.full(len(colours), np.nan)
+    for i, colour in enumerate(RAG_COLOURS):
+        rank[colours == colour] = float(i)
+    return rank
+
+
+def _nan_like(values: np.ndarray) -> np.ndarray:
+    return np.full(len(values), np.nan)
 
 
 def _segments(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -379,6 +391,7 @@ def _report_state(
         forecast_overrun=(r["forecast_cost"] - bac_r) / bac_r,
         open_risks=r["open_risks"],
         open_issues=r["open_issues"],
+        rag=r["rag"],
     )
     # Which inputs each report carries, in one isnan (np.array of equal-shape arrays is
     # np.stack without its checks): progress, EV, PV, AC, budget, forecast, milestones.
@@ -896,6 +909,7 @@ def _feature_rows(
     rc, rd = rc_all[order], rd_all[order]
     r = {name: reports(name, _F8)[order] for name in _REPORT_NUMBERS}
     r["forecast_finish"] = ff_all[order]
+    r["rag"] = _rag_rank(reports("rag", _OBJECT)[order]) if "rag" in reports else _nan_like(rd)
 
     numeric = np.empty((len(_BLOCK_NAMES), len(code)))
     types = projects("project_type", _OBJECT)[code]

@@ -50,6 +50,9 @@ class StatusReportIn(BaseModel):
     milestones_done: int | None = Field(None, ge=0, description="milestones done by this date")
     open_risks: int | None = Field(None, ge=0, description="open risks on this date")
     open_issues: int | None = Field(None, ge=0, description="open issues on this date")
+    rag: Literal["green", "amber", "red"] | None = Field(
+        None, description="the PMO's own status colour for this report (contract v1.1)"
+    )
 
 
 class ChangeIn(BaseModel):
