@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 from portfolio_builders import one_project, random_portfolio, read_little06
 
-from features.columns import frame_from_blocks, frame_public
 from features.contract import Portfolio
 from features.pointintime import (
     build_features,
@@ -69,19 +68,6 @@ def test_without_a_context_a_lone_project_has_no_peers() -> None:
     alone = snapshot(one_project(portfolio, project_id), as_of)
     assert alone["closed_projects"].tolist() == [0.0]
     assert np.isnan(alone["closed_late_rate"]).all()
-
-
-def test_block_assembly_equals_the_public_constructors() -> None:
-    columns = ["project_id", "as_of", "b", "a", "c"]
-    singles = {
-        "project_id": np.array(["x", "y"], dtype=object),
-        "as_of": np.array(["2020-01-01", "2020-01-02"], dtype="datetime64[ns]"),
-        "c": np.array(["k", None], dtype=object),
-    }
-    block = np.array([[1.0, 2.0], [3.0, np.nan]])  # rows a, b: placed by name
-    fast = frame_from_blocks(columns, singles, ["a", "b"], block)
-    pd.testing.assert_frame_equal(fast, frame_public(columns, singles, ["a", "b"], block))
-    assert fast["a"].tolist() == [1.0, 2.0]
 
 
 @pytest.mark.parametrize("seed", [11])
