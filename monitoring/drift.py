@@ -849,6 +849,8 @@ def run_drift(
     experiment: str | None = None,
     artifact_root: str | None = None,
     seed: int = 0,
+    models: Mapping[str, Any] | None = None,
+    references: Mapping[str, pd.DataFrame] | None = None,
 ) -> DriftRun:
     """The drift check of `forewarn drift`: features, reference, check, report, MLflow.
 
@@ -858,7 +860,10 @@ def run_drift(
     the models, runs `check_drift`, writes the Evidently report and the JSON summary, and
     logs the figures in the MLflow `experiment` (None: not logged) tagged with the model
     versions. Raises `DriftInputError` on input that cannot be compared, `LookupError` when
-    the registry has no such model.
+    the registry has no such model. `models` (by target: anything with ``model``,
+    ``name``, ``version`` and ``run_id``, e.g. `serving.champions.Champion`) and
+    `references` (their logged samples, by target) are what the caller has already loaded
+    from the registry under `alias`: given, they are not loaded again.
     """
     from features.catalogue import categorical_names, flag_names
     from training import tracking
@@ -866,8 +871,8 @@ def run_drift(
 
     limits = thresholds or DriftThresholds()
     day = pd.Timestamp(as_of).normalize() if as_of is not None else latest_report_date(portfolio)
-    loaded: dict[str, Any] = {}
-    for target in TARGETS:
+    loaded: dict[str, Any] = {t: models[t] for t in TARGETS if t in models} if models else {}
+    for target in TARGETS if not loaded else ():
         try:
             loaded[target] = tracking.load_model(target, alias, tracking_uri=tracking_uri)
         except LookupError:
@@ -875,7 +880,9 @@ def run_drift(
     if not loaded:
         raise LookupError(f"no model with alias or version {alias!r}: train one first")
     first = next(iter(loaded))
-    reference = tracking.load_reference(first, alias, tracking_uri=tracking_uri)
+    reference = (references or {}).get(first)
+    if reference is None:
+        reference = tracking.load_reference(first, alias, tracking_uri=tracking_uri)
     current = current_features(portfolio, day, delay_tolerance, overrun_tolerance, extra_attributes)
     columns = list(dict.fromkeys(f for m in loaded.values() for f in m.model.feature_names))
     categorical = [
