@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 STAGE_EDGES: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0, math.inf)
 STAGE_LABELS: tuple[str, ...] = ("0-20%", "20-40%", "40-60%", "60-80%", "80-100%", ">100%")
 
-NUMERIC_METHOD = "ks_statistic"  # registered with Evidently by `_register_stattests`
+NUMERIC_METHOD = "ks_statistic"  # registered with Evidently by `register_stattests`
 CATEGORICAL_METHOD = "jensenshannon"
 DEFAULT_ALPHA = 0.01
 
@@ -195,7 +195,7 @@ def js_distance(reference: pd.Series, current: pd.Series) -> float:
 _STATTESTS_REGISTERED = False
 
 
-def _register_stattests() -> None:
+def register_stattests() -> None:
     """Register the KS statistic with Evidently so that its report can use it by name."""
     global _STATTESTS_REGISTERED
     from evidently.legacy.calculations.stattests.registry import StatTest, register_stattest
@@ -677,7 +677,7 @@ def render_html(
     from evidently.metrics import DriftedColumnsCount, OutListValueCount, ValueDrift
     from evidently.tests import lt
 
-    _register_stattests()
+    register_stattests()
     compared = [c.column for c in result.columns]
     categorical = [c.column for c in result.columns if c.kind == "categorical"]
     numeric = [c for c in compared if c not in categorical]
