@@ -12,9 +12,11 @@ STAMP := $(VENV)/.synced
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
+# --compile-bytecode: the libraries' .pyc files are written once here, not compiled again by
+# every command (with PYTHONDONTWRITEBYTECODE set, Python never writes them itself).
 $(STAMP): pyproject.toml uv.lock
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 	@touch $(STAMP)
 
 setup: $(STAMP) java ## create .venv from uv.lock (installs uv with pip when missing), and Java for MPXJ

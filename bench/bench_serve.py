@@ -6,21 +6,21 @@ behind a bare FastAPI app (uvicorn); batch scoring beside bare LightGBM.
 Online: single-project `POST /score` requests (30 status reports and 5 changes each, as
 contract-v1 JSON) at concurrency 1 and 16 → p50, p99 and requests/s. The in-process figure
 is `serving.endpoints.score_projects` with the JSON parse and dump around it, i.e. the work
-any server must do, without HTTP. Targets on a 2-core machine: p50 ≤ 10 ms at
-concurrency 1, p99 ≤ 60 ms at concurrency 16, throughput ≥ 60% of in-process.
+any server must do, without HTTP. Targets on a 2-core machine (issue 13): p50 ≤ 10 ms at
+concurrency 1; at concurrency 16, p99 ≤ 100 ms and throughput ≥ the bare FastAPI app's.
 
 Batch: 10,000 project rows scored with explanations (`score_frame`, three drivers and
 sentences per risk) beside the bare `predict` + `pred_contrib` of both boosters on the same
-rows (target ≤ 2×); feature building is timed apart.
+rows (target ≤ 1.5×); feature building is timed apart.
 
 HTTP load comes from bench/loadgen.py: one asyncio process holding `concurrency` keep-alive
 connections, each sending its next request when the last is answered (reconnecting when
 the server closes one). Everything listens on 127.0.0.1 and every run is bounded by a
 request count. The load generator shares the machine's two cores with the server, so
 figures are pessimistic, and other work on the machine shows up in them: compare runs by
-their medians. The sixteen connections open together and tend to land on one worker;
-with two, the service's connection balancing (serving.connections) hands them back until
-the split is even. Not a test: it prints a table.
+their medians. The sixteen connections open together and the kernel hands each to
+whichever worker is accepting: the split over two workers is what it is (the service does
+not move connections; docs/api.md, "Scaling out"). Not a test: it prints a table.
 """
 
 import argparse
@@ -322,37 +322,6 @@ def online(uri: str, bodies: list[bytes], total: int, workers: Sequence[int]) ->
     return results
 
 
-def together(
-    uri: str, bodies: list[bytes], size: int = 8, rounds: int = 200
-) -> tuple[float, float]:
-    """ms a request for `size` one-project requests scored one by one (`score_projects`)
-    and together (`score_requests`, as the service's gatherer does), parse and dump
-    included; medians over `rounds`."""
-    from serving.champions import load_from_registry
-    from serving.endpoints import ScoringOptions, score_projects, score_requests
-    from serving.request_models import ScoreRequest
-
-    champions = load_from_registry(uri)
-    champions.set_threads(1)
-    options = ScoringOptions()
-    alone, joint = [], []
-    for r in range(rounds):
-        group = [bodies[(r * size + i) % len(bodies)] for i in range(size)]
-        start = time.perf_counter()
-        for body in group:
-            request = ScoreRequest.model_validate_json(body)
-            score_projects(champions, request.projects, request.as_of, options).model_dump_json()
-        alone.append((time.perf_counter() - start) * 1000 / size)
-        start = time.perf_counter()
-        requests = [ScoreRequest.model_validate_json(body) for body in group]
-        answers = score_requests(champions, [(q.projects, q.as_of) for q in requests], options)
-        for answer in answers:
-            assert not isinstance(answer, Exception), answer
-            answer.model_dump_json()
-        joint.append((time.perf_counter() - start) * 1000 / size)
-    return statistics.median(alone), statistics.median(joint)
-
-
 def batch(uri: str, portfolio: Any, rows: int) -> dict[str, float]:
     """score_frame with explanations on `rows` feature rows vs bare predict + pred_contrib."""
     from features.pointintime import build_features
@@ -428,10 +397,9 @@ def main() -> None:
         ratio = r.rps / reference[r.concurrency].rps
         print(f"{r.name:40} {r.concurrency:>4} {r.p50:8.1f} {r.p99:8.1f} "
               f"{r.rps:8.1f} {ratio:13.0%} {r.errors:>6}")  # fmt: skip
-    print("targets: p50 ≤ 10 ms at 1; p99 ≤ 60 ms at 16; req/s ≥ 60% of in-process")
-    alone, joint = together(uri, bodies)
-    print(f"in-process, 8 one-project requests: {alone:.2f} ms a request one by one, "
-          f"{joint:.2f} ms together ({joint / alone:.0%}; the service's gatherer)")  # fmt: skip
+    bare = {r.concurrency: r for r in results if r.name.startswith("bare FastAPI")}
+    print("targets: p50 ≤ 10 ms at 1; at 16, p99 ≤ 100 ms and req/s ≥ bare FastAPI's "
+          f"({bare[16].rps:.1f})")  # fmt: skip
 
     figures = batch(uri, portfolio, args.batch_rows)
     print()
@@ -442,7 +410,7 @@ def main() -> None:
           f"{figures['scored_s'] / figures['bare_s']:7.2f}×")  # fmt: skip
     print(f"{'  + building the features':40} {figures['features_s']:8.2f} "
           f"{(figures['scored_s'] + figures['features_s']) / figures['bare_s']:7.2f}×")  # fmt: skip
-    print("target: score_frame with explanations ≤ 2× the bare predict + pred_contrib")
+    print("target: score_frame with explanations ≤ 1.5× the bare predict + pred_contrib")
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ built alone or inside the whole table.
 The service builds one project of ~30 reports per request, where each NumPy call costs
 about a microsecond whatever its size and each pandas column access far more: there the
 code counts calls. Quantities of the same shape go through one call together (the three
-trended indices, the lagged windows, the cumulative counts), columns are read straight from
-the frames' arrays (`_Columns`), and the portfolio context can be prepared once
+trended indices, the lagged windows, the cumulative counts), the request's columns come as
+arrays (`PortfolioColumns`, read by `_Columns`), and the portfolio context can be prepared once
 (`prepare_context`). None of this changes a value: stacking only adds a leading axis, and
 every float is computed by the same operations in the same order as one at a time.
 """
@@ -80,14 +80,9 @@ class TrainingTable:
 class _Columns:
     """One input table's columns as arrays, each as ``frame[name].to_numpy(dtype)`` gives it.
 
-    The table is a frame, or a mapping of column name → array (a `PortfolioColumns` table,
-    the service's: nothing to take apart). Reading a column of a fresh frame through
-    ``frame[name]`` builds and caches a Series (~20 µs, ~7 µs through
-    ``_get_column_array``); the service reads some 30 columns of the tables built for its one
-    request. Columns stored as float64, object, bool or datetime64[ns] are read here block by
-    block in one pass (each a row of its block, the array ``to_numpy`` returns; to be read,
-    never written); any other column (another dtype, an extension array, a repeated name)
-    goes through ``to_numpy``. A test holds the two ways equal.
+    The table is a frame (read column by column through the public ``to_numpy``), or a
+    mapping of column name → array (a `PortfolioColumns` table, the service's: its float64,
+    object, bool and datetime64[ns] arrays are used as they are, never written).
     """
 
     __slots__ = ("names", "stored", "table")
@@ -102,16 +97,6 @@ class _Columns:
                     self.stored[name] = values
             return
         self.names = table.columns.tolist()
-        if len(set(self.names)) != len(self.names):
-            return
-        try:
-            for block in table._mgr.blocks:
-                if block.dtype in _PLAIN_DTYPES:
-                    values = np.asarray(block.values)  # a DatetimeArray's datetime64 array
-                    for i, at in enumerate(block.mgr_locs.as_array.tolist()):
-                        self.stored[self.names[at]] = values[i]
-        except (AttributeError, TypeError):  # pragma: no cover - another pandas
-            self.stored = {}
 
     def __contains__(self, name: object) -> bool:
         return name in self.names

@@ -339,8 +339,9 @@ def _champions(settings: Settings) -> Any:
         _fail(f"{exc}. Train first: forewarn train DATA")
 
 
-def _drift_for_report(settings: Settings, portfolio: Any, as_of: date) -> Any:
-    """The drift verdict the report shows, as plain data (serving never imports monitoring).
+def _drift_for_report(settings: Settings, portfolio: Any, as_of: date, champions: Any) -> Any:
+    """The drift verdict the report shows, as plain data (serving never imports monitoring);
+    drift checks the champions the report scores with, not loaded a second time.
 
     Any failure of the check is reported as "unknown" on the page rather than stopping
     the report: a PMO still gets the scores, with the warning that drift was not checked.
@@ -361,6 +362,8 @@ def _drift_for_report(settings: Settings, portfolio: Any, as_of: date) -> Any:
             overrun_tolerance=settings.overrun_tolerance,
             extra_attributes=settings.extra_attributes,
             seed=settings.seed,
+            models=champions.by_target,
+            references=champions.references,
         ).result
     except Exception as exc:  # the report must not fail because monitoring did
         return DriftStatus("unknown", f"the drift check could not run: {exc}")
@@ -388,7 +391,7 @@ def _write_report(
     except ValueError as exc:
         _fail(str(exc))
     with console.status("checking the inputs for drift"):
-        drift = _drift_for_report(settings, loaded.portfolio, as_of)
+        drift = _drift_for_report(settings, loaded.portfolio, as_of, champions)
     with console.status("scoring the running projects at both dates"):
         result = build_report(
             loaded.portfolio,

@@ -101,9 +101,6 @@ class Settings(BaseSettings):
     tracing: bool = Field(
         False, description="OpenTelemetry spans for /score and /explain (BentoML's exporter)"
     )
-    balance_connections: bool = Field(
-        True, description="with several workers, a busy one hands keep-alive connections back"
-    )
     top_drivers: int = Field(3, gt=0)
 
     # --- monitoring (docs/monitoring.md explains each default) -------------------------

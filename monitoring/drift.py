@@ -2,9 +2,10 @@
 
 The core is `check_drift`, a pure function of two frames that returns a `DriftResult`
 (per-column statistic, threshold and verdict, the share of drifted columns, pass/fail per
-test). The statistics are Evidently drift methods, called through Evidently's registry, so
-the figures in the JSON summary are the figures in the Evidently HTML report that
-`render_html` writes.
+test). The statistics are computed here with NumPy and SciPy, the same way as the Evidently
+drift methods the HTML report of `render_html` names (its own KS statistic, registered with
+Evidently, and Evidently's Jensen-Shannon distance), so the figures in the JSON summary are
+the figures in that report, and the verdict needs no Evidently.
 
 Two choices carry the weight (docs/monitoring.md explains them at length):
 
@@ -22,7 +23,7 @@ Two choices carry the weight (docs/monitoring.md explains them at length):
   before anything is compared, and features that a one-date snapshot cannot share with rows
   spread over years are left out with the reason (`snapshot_incomparable`).
 
-Evidently is imported inside functions: importing it takes seconds.
+Evidently is imported only by `render_html`: importing it takes seconds.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 STAGE_EDGES: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0, math.inf)
 STAGE_LABELS: tuple[str, ...] = ("0-20%", "20-40%", "40-60%", "60-80%", "80-100%", ">100%")
 
-NUMERIC_METHOD = "ks_statistic"  # registered with Evidently by `_register_stattests`
+NUMERIC_METHOD = "ks_statistic"  # registered with Evidently by `register_stattests`
 CATEGORICAL_METHOD = "jensenshannon"
 DEFAULT_ALPHA = 0.01
 
@@ -179,17 +180,30 @@ def ks_distance(reference: np.ndarray, current: np.ndarray) -> float:
     return float(np.abs(gap).max())
 
 
-def _register_stattests() -> None:
+def js_distance(reference: pd.Series, current: pd.Series) -> float:
+    """Jensen-Shannon distance (natural log) of two samples' category shares, as Evidently's
+    ``jensenshannon`` method computes it for a categorical column."""
+    from scipy.spatial import distance
+
+    ref_counts, cur_counts = reference.value_counts(), current.value_counts()
+    keys = sorted(set(ref_counts.index) | set(cur_counts.index), key=str)
+    ref_share = ref_counts.reindex(keys, fill_value=0).to_numpy("float64") / len(reference)
+    cur_share = cur_counts.reindex(keys, fill_value=0).to_numpy("float64") / len(current)
+    return float(distance.jensenshannon(ref_share, cur_share))
+
+
+_STATTESTS_REGISTERED = False
+
+
+def register_stattests() -> None:
     """Register the KS statistic with Evidently so that its report can use it by name."""
-    from evidently.legacy.calculations.stattests.registry import (
-        StatTest,
-        _registered_stat_tests,
-        register_stattest,
-    )
+    global _STATTESTS_REGISTERED
+    from evidently.legacy.calculations.stattests.registry import StatTest, register_stattest
     from evidently.legacy.core import ColumnType
 
-    if NUMERIC_METHOD in _registered_stat_tests:
+    if _STATTESTS_REGISTERED:
         return
+    _STATTESTS_REGISTERED = True
 
     def _ks_statistic(
         reference_data: pd.Series, current_data: pd.Series, feature_type: Any, threshold: float
@@ -292,11 +306,7 @@ def _column_drift(
     alpha: float,
     reference_groups: pd.Series | None,
 ) -> ColumnDrift:
-    """One column through Evidently's registered method, present values only."""
-    from evidently.legacy.calculations.stattests.registry import get_stattest
-    from evidently.legacy.core import ColumnType
-
-    _register_stattests()
+    """One column's distance (KS D or Jensen-Shannon), present values only."""
     present_ref = _finite(reference)
     ref = reference[present_ref]
     cur = current[_finite(current)]
@@ -308,23 +318,22 @@ def _column_drift(
     if kind == "categorical":
         # Evidently counts categories by value; one dtype on both sides keeps 1 and 1.0 equal.
         ref, cur = ref.astype(str), cur.astype(str)
-        column_type, method = ColumnType.Categorical, CATEGORICAL_METHOD
+        method = CATEGORICAL_METHOD
         categories = len(set(ref.unique()) | set(cur.unique()))
+        statistic = js_distance(ref, cur)
     else:
-        ref, cur = ref.astype("float64"), cur.astype("float64")
-        column_type, method = ColumnType.Numerical, NUMERIC_METHOD
+        method = NUMERIC_METHOD
         categories = 0
+        statistic = ks_distance(ref.to_numpy("float64"), cur.to_numpy("float64"))
     floor = noise_floor(kind, len(cur), n_ref, alpha, categories)
     threshold = max(base_threshold, floor)
-    stattest = get_stattest(ref, cur, column_type, method)
-    out = stattest(ref, cur, column_type, threshold)
     return ColumnDrift(
         column=str(reference.name),
         kind=kind,
         method=method,
-        statistic=float(out.drift_score),
+        statistic=statistic,
         threshold=threshold,
-        drifted=bool(out.drifted),
+        drifted=statistic >= threshold,
         base_threshold=base_threshold,
         noise_floor=floor,
         n_reference=len(ref),
@@ -668,7 +677,7 @@ def render_html(
     from evidently.metrics import DriftedColumnsCount, OutListValueCount, ValueDrift
     from evidently.tests import lt
 
-    _register_stattests()
+    register_stattests()
     compared = [c.column for c in result.columns]
     categorical = [c.column for c in result.columns if c.kind == "categorical"]
     numeric = [c for c in compared if c not in categorical]
@@ -840,6 +849,8 @@ def run_drift(
     experiment: str | None = None,
     artifact_root: str | None = None,
     seed: int = 0,
+    models: Mapping[str, Any] | None = None,
+    references: Mapping[str, pd.DataFrame] | None = None,
 ) -> DriftRun:
     """The drift check of `forewarn drift`: features, reference, check, report, MLflow.
 
@@ -849,7 +860,10 @@ def run_drift(
     the models, runs `check_drift`, writes the Evidently report and the JSON summary, and
     logs the figures in the MLflow `experiment` (None: not logged) tagged with the model
     versions. Raises `DriftInputError` on input that cannot be compared, `LookupError` when
-    the registry has no such model.
+    the registry has no such model. `models` (by target: anything with ``model``,
+    ``name``, ``version`` and ``run_id``, e.g. `serving.champions.Champion`) and
+    `references` (their logged samples, by target) are what the caller has already loaded
+    from the registry under `alias`: given, they are not loaded again.
     """
     from features.catalogue import categorical_names, flag_names
     from training import tracking
@@ -857,8 +871,8 @@ def run_drift(
 
     limits = thresholds or DriftThresholds()
     day = pd.Timestamp(as_of).normalize() if as_of is not None else latest_report_date(portfolio)
-    loaded: dict[str, Any] = {}
-    for target in TARGETS:
+    loaded: dict[str, Any] = {t: models[t] for t in TARGETS if t in models} if models else {}
+    for target in TARGETS if not loaded else ():
         try:
             loaded[target] = tracking.load_model(target, alias, tracking_uri=tracking_uri)
         except LookupError:
@@ -866,7 +880,9 @@ def run_drift(
     if not loaded:
         raise LookupError(f"no model with alias or version {alias!r}: train one first")
     first = next(iter(loaded))
-    reference = tracking.load_reference(first, alias, tracking_uri=tracking_uri)
+    reference = (references or {}).get(first)
+    if reference is None:
+        reference = tracking.load_reference(first, alias, tracking_uri=tracking_uri)
     current = current_features(portfolio, day, delay_tolerance, overrun_tolerance, extra_attributes)
     columns = list(dict.fromkeys(f for m in loaded.values() for f in m.model.feature_names))
     categorical = [

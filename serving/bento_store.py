@@ -16,8 +16,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import attrs
 import bentoml
-from _bentoml_sdk.models import Model as ModelReference  # the SDK's base of BentoModel
 from bentoml.exceptions import NotFound
 
 from serving.champions import (
@@ -90,38 +90,23 @@ def load_from_bento_store(tag: str) -> Champions:
     return read_champions(Path(stored.path), targets, source="bento")
 
 
-class ChampionExport(ModelReference[Any]):
+@attrs.frozen
+class ChampionExport(bentoml.models.BentoModel):
     """The model the service declares so that `bentoml build` packs the MLflow champions.
 
-    BentoML calls `to_info` only when building: it exports the champions of the registry
-    at `tracking_uri` and describes the stored copy. Before serving from source BentoML
-    calls `resolve`: nothing to do (the service reads the registry itself), so None.
+    A `bentoml.models.BentoModel` (tag `BENTO_MODEL`) whose `to_info`, which BentoML
+    calls only when building, first exports the champions of the registry at
+    `tracking_uri` and then describes the stored copy as a plain BentoModel would. Before
+    serving from source BentoML may call `resolve`: nothing to do (the service reads the
+    registry itself), so None.
     """
 
-    def __init__(self, tracking_uri: str) -> None:
-        self.tracking_uri = tracking_uri
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, ChampionExport) and other.tracking_uri == self.tracking_uri
-
-    def __hash__(self) -> int:
-        return hash(self.tracking_uri)
-
-    def __repr__(self) -> str:
-        return f"ChampionExport({self.tracking_uri!r})"
+    tag: Any = attrs.field(default=BENTO_MODEL, converter=lambda t: bentoml.Tag.from_taglike(t))
+    tracking_uri: str = ""
 
     def to_info(self, alias: str | None = None) -> Any:
-        from bentoml._internal.bento.bento import BentoModelInfo
-
         stored = export_champions(load_from_registry(self.tracking_uri))
-        return BentoModelInfo.from_bento_model(stored, alias)
+        return bentoml.models.BentoModel(stored.tag).to_info(alias)
 
-    @classmethod
-    def from_info(cls, info: Any) -> Any:
-        return bentoml.models.BentoModel(info.tag)
-
-    def to_create_schema(self) -> Any:
-        raise NotImplementedError("push the built Bento, whose model is a plain BentoModel")
-
-    def resolve(self, base_path: Any = None) -> None:
+    def resolve(self, base_path: Any = None) -> Any:
         return None

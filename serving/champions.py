@@ -66,10 +66,12 @@ class Champion:
 
 @dataclass
 class Champions:
-    """The champions by target, and the portfolio context they score with."""
+    """The champions by target, the portfolio context they score with, and (loaded from the
+    registry) the reference samples logged with them, by target."""
 
     by_target: dict[str, Champion]
     context: pd.DataFrame | None = None
+    references: dict[str, pd.DataFrame] = field(default_factory=dict)
     _prepared: PreparedContext | None = field(default=None, init=False, repr=False)
 
     @property
@@ -135,7 +137,7 @@ def load_from_registry(
     from training import tracking
 
     found: dict[str, Champion] = {}
-    references: list[pd.DataFrame] = []
+    references: dict[str, pd.DataFrame] = {}
     missing: list[str] = []
     for target in targets:
         try:
@@ -153,14 +155,14 @@ def load_from_registry(
             source="mlflow",
         )
         try:
-            references.append(tracking.load_reference(target, alias, tracking_uri=tracking_uri))
+            references[target] = tracking.load_reference(target, alias, tracking_uri=tracking_uri)
         except Exception as exc:  # a run logged without a reference still scores
             logger.warning("no reference sample for %s: %s", loaded.name, exc)
     if not found:
         raise LookupError(f"no champion model in {tracking_uri}: " + "; ".join(missing))
     for reason in missing:
         logger.warning("%s", reason)
-    return Champions(found, context_from_reference(references))
+    return Champions(found, context_from_reference(references.values()), references)
 
 
 # ------------------------------------------------------------------- files (Bento store)

@@ -17,10 +17,8 @@ set, and the service will not listen off loopback without one. Serve it with
 
 from __future__ import annotations
 
-import atexit
 import gc
 import logging
-import os
 from datetime import date
 from typing import Any
 
@@ -30,21 +28,16 @@ import bentoml
 from bentoml.exceptions import ServiceUnavailable
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
-from pydantic_core import ValidationError
 from starlette.responses import Response
 
 from forewarn.settings import Settings
-from serving.batching import Gatherer
 from serving.bento_store import ChampionExport, load_from_bento_store, packed_tag
 from serving.champions import Champions, load_from_registry
-from serving.connections import BalanceConnections, forget_table, register_worker
 from serving.endpoints import (
-    ScoreCall,
     ScoringOptions,
     describe_models,
     explain_project,
     score_projects,
-    score_requests,
 )
 from serving.guards import BearerAuth, BodyLimit, bind_refusal
 from serving.request_models import ExplainRequest, ProjectIn, ScoreRequest
@@ -65,12 +58,10 @@ options = ScoringOptions(
 )
 
 
-# Up to this many projects a request is scored on the event loop, together with the other
-# small requests the loop picked up in the same turn (serving.batching): a few milliseconds,
+# Up to this many projects a request is scored on the event loop: a few milliseconds,
 # less than a hop to a thread and back, and no thread then competes for the GIL with the
-# loop (with every request in threads, 16 concurrent ones scored 35% fewer a second in a
-# one-off measurement; bench/bench_serve.py prints the service as it is now). Larger
-# requests go to the thread pool so that one slow request does not hold up the rest.
+# loop. Larger requests go to the thread pool so that one slow request does not hold up
+# the rest. bench/bench_serve.py prints what the service serves either way.
 INLINE_PROJECTS = 4
 
 
@@ -85,16 +76,14 @@ def _json(answer: BaseModel) -> Response:
 
 
 def _requested_host() -> str:
-    """The address `bentoml serve` is about to bind: its --host, else its configuration."""
+    """The address `bentoml serve` is about to bind: its --host, else the host this
+    service configures (FOREWARN_HOST, given to BentoML below; set the host there, not in
+    a BentoML configuration file, which this check does not read)."""
     import click
 
     ctx = click.get_current_context(silent=True)
     host = ctx.params.get("host") if ctx is not None else None
-    if host:
-        return str(host)
-    from bentoml._internal.configuration.containers import BentoMLContainer
-
-    return str(BentoMLContainer.http.host.get())
+    return str(host or settings.host)
 
 
 @bentoml.service(
@@ -120,7 +109,7 @@ class Forewarn:
     """Scores projects with the champion models; the work is in serving.endpoints."""
 
     # `bentoml build` packs the MLflow champions through this reference.
-    champions_in_bento = ChampionExport(settings.resolved_tracking_uri())
+    champions_in_bento = ChampionExport(tracking_uri=settings.resolved_tracking_uri())
 
     @bentoml.on_deployment
     def refuse_open_bind() -> None:
@@ -128,14 +117,10 @@ class Forewarn:
         reason = bind_refusal(_requested_host(), settings.api_key)
         if reason:
             raise SystemExit(reason)
-        # The workers' shared connection counts are named after this process.
-        forget_table(os.getpid())
-        atexit.register(forget_table, os.getpid())
 
     def __init__(self) -> None:
         self.champions: Champions | None = None
         self._pool: anyio.CapacityLimiter | None = None
-        self.gatherer: Gatherer[ScoreCall, ScoreResponse] = Gatherer(self._score_together)
         try:
             # A built Bento serves the champions it was packed with; source, the registry's.
             packed = packed_tag(_service.bento)
@@ -147,8 +132,6 @@ class Forewarn:
             # Stay up and not ready (a crash would make BentoML restart us in a loop).
             logger.exception("Forewarn could not load its champion models")
             return
-        if settings.balance_connections:
-            register_worker(settings.workers)  # counted by the others from now on
         # One LightGBM thread per call: concurrency comes from the request threads.
         self.champions.set_threads(1)
         # The libraries loaded so far (MLflow, BentoML, pandas: ~400k objects) never become
@@ -179,8 +162,7 @@ class Forewarn:
         """Score projects: p_late, p_over_budget, RAG each and overall, top drivers."""
         champions = self.loaded()
         if len(projects) <= INLINE_PROJECTS:
-            # Scored on the event loop with the small requests that arrived alongside.
-            return _json(await self.gatherer.submit((projects, as_of)))
+            return _json(score_projects(champions, projects, as_of, options))
         scored = await anyio.to_thread.run_sync(
             score_projects, champions, projects, as_of, options, limiter=self.pool()
         )
@@ -190,9 +172,6 @@ class Forewarn:
     async def explain(self, project: ProjectIn, as_of: date | None = None) -> Response:
         """Explain one project: each risk's full SHAP vector, base value and feature values."""
         return _json(explain_project(self.loaded(), project, as_of, options))
-
-    def _score_together(self, calls: list[ScoreCall]) -> list[ScoreResponse | ValidationError]:
-        return score_requests(self.loaded(), calls, options)
 
     def pool(self) -> anyio.CapacityLimiter:
         """The request threads (made on first use: a limiter belongs to the event loop)."""
@@ -233,7 +212,3 @@ _service.mount_asgi_app(info_app, path="/")
 # First added, outermost: a request without the key is refused before its body is read.
 _service.add_asgi_middleware(BearerAuth, api_key=settings.api_key)
 _service.add_asgi_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-# With several workers, a worker holding more keep-alive connections than the others hands
-# some back (serving.connections says why); FOREWARN_BALANCE_CONNECTIONS=false turns it off.
-if settings.balance_connections:
-    _service.add_asgi_middleware(BalanceConnections, workers=settings.workers)

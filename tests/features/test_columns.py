@@ -1,27 +1,31 @@
-"""features.columns: frames assembled from blocks behave as pandas-built frames do."""
+"""features.columns: feature columns framed put each float feature under its own name."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from features.columns import frame_from_blocks, frame_public
+from features.columns import FeatureColumns
 from features.pointintime import snapshot
 from features.simulator import simulate_portfolio
 
 
-def test_float_columns_read_in_column_order_through_every_path() -> None:
-    # The float block's rows are in compute order, not column order: pandas' single-block
-    # shortcuts must still see the columns in the frame's order.
-    columns = ["id", "c", "a", "d", "b"]
-    block = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]])  # rows: a, b, c, d
-    singles = {"id": np.array(["x", "y"], dtype=object)}
-    frame = frame_from_blocks(columns, singles, ["a", "b", "c", "d"], block)
-    expected = frame_public(columns, singles, ["a", "b", "c", "d"], block)
-    pd.testing.assert_frame_equal(frame, expected)
+def test_float_columns_are_framed_by_name_whatever_the_block_order() -> None:
+    # The float block's rows are in compute order (a, b, c, d), not column order.
+    block = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]])
+    columns = FeatureColumns(
+        names=("id", "c", "a", "d", "b"),
+        block_names=("a", "b", "c", "d"),
+        block=block,
+        singles={"id": np.array(["x", "y"], dtype=object)},
+    )
+    expected = pd.DataFrame(
+        {"id": ["x", "y"], "c": [5.0, 6.0], "a": [1.0, 2.0], "d": [7.0, 8.0], "b": [3.0, 4.0]}
+    )
+    frame = columns.to_frame()
+    pd.testing.assert_frame_equal(frame, expected, check_exact=True)
     floats = ["c", "a", "d", "b"]
     np.testing.assert_array_equal(frame.select_dtypes("float64").to_numpy(), expected[floats])
-    np.testing.assert_array_equal(frame[floats].to_numpy(), expected[floats].to_numpy())
     np.testing.assert_array_equal(frame.drop(columns="id").to_numpy(), expected[floats])
 
 

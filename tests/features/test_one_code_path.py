@@ -8,10 +8,8 @@ import pandas as pd
 import pytest
 from portfolio_builders import one_project, random_portfolio, read_little06
 
-from features.columns import frame_from_blocks, frame_public
 from features.contract import Portfolio
 from features.pointintime import (
-    _segment_accumulate,
     build_features,
     portfolio_context,
     snapshot,
@@ -70,34 +68,6 @@ def test_without_a_context_a_lone_project_has_no_peers() -> None:
     alone = snapshot(one_project(portfolio, project_id), as_of)
     assert alone["closed_projects"].tolist() == [0.0]
     assert np.isnan(alone["closed_late_rate"]).all()
-
-
-def test_segment_accumulate_equals_each_segment_alone_bit_for_bit() -> None:
-    rng = np.random.default_rng(4)
-    lengths = np.array([1, 2, 3, 7, 8, 9, 300, 1, 5])  # several length classes, one long
-    seg = np.repeat(np.arange(len(lengths)) * 3.0 + 2.0, lengths)  # codes, not 0, 1, 2...
-    values = rng.normal(0, 1e4, (len(seg), 2)).round(2)
-    summed = _segment_accumulate(np.add, values, seg, 0.0)
-    peaks = _segment_accumulate(np.maximum, values[:, 0], seg, -np.inf)
-    for s in np.unique(seg):
-        mine = seg == s
-        assert np.array_equal(summed[mine], np.cumsum(values[mine], axis=0))
-        assert np.array_equal(peaks[mine], np.maximum.accumulate(values[mine, 0]))
-        alone = _segment_accumulate(np.add, values[mine], seg[mine], 0.0)  # one segment
-        assert np.array_equal(alone.view(np.int64), summed[mine].view(np.int64))
-
-
-def test_block_assembly_equals_the_public_constructors() -> None:
-    columns = ["project_id", "as_of", "b", "a", "c"]
-    singles = {
-        "project_id": np.array(["x", "y"], dtype=object),
-        "as_of": np.array(["2020-01-01", "2020-01-02"], dtype="datetime64[ns]"),
-        "c": np.array(["k", None], dtype=object),
-    }
-    block = np.array([[1.0, 2.0], [3.0, np.nan]])  # rows a, b: placed by name
-    fast = frame_from_blocks(columns, singles, ["a", "b"], block)
-    pd.testing.assert_frame_equal(fast, frame_public(columns, singles, ["a", "b"], block))
-    assert fast["a"].tolist() == [1.0, 2.0]
 
 
 @pytest.mark.parametrize("seed", [11])

@@ -212,3 +212,27 @@ def test_snapshot_reference_falls_back_to_stages_when_a_size_cell_is_empty() -> 
     matched, info = snapshot_reference(ref, cur, min_rows=10_000)
     assert info["stages"]["size_matching"].startswith("skipped")
     assert len(matched) > 100
+
+
+def test_distances_are_the_ones_evidently_reports() -> None:
+    # check_drift computes KS D and Jensen-Shannon itself; the HTML report gets them from
+    # Evidently's stattests: both must give one figure.
+    from evidently.legacy.calculations.stattests.registry import get_stattest
+    from evidently.legacy.core import ColumnType
+
+    from monitoring.drift import NUMERIC_METHOD, js_distance, ks_distance, register_stattests
+
+    register_stattests()
+    rng = np.random.default_rng(5)
+    for n_ref, n_cur, levels in [(300, 40, 3), (50, 500, 5), (20, 20, 2)]:
+        names = np.array(["it", "rail", "1.0", "nan", "building"][:levels])
+        ref = pd.Series(rng.choice(names, n_ref))
+        cur = pd.Series(rng.choice(names[: max(1, levels - 1)], n_cur))
+        js = get_stattest(ref, cur, ColumnType.Categorical, "jensenshannon")
+        expected = js(ref, cur, ColumnType.Categorical, 0.1).drift_score
+        assert js_distance(ref, cur) == pytest.approx(expected, rel=1e-12, abs=1e-15)
+        r, c = pd.Series(rng.normal(0, 1, n_ref)), pd.Series(rng.normal(0.3, 1.2, n_cur))
+        ks = get_stattest(r, c, ColumnType.Numerical, NUMERIC_METHOD)
+        assert ks(r, c, ColumnType.Numerical, 0.15).drift_score == ks_distance(
+            r.to_numpy(), c.to_numpy()
+        )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,7 @@ import pytest
 from pydantic import ValidationError
 
 from features.loading import FIRST_DATA_ROW, validate_frames
-from serving.intake import _column, request_tables
+from serving.intake import request_tables
 from serving.request_models import ProjectIn, ScoreRequest
 
 EXAMPLE: dict[str, Any] = ScoreRequest.model_json_schema()["example"]
@@ -176,9 +176,13 @@ def test_explain_locations_drop_the_list_index() -> None:
 
 def test_dates_convert_as_numpy_converts_them() -> None:
     values = [date(2024, 2, 29), None, date(1969, 12, 31), date(1900, 1, 1), date(2262, 4, 11)]
-    values.append(datetime(2024, 5, 6, 23, 59))  # a datetime is a date: its day counts
+    body = copy.deepcopy(EXAMPLE)
+    template = body["projects"][0]
+    body["projects"] = [
+        {**template, "project_id": f"P-{i}", "actual_start": v and v.isoformat()}
+        for i, v in enumerate(values)
+    ]
+    got = request_tables(_projects(body)).projects["actual_start"]
     expected = np.array(values, dtype="datetime64[D]").astype("datetime64[ns]")
-    got = _column(values, "date")
     assert got.dtype == expected.dtype
     assert np.array_equal(got.view("int64"), expected.view("int64"))  # NaT included
-    assert _column([], "date").dtype == np.dtype("datetime64[ns]")

@@ -8,7 +8,6 @@ address only, and the server is stopped (and must exit) at the end.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
@@ -431,66 +430,6 @@ def two_workers(store: Store, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield running
     finally:
         _kill(running)
-
-
-def _worker_connections(server: Server) -> list[int]:
-    """Established connections to the server's port, per worker process."""
-    import psutil
-
-    port = int(server.url.rsplit(":", 1)[1])
-    counts = []
-    for worker in psutil.Process(server.process.pid).children(recursive=True):
-        held = worker.net_connections(kind="tcp")
-        counts.append(sum(c.status == "ESTABLISHED" and c.laddr.port == port for c in held))
-    return counts
-
-
-async def _get(
-    port: int, streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
-    """GET /livez on a keep-alive connection (opened when None); the connection, or None
-    when the server closed it."""
-    if streams is None:
-        streams = await asyncio.open_connection("127.0.0.1", port)
-    reader, writer = streams
-    writer.write(f"GET /livez HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode())
-    head = (await reader.readuntil(b"\r\n\r\n")).decode().lower()
-    assert head.startswith("http/1.1 200"), head
-    length = re.search(r"content-length: *(\d+)", head)
-    await reader.readexactly(int(length.group(1)) if length else 0)
-    if "connection: close" in head:
-        writer.close()
-        return None
-    return streams
-
-
-def test_two_workers_even_out_connections_opened_together(two_workers: Server) -> None:
-    port = int(two_workers.url.rsplit(":", 1)[1])
-
-    async def clients() -> list[int]:
-        # Eight connections at once: the first worker to wake tends to accept them all.
-        opened = await asyncio.gather(
-            *(asyncio.open_connection("127.0.0.1", port) for _ in range(8))
-        )
-        conns: list[Any] = list(opened)
-        for _ in range(40):  # rounds of one request per connection
-            conns = list(await asyncio.gather(*(_get(port, c) for c in conns)))
-            await asyncio.sleep(0.01)
-        for _ in range(20):  # until a round closes nothing (each worker has seen its own)
-            reopened = [c or await asyncio.open_connection("127.0.0.1", port) for c in conns]
-            conns = list(await asyncio.gather(*(_get(port, c) for c in reopened)))
-            if all(conns):
-                break
-        try:
-            return _worker_connections(two_workers)
-        finally:
-            for c in conns:
-                if c is not None:
-                    c[1].close()
-
-    counts = asyncio.run(clients())
-    assert sum(counts) == 8, counts
-    assert min(counts) >= 3, f"connections per worker: {counts}"
 
 
 def test_a_slow_request_does_not_hold_up_small_ones(two_workers: Server, store: Store) -> None:

@@ -1,9 +1,9 @@
-"""Requests scored together are answered as each is alone: the gatherer and score_requests."""
+"""Several requests scored together by `serving.endpoints.score_requests` are answered as
+each is alone (nothing in the service gathers requests now; the function keeps the ability,
+and this holds it to the answers `score_projects` gives)."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Sequence
 from datetime import timedelta
 
 import pytest
@@ -12,81 +12,10 @@ from pydantic import ValidationError
 from features.loading import load_portfolio, write_portfolio
 from features.pointintime import portfolio_context
 from features.simulator import simulate_portfolio
-from serving.batching import Gatherer
 from serving.champions import Champion, Champions
 from serving.client import projects_from_portfolio
 from serving.endpoints import ScoreCall, ScoringOptions, score_projects, score_requests
 from training.models import RiskModel
-
-# ------------------------------------------------------------------------------ gatherer
-
-
-def _run(gatherer: Gatherer[int, int], items: Sequence[int]) -> list[int | BaseException]:
-    async def main() -> list[int | BaseException]:
-        return await asyncio.gather(*(gatherer.submit(i) for i in items), return_exceptions=True)
-
-    return asyncio.run(main())
-
-
-def test_items_of_one_turn_go_in_one_call() -> None:
-    calls: list[list[int]] = []
-
-    def double(items: list[int]) -> list[int]:
-        calls.append(items)
-        return [2 * i for i in items]
-
-    assert _run(Gatherer(double), [1, 2, 3, 4]) == [2, 4, 6, 8]
-    assert calls == [[1, 2, 3, 4]]
-    assert _run(Gatherer(double), [5]) == [10]  # alone: flushed at once, alone
-    assert calls[-1] == [5]
-
-
-def test_at_most_max_items_a_call() -> None:
-    calls: list[list[int]] = []
-
-    def same(items: list[int]) -> list[int]:
-        calls.append(items)
-        return items
-
-    assert _run(Gatherer(same, max_items=2), [1, 2, 3, 4, 5]) == [1, 2, 3, 4, 5]
-    assert calls == [[1, 2], [3, 4], [5]]
-
-
-def test_an_items_own_error_goes_to_it_alone() -> None:
-    def picky(items: list[int]) -> list[int | BaseException]:
-        return [ValueError(f"bad {i}") if i < 0 else i for i in items]
-
-    got = _run(Gatherer(picky), [1, -2, 3])
-    assert got[0] == 1 and got[2] == 3
-    assert isinstance(got[1], ValueError) and str(got[1]) == "bad -2"
-
-
-def test_a_failing_call_is_retried_item_by_item() -> None:
-    def fragile(items: list[int]) -> list[int]:
-        if 13 in items:
-            raise RuntimeError("13 breaks the call")
-        return [i + 1 for i in items]
-
-    gatherer: Gatherer[int, int] = Gatherer(fragile)
-    got = _run(gatherer, [1, 13, 2])
-    assert got[0] == 2 and got[2] == 3
-    assert isinstance(got[1], RuntimeError)
-    assert gatherer.calls == 4  # together, then each alone
-
-
-def test_a_cancelled_request_is_skipped() -> None:
-    async def main() -> int:
-        gatherer: Gatherer[int, int] = Gatherer(lambda items: items)
-        gone = asyncio.ensure_future(gatherer.submit(1))
-        kept = asyncio.ensure_future(gatherer.submit(2))
-        await asyncio.sleep(0)  # both submitted
-        gone.cancel()
-        return await kept
-
-    assert asyncio.run(main()) == 2
-
-
-# ------------------------------------------------------------------------ score_requests
 
 
 @pytest.fixture(scope="module")
