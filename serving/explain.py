@@ -324,7 +324,8 @@ def _count(singular: str, plural: str, none: str) -> Phrase:
         if v == 0:
             return _(none)
         count = round(v)
-        return ngettext(singular, plural, count).format(n=count)
+        # Two catalog entries, not one plural entry: each is marked (N_) where declared.
+        return _(singular if count == 1 else plural).format(n=count)
 
     return phrase
 

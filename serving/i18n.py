@@ -286,6 +286,15 @@ def rag_word(rag: str) -> str:
     return _(RAG_WORDS.get(rag, rag))
 
 
+#: Scoring's reasons (serving.scoring makes them in English), marked for the catalog; a
+#: test holds them equal to scoring's.
+REASONS = (
+    N_(
+        "no budget (BAC) in the baseline: the overrun risk is measured against it, so it is "
+        "not scored"
+    ),
+)
+
 _REASON_PATTERN = re.compile(r"^no (delay|overrun) model is loaded$")
 
 

@@ -193,6 +193,8 @@ def _environment() -> Environment:
     env.install_gettext_callables(  # type: ignore[attr-defined]
         gettext=_, ngettext=ngettext, newstyle=True
     )
+    # Whitespace inside {% trans %} collapses, as Babel extracts it (babel.cfg: trimmed).
+    env.policies["ext.i18n.trimmed"] = True
     env.filters.update(
         pct=fmt_pct,
         prob=fmt_prob,
@@ -666,10 +668,13 @@ def heatmap_figure(frame: pd.DataFrame, risk: str, words: str) -> go.Figure:
 def heatmap_div(frame: pd.DataFrame, risk: str, words: str, key: str) -> Markup:
     """The heatmap under its heading, tall enough for its rows."""
     fig = heatmap_figure(frame, risk, words)
+    rows = len(fig.data[0].y) if len(fig.data) and fig.data[0].y is not None else 0
     return figure_div(
         fig,
         f"heat-{key}",
         _("{risk}: mean risk by portfolio and project type").format(risk=_(words)),
+        # Each row keeps room for its two-line labels however many portfolios there are.
+        height=max(400, 140 + 56 * rows),
     )
 
 
