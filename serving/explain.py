@@ -827,7 +827,11 @@ def _fallback(feature: str, value: Value) -> str:
     declared = _DEFINITIONS.get(feature)
     if isinstance(value, str):
         return _("{label} '{value}'").format(label=_label(feature), value=value)
-    unit = f" {declared.unit}" if declared is not None and declared.unit != "flag" else ""
+    unit = (
+        f" {_(_UNITS.get(declared.unit, declared.unit))}"
+        if declared is not None and declared.unit != "flag"
+        else ""
+    )
     return _("{label} of {value}{unit}").format(
         label=_label(feature), value=f"{value:.3g}", unit=unit
     )
@@ -836,6 +840,33 @@ def _fallback(feature: str, value: Value) -> str:
 # Labels of catalogued features that fall back to their definition when a phrase cannot
 # read their value (a missing one, mostly): the words a PMO reads for the column.
 _FEATURE_LABELS: dict[str, str] = {
+    "project_type": N_("Project type"),
+    "portfolio": N_("Portfolio"),
+    "log_budget": N_("Budget at completion"),
+    "has_budget": N_("Budget in the baseline"),
+    "has_progress_data": N_("Progress figures"),
+    "has_earned_value": N_("Earned-value figures"),
+    "has_cost_data": N_("Cost data"),
+    "spi_slope_3": N_("SPI trend over 3 reports"),
+    "spi_change_3": N_("SPI change over 3 reports"),
+    "spi_slope_6": N_("SPI trend over 6 reports"),
+    "spi_change_6": N_("SPI change over 6 reports"),
+    "spi_volatility_6": N_("SPI volatility"),
+    "cpi_slope_3": N_("CPI trend over 3 reports"),
+    "cpi_change_3": N_("CPI change over 3 reports"),
+    "cpi_slope_6": N_("CPI trend over 6 reports"),
+    "cpi_change_6": N_("CPI change over 6 reports"),
+    "cpi_volatility_6": N_("CPI volatility"),
+    "percent_complete_slope_3": N_("Progress trend over 3 reports"),
+    "percent_complete_change_3": N_("Progress over 3 reports"),
+    "percent_complete_slope_6": N_("Progress trend over 6 reports"),
+    "percent_complete_change_6": N_("Progress over 6 reports"),
+    "percent_complete_volatility_6": N_("Progress volatility"),
+    "spi_weeks_since_improved": N_("Weeks since SPI improved"),
+    "cpi_weeks_since_improved": N_("Weeks since CPI improved"),
+    "days_since_last_report": N_("Days since the last status report"),
+    "has_forecast": N_("Forecast finish"),
+    "has_milestones": N_("Milestones"),
     "forecast_slip": N_("Forecast slip"),
     "forecast_movement": N_("Forecast movement"),
     "forecast_revisions": N_("Forecast revisions"),
@@ -870,4 +901,26 @@ _FEATURE_LABELS: dict[str, str] = {
     "type_late_rate": N_("Late rate of the same type"),
     "closed_overrun_rate": N_("Overrun rate of closed projects"),
     "type_overrun_rate": N_("Overrun rate of the same type"),
+}
+
+
+# The catalogue's units, in words (features.catalogue declares them in English).
+_UNITS: dict[str, str] = {
+    "category": N_("category"),
+    "changes per month": N_("changes per month"),
+    "count": N_("count"),
+    "days": N_("days"),
+    "fraction": N_("fraction"),
+    "fraction of BAC": N_("fraction of BAC"),
+    "fraction of PD": N_("fraction of PD"),
+    "ln(currency)": N_("ln(currency)"),
+    "month": N_("month"),
+    "percent": N_("percent"),
+    "percentage points": N_("percentage points"),
+    "percentage points per week": N_("percentage points per week"),
+    "quarter": N_("quarter"),
+    "ratio": N_("ratio"),
+    "ratio per week": N_("ratio per week"),
+    "ratio to BAC": N_("ratio to BAC"),
+    "weeks": N_("weeks"),
 }

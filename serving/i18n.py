@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextvars
 import gettext as _gettext
 import io
-import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -213,14 +212,10 @@ def fmt_money(value: Any) -> str:
 
 
 def wan_yi(amount: float) -> str:
-    """An amount in Chinese units: 123,456,789 → '1.23亿', 3,500,000 → '350万'."""
+    """An amount in Chinese units, to the hundredth of the unit: 10,242,559 → '1,024.26万',
+    123,456,789 → '1.23亿', 3,500,000 → '350万' (trailing zeros dropped)."""
     size, unit = (1e8, "亿") if abs(amount) >= 1e8 else (1e4, "万")
-    scaled = amount / size
-    # Three significant figures, no trailing zeros: 350万, 12.5万, 1.23亿.
-    digits = max(0, 2 - math.floor(math.log10(abs(scaled)))) if scaled else 0
-    text = f"{scaled:.{digits}f}"
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
+    text = f"{amount / size:,.2f}".rstrip("0").rstrip(".")
     return f"{text}{unit}"
 
 

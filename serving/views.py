@@ -856,8 +856,11 @@ def explain_page_app(
     overrun_tolerance: float,
     api_key: str | None = None,
     context: Callable[[], pd.DataFrame | None] | None = None,
+    lang: str = "en",
 ) -> ASGIApp:
-    """The explanation page as a small ASGI app: ``GET /explain/{project_id}[?as_of=]``.
+    """The explanation page as a small ASGI app: ``GET /explain/{project_id}[?as_of=&lang=]``.
+
+    The page's language: ``?lang=``, else the request's Accept-Language, else ``lang``.
 
     The BentoML service mounts it (``/views``), so the page reads its models from the
     loaded champions through ``models``/``cards``; ``portfolio`` says where the project's
@@ -879,10 +882,25 @@ def explain_page_app(
         except ValueError:
             return _message(400, f"as_of={raw!r} is not a date: use YYYY-MM-DD")
         try:
+            asked = request.query_params.get("lang")
+            language = (
+                i18n.check(asked)
+                if asked
+                else i18n.from_accept_language(request.headers.get("accept-language")) or lang
+            )
+        except ValueError as exc:
+            return _message(400, f"lang: {exc}")
+        try:
             data = portfolio()
             loaded = models()
         except LookupError as exc:
             return _message(503, str(exc))
+        with i18n.use(language):
+            return _page(data, project_id, loaded, as_of)
+
+    def _page(
+        data: Portfolio, project_id: str, loaded: Mapping[str, ScoringModel | None], as_of: Any
+    ) -> HTMLResponse:
         try:
             result = build_explanation(
                 data,
@@ -971,4 +989,5 @@ def champions_page_app(
         overrun_tolerance=options.overrun_tolerance,
         api_key=api_key,
         context=lambda: loaded().context,
+        lang=options.lang,
     )
