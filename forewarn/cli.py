@@ -56,9 +56,10 @@ def _language(settings: Settings, lang: str | None) -> Any:
     from serving import i18n
 
     try:
-        return i18n.use(lang or settings.lang, wan_yi=settings.wan_yi)
+        chosen = i18n.check(lang or settings.lang)
     except ValueError as exc:
         _fail(f"--lang: {exc}")
+    return i18n.use(chosen, wan_yi=settings.wan_yi)
 
 
 def _settings() -> Settings:

@@ -396,3 +396,20 @@ def test_view_route_speaks_the_asked_language(portfolio: Portfolio, models: dict
     assert '<html lang="zh-CN">' in by_header.text
     bad = client.get(f"/explain/{pid}?lang=klingon")
     assert bad.status_code == 400 and "en, zh-CN" in bad.text
+
+
+def test_cli_refuses_a_language_it_does_not_speak(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from forewarn.cli import app
+
+    for command in (["report", "nowhere"], ["explain", "nowhere", "P1"]):
+        result = CliRunner().invoke(app, [*command, "--lang", "fr"])
+        assert result.exit_code == 2 and "en, zh-CN" in result.output, result.output
+    monkeypatch.setenv("FOREWARN_LANG", "klingon")
+    result = CliRunner().invoke(app, ["report", "nowhere"])
+    assert result.exit_code == 2 and "FOREWARN_" in result.output
+    monkeypatch.setenv("FOREWARN_LANG", "zh_cn")
+    from forewarn.settings import Settings
+
+    assert Settings().lang == "zh-CN"
