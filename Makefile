@@ -48,8 +48,8 @@ bench: setup ## run every benchmark in bench/ (figures beside baselines; not tes
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 messages: setup ## extract the messages (babel.cfg) into serving/locale and merge them into zh_CN's .po
-	$(BIN)/pybabel extract -F babel.cfg --project=Forewarn -o serving/locale/forewarn.pot .
-	$(BIN)/pybabel update -D forewarn -i serving/locale/forewarn.pot -d serving/locale
+	$(BIN)/pybabel extract -F babel.cfg --project=Forewarn --no-location --sort-output -o serving/locale/forewarn.pot .
+	$(BIN)/pybabel update -D forewarn --no-location -i serving/locale/forewarn.pot -d serving/locale
 	@echo "translate the new or fuzzy entries of serving/locale/zh_CN/LC_MESSAGES/forewarn.po (tests/serving/test_i18n.py checks)"
 
 mlflow-ui: setup ## browse runs and the registry in models/

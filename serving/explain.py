@@ -640,6 +640,17 @@ def _category(named: str, none: str) -> Phrase:
     return phrase
 
 
+_STATUS_COLOURS = (N_("green"), N_("amber"), N_("red"))
+
+
+def _status_colour(value: Value, get: Getter) -> str | None:
+    """The PMO's own RAG at the latest report (contract v1.1 `rag`, ranked 0–2)."""
+    v = _num(value)
+    if v is None:
+        return _("The latest status report gives no status colour")
+    return _("The latest status report is {colour}").format(colour=_(_STATUS_COLOURS[int(v)]))
+
+
 def _quarter(value: Value, get: Getter) -> str | None:
     v = _num(value)
     return None if v is None else _("Planned to start in Q{quarter}").format(quarter=int(v))
@@ -670,6 +681,7 @@ _PHRASES: dict[str, Phrase] = {
     "forecast_overrun": _forecast_overrun,
     "open_risks": _count(N_("{n} open risk"), N_("{n} open risks"), N_("No open risk")),
     "open_issues": _count(N_("{n} open issue"), N_("{n} open issues"), N_("No open issue")),
+    "rag": _status_colour,
     "has_progress_data": _flag(
         N_("The latest report gives progress"),
         N_("No progress figures (percent complete or earned value) in the latest report"),
@@ -866,6 +878,7 @@ _FEATURE_LABELS: dict[str, str] = {
     "cpi_weeks_since_improved": N_("Weeks since CPI improved"),
     "days_since_last_report": N_("Days since the last status report"),
     "has_forecast": N_("Forecast finish"),
+    "rag": N_("Status colour of the latest report"),
     "has_milestones": N_("Milestones"),
     "forecast_slip": N_("Forecast slip"),
     "forecast_movement": N_("Forecast movement"),
@@ -923,4 +936,5 @@ _UNITS: dict[str, str] = {
     "ratio per week": N_("ratio per week"),
     "ratio to BAC": N_("ratio to BAC"),
     "weeks": N_("weeks"),
+    "rank 0–2": N_("rank 0–2"),
 }
