@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 UV := $(PYTHON) -m uv
 STAMP := $(VENV)/.synced
 
-.PHONY: help setup demo test lint format bench mlflow-ui serve browser java clean
+.PHONY: help setup demo test lint format bench mlflow-ui serve browser java messages clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -24,12 +24,15 @@ setup: $(STAMP) java ## create .venv from uv.lock (installs uv with pip when mis
 demo: setup ## simulate a portfolio and run every job on it; prints where each output is
 	$(BIN)/forewarn demo
 
-browser: ## install Debian's chromium for the page-rendering tests, when missing
-	@command -v chromium >/dev/null 2>&1 || { \
+browser: ## install Debian's chromium and CJK fonts (fonts-noto-cjk) for the page tests, when missing
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="chromium"; \
+	fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || missing="$$missing fonts-noto-cjk"; \
+	if [ -n "$$missing" ]; then \
 	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
-	    || echo "chromium could not be installed: browser tests will be skipped"; \
-	  else echo "no chromium and no root apt-get: browser tests will be skipped"; fi; }
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	    || echo "$$missing could not be installed: browser tests will be skipped"; \
+	  else echo "no$$missing and no root apt-get: browser tests will be skipped"; fi; fi
 
 java: ## install Debian's Java runtime for MPXJ (forewarn import), when missing
 	@command -v java >/dev/null 2>&1 || { \
@@ -52,6 +55,11 @@ format: setup ## apply ruff's fixes and formatting
 
 bench: setup ## run every benchmark in bench/ (figures beside baselines; not tests)
 	@for b in bench/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+messages: setup ## extract the messages (babel.cfg) into serving/locale and merge them into zh_CN's .po
+	$(BIN)/pybabel extract -F babel.cfg --project=Forewarn --no-location --sort-output -o serving/locale/forewarn.pot .
+	$(BIN)/pybabel update -D forewarn --no-location -i serving/locale/forewarn.pot -d serving/locale
+	@echo "translate the new or fuzzy entries of serving/locale/zh_CN/LC_MESSAGES/forewarn.po (tests/serving/test_i18n.py checks)"
 
 mlflow-ui: setup ## browse runs and the registry in models/
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///models/mlflow.db --default-artifact-root models/artifacts

@@ -40,6 +40,26 @@ AsOfOpt = Annotated[
     str | None, typer.Option("--as-of", help="date the world is seen from (YYYY-MM-DD)")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object on stdout")]
+# --- language (serving/i18n.py): pages, driver sentences and tables; JSON keys never change
+LangOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--lang",
+        help="language of the page, sentences and tables: en or zh-CN "
+        "(default FOREWARN_LANG, else en)",
+    ),
+]
+
+
+def _language(settings: Settings, lang: str | None) -> Any:
+    """The language block a command writes in: --lang, else FOREWARN_LANG; exit 2 if unknown."""
+    from serving import i18n
+
+    try:
+        chosen = i18n.check(lang or settings.lang)
+    except ValueError as exc:
+        _fail(f"--lang: {exc}")
+    return i18n.use(chosen, wan_yi=settings.wan_yi)
 
 
 def _settings() -> Settings:
@@ -366,16 +386,37 @@ def _drift_for_report(settings: Settings, portfolio: Any, as_of: date, champions
             references=champions.references,
         ).result
     except Exception as exc:  # the report must not fail because monitoring did
-        return DriftStatus("unknown", f"the drift check could not run: {exc}")
+        return DriftStatus("unknown", _("the drift check could not run: {error}").format(error=exc))
     drifted = len(result.drifted_columns)
     share = (
         f"{drifted} of {len(result.columns)} features drifted ({result.share_drifted:.0%}; "
         f"the check fails at {result.share_threshold:.0%})"
     )
     failed = [t.description or t.name for t in result.tests if not t.passed]
+    # The figures go along, so the page words the verdict in its own language.
+    details = {
+        "drifted": drifted,
+        "columns": len(result.columns),
+        "share": result.share_drifted,
+        "threshold": result.share_threshold,
+        "failed": failed,
+    }
     if failed:
-        return DriftStatus("drift", f"{share}. Failed: {'; '.join(failed)}")
-    return DriftStatus("ok", f"{share}; every drift test passed")
+        return DriftStatus("drift", f"{share}. Failed: {'; '.join(failed)}", details=details)
+    return DriftStatus("ok", f"{share}; every drift test passed", details=details)
+
+
+def _(message: str) -> str:
+    """A CLI message in the language in force (serving.i18n; imported on use: --help stays
+    fast)."""
+    from serving import i18n
+
+    return i18n._(message)
+
+
+def N_(message: str) -> str:  # noqa: N802 - gettext's name for the marker
+    """Marks a message for extraction; `_` translates it where it is printed."""
+    return message
 
 
 def _write_report(
@@ -428,9 +469,22 @@ def report(
         ),
     ] = None,
     json_out: JsonOpt = False,
+    lang: LangOpt = None,
 ) -> None:
     """Early-warning report: one self-contained HTML page of the running projects' risks."""
     settings = _settings()
+    with _language(settings, lang):
+        _report(settings, data, out, as_of, since, json_out)
+
+
+def _report(
+    settings: Settings,
+    data: Path,
+    out: Path | None,
+    as_of: str | None,
+    since: str | None,
+    json_out: bool,
+) -> None:
     as_of_date, since_date = _parse_date(as_of), _parse_date(since, "--since")
     out = out or settings.out_dir / "report.html"
     result, drift = _write_report(settings, data, out, as_of_date, since_date)
@@ -454,15 +508,36 @@ def report(
             }
         )
         return
-    table = Table(title=f"Running projects on {result.as_of} (compared with {result.since})")
-    table.add_column("risk")
-    for rag in ("red", "amber", "green", "n/a"):
-        table.add_column(rag, justify="right")
-    for risk, words in (("late", "finish late"), ("over_budget", "over budget")):
-        table.add_row(words, *[str(counts[risk][r]) for r in ("red", "amber", "green", "n/a")])
+    from serving.report import drift_words
+
+    table = _rag_table(
+        _("Running projects on {day} (compared with {since})").format(
+            day=result.as_of, since=result.since
+        )
+    )
+    for risk, words in (("late", N_("finish late")), ("over_budget", N_("over budget"))):
+        table.add_row(_(words), *[str(counts[risk][r]) for r in ("red", "amber", "green", "n/a")])
     stdout.print(table)
-    stdout.print(f"drift: {drift.state} — {drift.summary}")
-    stdout.print(f"report → {out} (open it in a browser; it works offline)")
+    stdout.print(
+        _("drift: {state} — {summary}").format(
+            state=_(_DRIFT_STATES[drift.state]), summary=drift_words(drift)
+        )
+    )
+    stdout.print(_("report → {path} (open it in a browser; it works offline)").format(path=out))
+
+
+_DRIFT_STATES = {"ok": N_("ok"), "drift": N_("drift"), "unknown": N_("unknown")}
+
+
+def _rag_table(title: str) -> Table:
+    """A table of counts per risk and RAG, headed in the language in force."""
+    from serving.i18n import rag_word
+
+    table = Table(title=title)
+    table.add_column(_("risk"))
+    for rag in ("red", "amber", "green", "n/a"):
+        table.add_column(rag_word(rag), justify="right")
+    return table
 
 
 def _write_explanation(
@@ -506,9 +581,22 @@ def explain(
     ] = None,
     as_of: AsOfOpt = None,
     json_out: JsonOpt = False,
+    lang: LangOpt = None,
 ) -> None:
     """Explanation view of one project: SHAP waterfalls, S-curves, SPI/CPI, risk history."""
     settings = _settings()
+    with _language(settings, lang):
+        _explain(settings, data, project_id, out, as_of, json_out)
+
+
+def _explain(
+    settings: Settings,
+    data: Path,
+    project_id: str,
+    out: Path | None,
+    as_of: str | None,
+    json_out: bool,
+) -> None:
     out = out or settings.out_dir / f"explain-{project_id}.html"
     result = _write_explanation(settings, data, project_id, out, _parse_date(as_of))
     score = result.score
@@ -526,9 +614,16 @@ def explain(
             }
         )
         return
+    from serving.i18n import rag_word
+
     stdout.print(
-        f"{project_id} on {result.as_of}: late {score.get('rag_late')}, "
-        f"over budget {score.get('rag_over_budget')} → {out}"
+        _("{project} on {day}: late {late}, over budget {over} → {path}").format(
+            project=project_id,
+            day=result.as_of,
+            late=rag_word(str(score.get("rag_late"))).lower(),
+            over=rag_word(str(score.get("rag_over_budget"))).lower(),
+            path=out,
+        )
     )
 
 
@@ -552,6 +647,13 @@ def _demo_report_and_explain(settings: Settings, data: Path, out: Path) -> list[
             report_path.resolve().as_uri(),
         )
     ]
+    # The same report for a Chinese-speaking PMO (--lang zh-CN): same data, same numbers.
+    zh_path = out / "report.zh-CN.html"
+    from serving import i18n
+
+    with i18n.use("zh-CN", wan_yi=settings.wan_yi):
+        _write_report(settings, data, zh_path, result.as_of, result.since)
+    outputs.append(("预警报告 early-warning report in Chinese (zh-CN)", zh_path.resolve().as_uri()))
     if len(scores):
         # The riskiest project: the larger of its two probabilities, highest first.
         top = scores[["p_late", "p_over_budget"]].max(axis=1, skipna=True)
@@ -575,8 +677,17 @@ def score(
         bool, typer.Option("--explain", help="add each risk's top drivers (SHAP and sentence)")
     ] = False,
     json_out: JsonOpt = False,
+    lang: LangOpt = None,
 ) -> None:
     """Score every running project (at --as-of, default the latest report) with the champions."""
+    settings = _settings()
+    with _language(settings, lang):
+        _score(settings, data, out, as_of, explain, json_out)
+
+
+def _score(
+    settings: Settings, data: Path, out: Path, as_of: str | None, explain: bool, json_out: bool
+) -> None:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from serving.batch import (
@@ -587,7 +698,6 @@ def score(
         write_scores,
     )
 
-    settings = _settings()
     try:
         check_output(out)
     except ValueError as exc:
@@ -604,7 +714,7 @@ def score(
         console=console,
         transient=json_out,
     ) as bar:
-        task = bar.add_task(f"scoring projects running on {day}", total=None)
+        task = bar.add_task(_("scoring projects running on {day}").format(day=day), total=None)
         scores = score_portfolio(
             loaded.portfolio,
             champions,
@@ -630,18 +740,19 @@ def score(
             }
         )
         return
-    table = Table(title=f"{len(scores.frame)} running projects on {day}")
-    table.add_column("risk")
-    for rag in ("red", "amber", "green", "n/a"):
-        table.add_column(rag, justify="right")
+    table = _rag_table(_("{n} running projects on {day}").format(n=len(scores.frame), day=day))
     for col, words in (
-        ("rag_late", "finish late"),
-        ("rag_over_budget", "over budget"),
-        ("rag", "overall"),
+        ("rag_late", N_("finish late")),
+        ("rag_over_budget", N_("over budget")),
+        ("rag", N_("overall")),
     ):
-        table.add_row(words, *[str(counts[col][r]) for r in ("red", "amber", "green", "n/a")])
+        table.add_row(_(words), *[str(counts[col][r]) for r in ("red", "amber", "green", "n/a")])
     stdout.print(table)
-    stdout.print(f"models: {', '.join(scores.models.values())}; scores → {out}")
+    stdout.print(
+        _("models: {models}; scores → {path}").format(
+            models=", ".join(scores.models.values()), path=out
+        )
+    )
 
 
 @app.command()
@@ -1326,7 +1437,7 @@ def demo(
     )
     console.rule("4. score")
     scores_path = out / "scores.csv"
-    score(data=data, out=scores_path, as_of=None, explain=True, json_out=False)
+    score(data=data, out=scores_path, as_of=None, explain=True, json_out=False, lang=None)
     outputs.append(("scores of the running projects, with drivers (batch, CSV)", str(scores_path)))
     console.rule("5. early-warning report")
     outputs.extend(_demo_report_and_explain(settings, data, out))

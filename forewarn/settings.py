@@ -84,6 +84,17 @@ class Settings(BaseSettings):
         40, gt=0, description="red/amber projects in the report's watch list, riskiest first"
     )
 
+    # --- language (serving/i18n.py; docs/glossary.md) -----------------------------------
+    lang: str = Field(
+        "en",
+        description="language of the report, the explanation view, the driver sentences and "
+        "the CLI's tables: en or zh-CN (--lang overrides; the API takes lang or "
+        "Accept-Language per request)",
+    )
+    wan_yi: bool = Field(
+        True, description="zh-CN pages write amounts of 10,000 and more in 万 / 亿 (1.2亿)"
+    )
+
     # --- serving -----------------------------------------------------------------------
     api_key: str | None = Field(None, description="bearer token; required off loopback")
     data: Path | None = Field(
@@ -141,6 +152,17 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip().startswith("["):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
+
+    @field_validator("lang")
+    @classmethod
+    def _known_lang(cls, value: str) -> str:
+        # The same tags as serving.i18n.LANGUAGES (this module imports nothing of ours).
+        tag = value.strip().replace("_", "-").lower()
+        if tag == "en" or tag.startswith("en-"):
+            return "en"
+        if tag in ("zh", "zh-cn", "zh-hans", "zh-hans-cn"):
+            return "zh-CN"
+        raise ValueError(f"lang {value!r} is not one of: en, zh-CN")
 
     @model_validator(mode="after")
     def _amber_below_red(self) -> Settings:

@@ -16,6 +16,7 @@ import pandas as pd
 from pydantic_core import ValidationError
 
 from features.contract import PortfolioColumns
+from serving import i18n
 from serving.champions import Champions
 from serving.intake import as_of_columns, combine_tables, request_tables
 from serving.request_models import ProjectIn
@@ -43,6 +44,8 @@ class ScoringOptions:
     delay_tolerance: float = 0.05
     overrun_tolerance: float = 0.05
     extra_attributes: tuple[str, ...] = ()
+    #: The language of the driver sentences and reasons (serving.i18n); keys never change.
+    lang: str = "en"
 
     @property
     def thresholds(self) -> Thresholds:
@@ -97,6 +100,13 @@ def score_requests(
     answers are the same. A request that breaks a contract rule gets its ValidationError;
     the others are answered.
     """
+    with i18n.use(options.lang):
+        return _score_requests(champions, calls, options)
+
+
+def _score_requests(
+    champions: Champions, calls: Sequence[ScoreCall], options: ScoringOptions
+) -> list[ScoreResponse | ValidationError]:
     answers: list[ScoreResponse | ValidationError | None] = [None] * len(calls)
     groups: dict[tuple[str, ...], list[tuple[int, PortfolioColumns]]] = {}
     for k, (projects, _) in enumerate(calls):
@@ -153,8 +163,8 @@ def _project_score(
         rag_late=cols["rag_late"][i],
         rag_over_budget=cols["rag_over_budget"][i],
         rag=cols["rag"][i],
-        late_reason=cols["late_reason"][i],
-        over_budget_reason=cols["over_budget_reason"][i],
+        late_reason=i18n.reason(cols["late_reason"][i]),
+        over_budget_reason=i18n.reason(cols["over_budget_reason"][i]),
         drivers_late=cols["drivers_late"][i],
         drivers_over_budget=cols["drivers_over_budget"][i],
         models=refs,
@@ -165,6 +175,13 @@ def explain_project(
     champions: Champions, project: ProjectIn, as_of: date | None, options: ScoringOptions
 ) -> ExplainResponse:
     """POST /explain: each risk's full SHAP vector, base value and feature values."""
+    with i18n.use(options.lang):
+        return _explain_project(champions, project, as_of, options)
+
+
+def _explain_project(
+    champions: Champions, project: ProjectIn, as_of: date | None, options: ScoringOptions
+) -> ExplainResponse:
     tables = request_tables(
         [project], options.extra_attributes, title="ExplainRequest", loc_prefix=("project",)
     )
@@ -184,7 +201,11 @@ def explain_project(
         project_id=project.project_id,
         as_of=day,
         risks=[
-            RiskExplanation(model=refs[e["target"]], space=CONTRIBUTION_SPACE, **e)
+            RiskExplanation(
+                model=refs[e["target"]],
+                space=CONTRIBUTION_SPACE,
+                **{**e, "reason": i18n.reason(e["reason"])},
+            )
             for e in explained
         ],
     )

@@ -12,7 +12,6 @@ back to its definition in `features.catalogue`.
 
 from __future__ import annotations
 
-import calendar
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ import pandas as pd
 
 from features.catalogue import FEATURES
 from features.columns import FeatureColumns, Features, FrameColumns, columns_of
+from serving.i18n import N_, _, fmt_short_money, month_name, ngettext
 
 Value = float | str | None
 Getter = Callable[[str], Value]
@@ -103,7 +103,7 @@ def drivers(
     if len(features) != n:
         raise ValueError(f"{len(features)} feature rows for {n} contribution rows")
     chosen = range(n) if rows is None else rows
-    out: list[list[dict[str, Any]]] = [[] for _ in range(n)]
+    out: list[list[dict[str, Any]]] = [[] for _row in range(n)]
     if k <= 0 or n == 0:
         return out
     idx = top_indices(contributions.values, k)
@@ -138,16 +138,21 @@ def _getter(columns: FeatureColumns | FrameColumns, i: int) -> Getter:
 
 
 # --------------------------------------------------------------------------- sentences
+#
+# Every sentence is a catalog message with named placeholders (serving.i18n): the word
+# order is the translator's. Numbers inside sentences keep the code's format (0.86, 12%):
+# the same digits in English and Chinese.
 
 
 def sentence(feature: str, get: Getter) -> str:
-    """One feature of one project in words, from its value and its neighbours'."""
+    """One feature of one project in words, from its value and its neighbours', in the
+    language in force (`serving.i18n.use`)."""
     value = get(feature)
     phrase = _PHRASES.get(feature) or _pattern_phrase(feature)
     if phrase is not None:
         try:
             text = phrase(value, get)
-        except (TypeError, ValueError, ArithmeticError, IndexError):
+        except (TypeError, ValueError, ArithmeticError, IndexError, KeyError):
             # A value outside what the phrase expects: the definition still reads right.
             text = None
         if text:
@@ -165,108 +170,132 @@ def _num(value: Value) -> float | None:
     return None if math.isnan(v) or math.isinf(v) else v
 
 
-def _plural(n: float, word: str, plural: str | None = None) -> str:
+def _days(n: float) -> str:
     count = round(n)
-    return f"{count} {word if count == 1 else (plural or word + 's')}"
+    return ngettext("{n} day", "{n} days", count).format(n=count)
 
 
 def _weeks(days: float) -> str:
     weeks = abs(days) / 7
     if weeks < 1.5:
-        return _plural(abs(days), "day")
-    return _plural(weeks, "week")
+        return _days(abs(days))
+    count = round(weeks)
+    return ngettext("{n} week", "{n} weeks", count).format(n=count)
 
 
 def _pct(fraction: float) -> str:
     return f"{abs(fraction) * 100:.0f}%"
 
 
-def _money(amount: float) -> str:
-    for size, suffix in ((1e9, " bn"), (1e6, " M"), (1e3, " k")):
-        if abs(amount) >= size:
-            return f"{amount / size:.3g}{suffix}"
-    return f"{amount:.0f}"
-
-
 def _planned_days(get: Getter) -> float | None:
     return _num(get("planned_duration_days"))
 
 
-def _window_weeks(get: Getter, n_reports: int) -> str:
+def _span(get: Getter, n: int) -> str:
+    """'over the last 6 reports (~10 weeks)'."""
     cadence = _num(get("report_cadence_days"))
     if cadence is None or cadence <= 0:
-        return ""
-    return f" (~{_weeks(cadence * (n_reports - 1))})"
+        return _("over the last {n} reports").format(n=n)
+    return _("over the last {n} reports (~{weeks})").format(n=n, weeks=_weeks(cadence * (n - 1)))
 
 
-_METRIC_LABELS = {"spi": "SPI", "cpi": "CPI", "percent_complete": "percent complete"}
+_METRIC_LABELS = {"spi": N_("SPI"), "cpi": N_("CPI"), "percent_complete": N_("percent complete")}
 
 
 def _change_phrase(metric: str, n: int) -> Phrase:
-    label = _METRIC_LABELS[metric]
-
     def phrase(value: Value, get: Getter) -> str | None:
+        label = _(_METRIC_LABELS[metric])
         change = _num(value)
         if change is None:
-            return f"{label} over the last {n} reports is not known (missing in some of them)"
-        span = f"over the last {n} reports{_window_weeks(get, n)}"
+            return _(
+                "{label} over the last {n} reports is not known (missing in some of them)"
+            ).format(label=label, n=n)
+        span = _span(get, n)
         if metric == "percent_complete":
             if abs(change) < 0.5:
-                return f"No reported progress {span}"
-            verb = "advanced" if change > 0 else "went back"
-            return f"Progress {verb} {abs(change):.0f} points {span}"
+                return _("No reported progress {span}").format(span=span)
+            if change > 0:
+                return _("Progress advanced {points} points {span}").format(
+                    points=f"{abs(change):.0f}", span=span
+                )
+            return _("Progress went back {points} points {span}").format(
+                points=f"{abs(change):.0f}", span=span
+            )
         current = _num(get(metric))
         if current is None:
-            return f"{label} changed by {change:+.2f} {span}"
+            return _("{label} changed by {change} {span}").format(
+                label=label, change=f"{change:+.2f}", span=span
+            )
         before = current - change
         if abs(change) < 0.005:
-            return f"{label} held at {current:.2f} {span}"
-        verb = "fell" if change < 0 else "rose"
-        return f"{label} {verb} from {before:.2f} to {current:.2f} {span}"
+            return _("{label} held at {current} {span}").format(
+                label=label, current=f"{current:.2f}", span=span
+            )
+        text = (
+            _("{label} fell from {before} to {current} {span}")
+            if change < 0
+            else _("{label} rose from {before} to {current} {span}")
+        )
+        return text.format(label=label, before=f"{before:.2f}", current=f"{current:.2f}", span=span)
 
     return phrase
 
 
 def _slope_phrase(metric: str, n: int) -> Phrase:
-    label = _METRIC_LABELS[metric]
-
     def phrase(value: Value, get: Getter) -> str | None:
+        label = _(_METRIC_LABELS[metric])
         slope = _num(value)
         if slope is None:
-            return f"{label} trend over the last {n} reports not known (fewer reports, or gaps)"
+            return _(
+                "{label} trend over the last {n} reports not known (fewer reports, or gaps)"
+            ).format(label=label, n=n)
         if metric == "percent_complete":
-            return f"Progress has averaged {slope:.1f} points per week over the last {n} reports"
+            return _(
+                "Progress has averaged {points} points per week over the last {n} reports"
+            ).format(points=f"{slope:.1f}", n=n)
         if abs(slope) < 0.0005:
-            return f"{label} flat over the last {n} reports"
-        direction = "falling" if slope < 0 else "rising"
-        return f"{label} {direction} by {abs(slope):.3f} a week over the last {n} reports"
+            return _("{label} flat over the last {n} reports").format(label=label, n=n)
+        text = (
+            _("{label} falling by {rate} a week over the last {n} reports")
+            if slope < 0
+            else _("{label} rising by {rate} a week over the last {n} reports")
+        )
+        return text.format(label=label, rate=f"{abs(slope):.3f}", n=n)
 
     return phrase
 
 
 def _volatility_phrase(metric: str) -> Phrase:
-    label = _METRIC_LABELS[metric]
-
     def phrase(value: Value, get: Getter) -> str | None:
+        label = _(_METRIC_LABELS[metric])
         v = _num(value)
         if v is None:
-            return f"{label} volatility not known (fewer than 6 reports, or gaps)"
-        unit = " points" if metric == "percent_complete" else ""
-        return f"{label} moves by about {v:.2f}{unit} from one report to the next (last 6 reports)"
+            return _("{label} volatility not known (fewer than 6 reports, or gaps)").format(
+                label=label
+            )
+        if metric == "percent_complete":
+            return _(
+                "Progress moves by about {v} points from one report to the next (last 6 reports)"
+            ).format(v=f"{v:.2f}")
+        return _("{label} moves by about {v} from one report to the next (last 6 reports)").format(
+            label=label, v=f"{v:.2f}"
+        )
 
     return phrase
 
 
 def _improved_phrase(metric: str) -> Phrase:
-    label = _METRIC_LABELS[metric]
-
     def phrase(value: Value, get: Getter) -> str | None:
+        label = _(_METRIC_LABELS[metric])
         v = _num(value)
         if v is None:
-            return f"{label} not known at the latest report"
+            return _("{label} not known at the latest report").format(label=label)
         if v < 0.5:
-            return f"{label} improved at the latest report"
-        return f"{label} has not improved for {_plural(v, 'week')}"
+            return _("{label} improved at the latest report").format(label=label)
+        count = round(v)
+        return ngettext(
+            "{label} has not improved for {n} week", "{label} has not improved for {n} weeks", count
+        ).format(label=label, n=count)
 
     return phrase
 
@@ -285,12 +314,18 @@ def _pattern_phrase(feature: str) -> Phrase | None:
     return None
 
 
-def _count(word: str, suffix: str, none: str) -> Phrase:
+def _count(singular: str, plural: str, none: str) -> Phrase:
+    """A count: `none` at zero, else the singular or plural message with {n}."""
+
     def phrase(value: Value, get: Getter) -> str | None:
         v = _num(value)
         if v is None:
             return None
-        return none if v == 0 else f"{_plural(v, word)} {suffix}".rstrip()
+        if v == 0:
+            return _(none)
+        count = round(v)
+        # Two catalog entries, not one plural entry: each is marked (N_) where declared.
+        return _(singular if count == 1 else plural).format(n=count)
 
     return phrase
 
@@ -298,7 +333,7 @@ def _count(word: str, suffix: str, none: str) -> Phrase:
 def _flag(on: str, off: str) -> Phrase:
     def phrase(value: Value, get: Getter) -> str | None:
         v = _num(value)
-        return None if v is None else (on if v >= 0.5 else off)
+        return None if v is None else _(on if v >= 0.5 else off)
 
     return phrase
 
@@ -306,20 +341,24 @@ def _flag(on: str, off: str) -> Phrase:
 def _budget(value: Value, get: Getter) -> str | None:
     v = _num(value)
     if v is None:
-        return "No budget (BAC) in the baseline"
-    return f"Budget at completion of {_money(math.expm1(v))}"
+        return _("No budget (BAC) in the baseline")
+    return _("Budget at completion of {amount}").format(amount=fmt_short_money(math.expm1(v)))
 
 
 def _duration(value: Value, get: Getter) -> str | None:
     v = _num(value)
-    return None if v is None else f"Planned duration of {_weeks(v)} (~{v / 30.44:.0f} months)"
+    if v is None:
+        return None
+    return _("Planned duration of {weeks} (~{months} months)").format(
+        weeks=_weeks(v), months=f"{v / 30.44:.0f}"
+    )
 
 
 def _month(value: Value, get: Getter) -> str | None:
     v = _num(value)
     if v is None or not 1 <= v <= 12:
         return None
-    return f"Planned to start in {calendar.month_name[int(v)]}"
+    return _("Planned to start in {month}").format(month=month_name(int(v)))
 
 
 def _elapsed(value: Value, get: Getter) -> str | None:
@@ -327,13 +366,17 @@ def _elapsed(value: Value, get: Getter) -> str | None:
     if v is None:
         return None
     if v > 1:
-        return f"Past its planned finish: {_pct(v)} of the planned duration has elapsed"
-    return f"{_pct(v)} of the planned duration has elapsed"
+        return _("Past its planned finish: {pct} of the planned duration has elapsed").format(
+            pct=_pct(v)
+        )
+    return _("{pct} of the planned duration has elapsed").format(pct=_pct(v))
 
 
 def _complete(value: Value, get: Getter) -> str | None:
     v = _num(value)
-    return None if v is None else f"{v:.0f}% complete at the latest report"
+    if v is None:
+        return None
+    return _("{pct}% complete at the latest report").format(pct=f"{v:.0f}")
 
 
 def _gap(value: Value, get: Getter) -> str | None:
@@ -342,42 +385,54 @@ def _gap(value: Value, get: Getter) -> str | None:
         return None
     done, elapsed = _num(get("percent_complete")), _num(get("elapsed_fraction"))
     detail = (
-        f" ({done:.0f}% done with {_pct(elapsed)} of the time gone)"
+        _(" ({done}% done with {elapsed} of the time gone)").format(
+            done=f"{done:.0f}", elapsed=_pct(elapsed)
+        )
         if done is not None and elapsed is not None
         else ""
     )
     if abs(v) < 0.005:
-        return f"Progress in line with the calendar{detail}"
-    side = "behind" if v < 0 else "ahead of"
-    return f"Progress {v * -100 if v < 0 else v * 100:.0f} points {side} the calendar{detail}"
+        return _("Progress in line with the calendar{detail}").format(detail=detail)
+    points = f"{abs(v) * 100:.0f}"
+    if v < 0:
+        return _("Progress {points} points behind the calendar{detail}").format(
+            points=points, detail=detail
+        )
+    return _("Progress {points} points ahead of the calendar{detail}").format(
+        points=points, detail=detail
+    )
 
 
 def _spi(value: Value, get: Getter) -> str | None:
     v = _num(value)
     if v is None:
-        return "SPI not known: no planned or earned value in the latest report"
-    return f"SPI is {v:.2f}: {_pct(v)} of the work planned to date has been done"
+        return _("SPI not known: no planned or earned value in the latest report")
+    return _("SPI is {v}: {pct} of the work planned to date has been done").format(
+        v=f"{v:.2f}", pct=_pct(v)
+    )
 
 
 def _cpi(value: Value, get: Getter) -> str | None:
     v = _num(value)
     if v is None:
-        return "CPI not known: no actual cost or earned value in the latest report"
-    return f"CPI is {v:.2f}: each 1.00 spent has earned {v:.2f} of work"
+        return _("CPI not known: no actual cost or earned value in the latest report")
+    return _("CPI is {v}: each 1.00 spent has earned {v} of work").format(v=f"{v:.2f}")
 
 
 def _earned_schedule(value: Value, get: Getter) -> str | None:
     v = _num(value)
     if v is None:
         return None
-    return f"Work done is where the plan expected it after {_weeks(v)}"
+    return _("Work done is where the plan expected it after {weeks}").format(weeks=_weeks(v))
 
 
 def _spi_t(value: Value, get: Getter) -> str | None:
     v = _num(value)
     if v is None:
         return None
-    return f"SPI(t) is {v:.2f}: the work advances at {_pct(v)} of the planned pace"
+    return _("SPI(t) is {v}: the work advances at {pct} of the planned pace").format(
+        v=f"{v:.2f}", pct=_pct(v)
+    )
 
 
 def _sv_t(value: Value, get: Getter) -> str | None:
@@ -385,8 +440,10 @@ def _sv_t(value: Value, get: Getter) -> str | None:
     if v is None:
         return None
     if abs(v) < 1:
-        return "On schedule by earned schedule"
-    return f"{_weeks(v)} {'behind' if v < 0 else 'ahead of'} schedule by earned schedule"
+        return _("On schedule by earned schedule")
+    if v < 0:
+        return _("{weeks} behind schedule by earned schedule").format(weeks=_weeks(v))
+    return _("{weeks} ahead of schedule by earned schedule").format(weeks=_weeks(v))
 
 
 def _ieac_days(value: Value, get: Getter) -> str | None:
@@ -394,28 +451,35 @@ def _ieac_days(value: Value, get: Getter) -> str | None:
     if v is None:
         return None
     if planned is None:
-        return f"At the current pace the project takes {_weeks(v)}"
+        return _("At the current pace the project takes {weeks}").format(weeks=_weeks(v))
     late = v - planned
     if abs(late) < 7:
-        return "At the current pace the project finishes on its planned date"
-    side = "after" if late > 0 else "before"
-    return f"At the current pace it finishes {_weeks(late)} {side} its planned date"
+        return _("At the current pace the project finishes on its planned date")
+    if late > 0:
+        return _("At the current pace it finishes {weeks} after its planned date").format(
+            weeks=_weeks(late)
+        )
+    return _("At the current pace it finishes {weeks} before its planned date").format(
+        weeks=_weeks(late)
+    )
 
 
 def _ieac_fraction(value: Value, get: Getter) -> str | None:
     v = _num(value)
     if v is None:
         return None
-    return f"At the current pace the project takes {_pct(v)} of its planned duration"
+    return _("At the current pace the project takes {pct} of its planned duration").format(
+        pct=_pct(v)
+    )
 
 
 def _tcpi(value: Value, get: Getter) -> str | None:
     v = _num(value)
     if v is None:
         return None
-    return (
-        f"TCPI is {v:.2f}: the remaining work must earn {v:.2f} per 1.00 spent to finish on budget"
-    )
+    return _(
+        "TCPI is {v}: the remaining work must earn {v} per 1.00 spent to finish on budget"
+    ).format(v=f"{v:.2f}")
 
 
 def _eac(label: str) -> Phrase:
@@ -425,9 +489,14 @@ def _eac(label: str) -> Phrase:
             return None
         over = v - 1
         if abs(over) < 0.005:
-            return f"At the current {label} the project finishes on budget"
-        side = "over" if over > 0 else "under"
-        return f"At the current {label} the project finishes {_pct(over)} {side} budget"
+            return _("At the current {label} the project finishes on budget").format(label=label)
+        if over > 0:
+            return _("At the current {label} the project finishes {pct} over budget").format(
+                label=label, pct=_pct(over)
+            )
+        return _("At the current {label} the project finishes {pct} under budget").format(
+            label=label, pct=_pct(over)
+        )
 
     return phrase
 
@@ -437,8 +506,11 @@ def _spent(value: Value, get: Getter) -> str | None:
     if v is None:
         return None
     done = _num(get("percent_complete"))
-    tail = f" with the work {done:.0f}% complete" if done is not None else ""
-    return f"{_pct(v)} of the budget spent{tail}"
+    if done is None:
+        return _("{pct} of the budget spent").format(pct=_pct(v))
+    return _("{pct} of the budget spent with the work {done}% complete").format(
+        pct=_pct(v), done=f"{done:.0f}"
+    )
 
 
 def _forecast_overrun(value: Value, get: Getter) -> str | None:
@@ -446,9 +518,10 @@ def _forecast_overrun(value: Value, get: Getter) -> str | None:
     if v is None:
         return None
     if abs(v) < 0.005:
-        return "The project manager forecasts finishing on budget"
-    side = "over" if v > 0 else "under"
-    return f"The project manager forecasts finishing {_pct(v)} {side} budget"
+        return _("The project manager forecasts finishing on budget")
+    if v > 0:
+        return _("The project manager forecasts finishing {pct} over budget").format(pct=_pct(v))
+    return _("The project manager forecasts finishing {pct} under budget").format(pct=_pct(v))
 
 
 def _forecast_slip(value: Value, get: Getter) -> str | None:
@@ -456,12 +529,19 @@ def _forecast_slip(value: Value, get: Getter) -> str | None:
     if v is None:
         return None
     if planned is None:
-        side = "past" if v > 0 else "before"
-        return f"Forecast finish {_pct(v)} of the planned duration {side} the baseline"
+        if v > 0:
+            return _("Forecast finish {pct} of the planned duration past the baseline").format(
+                pct=_pct(v)
+            )
+        return _("Forecast finish {pct} of the planned duration before the baseline").format(
+            pct=_pct(v)
+        )
     days = v * planned
     if abs(days) < 1:
-        return "Forecast finish on the baseline date"
-    return f"Forecast finish moved {_weeks(days)} {'past' if days > 0 else 'ahead of'} the baseline"
+        return _("Forecast finish on the baseline date")
+    if days > 0:
+        return _("Forecast finish moved {weeks} past the baseline").format(weeks=_weeks(days))
+    return _("Forecast finish moved {weeks} ahead of the baseline").format(weeks=_weeks(days))
 
 
 def _forecast_movement(value: Value, get: Getter) -> str | None:
@@ -469,33 +549,41 @@ def _forecast_movement(value: Value, get: Getter) -> str | None:
     if v is None:
         return None
     if planned is None:
-        return f"The forecast finish has moved by {_pct(v)} of the planned duration in total"
-    return f"The forecast finish has moved {_weeks(v * planned)} in total across revisions"
+        return _("The forecast finish has moved by {pct} of the planned duration in total").format(
+            pct=_pct(v)
+        )
+    return _("The forecast finish has moved {weeks} in total across revisions").format(
+        weeks=_weeks(v * planned)
+    )
 
 
 def _days_since(value: Value, get: Getter) -> str | None:
     v = _num(value)
     if v is None:
-        return "No status report yet"
-    return f"Last status report {_plural(v, 'day')} before the scoring date"
+        return _("No status report yet")
+    return _("Last status report {days} before the scoring date").format(days=_days(v))
 
 
 def _cadence(value: Value, get: Getter) -> str | None:
     v = _num(value)
-    return None if v is None else f"Reports usually every {_plural(v, 'day')}"
+    return None if v is None else _("Reports usually every {days}").format(days=_days(v))
 
 
 def _share(text: str, missing: str | None = None) -> Phrase:
     def phrase(value: Value, get: Getter) -> str | None:
         v = _num(value)
-        return missing if v is None else text.format(pct=_pct(v))
+        if v is None:
+            return None if missing is None else _(missing)
+        return _(text).format(pct=_pct(v))
 
     return phrase
 
 
 def _rate_per_month(value: Value, get: Getter) -> str | None:
     v = _num(value)
-    return None if v is None else f"{v:.1f} change requests a month since the start"
+    if v is None:
+        return None
+    return _("{rate} change requests a month since the start").format(rate=f"{v:.1f}")
 
 
 def _cost_impact(value: Value, get: Getter) -> str | None:
@@ -503,9 +591,10 @@ def _cost_impact(value: Value, get: Getter) -> str | None:
     if v is None:
         return None
     if abs(v) < 0.0005:
-        return "Approved changes leave the budget unchanged"
-    verb = "add" if v > 0 else "remove"
-    return f"Approved changes {verb} {_pct(v)} {'to' if v > 0 else 'from'} the budget"
+        return _("Approved changes leave the budget unchanged")
+    if v > 0:
+        return _("Approved changes add {pct} to the budget").format(pct=_pct(v))
+    return _("Approved changes remove {pct} from the budget").format(pct=_pct(v))
 
 
 def _schedule_impact(value: Value, get: Getter) -> str | None:
@@ -513,47 +602,68 @@ def _schedule_impact(value: Value, get: Getter) -> str | None:
     if v is None:
         return None
     if abs(v) < 0.0005:
-        return "Approved changes leave the schedule unchanged"
-    size = _weeks(v * planned) if planned is not None else f"{_pct(v)} of the planned duration"
-    verb = "add" if v > 0 else "remove"
-    return f"Approved changes {verb} {size} {'to' if v > 0 else 'from'} the schedule"
+        return _("Approved changes leave the schedule unchanged")
+    size = (
+        _weeks(v * planned)
+        if planned is not None
+        else _("{pct} of the planned duration").format(pct=_pct(v))
+    )
+    if v > 0:
+        return _("Approved changes add {size} to the schedule").format(size=size)
+    return _("Approved changes remove {size} from the schedule").format(size=size)
 
 
-_NO_PEERS = "No closed project in the portfolio to compare with yet"
+_NO_PEERS = N_("No closed project in the portfolio to compare with yet")
 
 
-def _type_rate(outcome: str) -> Phrase:
+def _type_rate(known: str, unknown: str) -> Phrase:
+    """A type's rate: `known` names the type ({kind}), `unknown` when it has none."""
+
     def phrase(value: Value, get: Getter) -> str | None:
         v = _num(value)
         if v is None:
-            return _NO_PEERS
+            return _(_NO_PEERS)
         kind = get("project_type")
-        who = f"'{kind}' projects" if isinstance(kind, str) else "Projects of this type"
-        return f"{who} in this portfolio {outcome} {_pct(v)} of the time"
+        if isinstance(kind, str):
+            return _(known).format(kind=kind, pct=_pct(v))
+        return _(unknown).format(pct=_pct(v))
 
     return phrase
 
 
-def _category(label: str) -> Phrase:
+def _category(named: str, none: str) -> Phrase:
     def phrase(value: Value, get: Getter) -> str | None:
-        return f"{label} '{value}'" if isinstance(value, str) and value else f"No {label.lower()}"
+        if isinstance(value, str) and value:
+            return _(named).format(value=value)
+        return _(none)
 
     return phrase
+
+
+_STATUS_COLOURS = (N_("green"), N_("amber"), N_("red"))
+
+
+def _status_colour(value: Value, get: Getter) -> str | None:
+    """The PMO's own RAG at the latest report (contract v1.1 `rag`, ranked 0–2)."""
+    v = _num(value)
+    if v is None:
+        return _("The latest status report gives no status colour")
+    return _("The latest status report is {colour}").format(colour=_(_STATUS_COLOURS[int(v)]))
 
 
 def _quarter(value: Value, get: Getter) -> str | None:
     v = _num(value)
-    return None if v is None else f"Planned to start in Q{int(v)}"
+    return None if v is None else _("Planned to start in Q{quarter}").format(quarter=int(v))
 
 
 _PHRASES: dict[str, Phrase] = {
-    "project_type": _category("Project type"),
-    "portfolio": _category("Portfolio"),
+    "project_type": _category(N_("Project type '{value}'"), N_("No project type")),
+    "portfolio": _category(N_("Portfolio '{value}'"), N_("No portfolio")),
     "log_budget": _budget,
     "planned_duration_days": _duration,
     "start_month": _month,
     "start_quarter": _quarter,
-    "has_budget": _flag("The baseline has a budget", "No budget (BAC) in the baseline"),
+    "has_budget": _flag(N_("The baseline has a budget"), N_("No budget (BAC) in the baseline")),
     "elapsed_fraction": _elapsed,
     "percent_complete": _complete,
     "progress_gap": _gap,
@@ -569,60 +679,103 @@ _PHRASES: dict[str, Phrase] = {
     "eac_cpi_spi_ratio": _eac("CPI × SPI"),
     "spent_fraction": _spent,
     "forecast_overrun": _forecast_overrun,
-    "open_risks": _count("open risk", "", "No open risk"),
-    "open_issues": _count("open issue", "", "No open issue"),
+    "open_risks": _count(N_("{n} open risk"), N_("{n} open risks"), N_("No open risk")),
+    "open_issues": _count(N_("{n} open issue"), N_("{n} open issues"), N_("No open issue")),
+    "rag": _status_colour,
     "has_progress_data": _flag(
-        "The latest report gives progress",
-        "No progress figures (percent complete or earned value) in the latest report",
+        N_("The latest report gives progress"),
+        N_("No progress figures (percent complete or earned value) in the latest report"),
     ),
     "has_earned_value": _flag(
-        "The latest report gives planned and earned value",
-        "No earned-value figures (PV and EV) in the latest report",
+        N_("The latest report gives planned and earned value"),
+        N_("No earned-value figures (PV and EV) in the latest report"),
     ),
     "has_cost_data": _flag(
-        "Cost data reported against a budget",
-        "No cost data: no actual cost reported, or no budget to compare it with",
+        N_("Cost data reported against a budget"),
+        N_("No cost data: no actual cost reported, or no budget to compare it with"),
     ),
-    "n_reports": _count("status report", "so far", "No status report yet"),
+    "n_reports": _count(
+        N_("{n} status report so far"), N_("{n} status reports so far"), N_("No status report yet")
+    ),
     "days_since_last_report": _days_since,
     "report_cadence_days": _cadence,
-    "missing_report_rate": _share("{pct} of the expected status reports are missing"),
+    "missing_report_rate": _share(N_("{pct} of the expected status reports are missing")),
     "forecast_slip": _forecast_slip,
     "forecast_revisions": _count(
-        "revision", "of the forecast finish", "Forecast finish never revised"
+        N_("{n} revision of the forecast finish"),
+        N_("{n} revisions of the forecast finish"),
+        N_("Forecast finish never revised"),
     ),
     "forecast_movement": _forecast_movement,
-    "milestone_slippage": _count("milestone", "late", "No milestone late"),
-    "milestones_done": _count("milestone", "done", "No milestone done yet"),
-    "has_forecast": _flag(
-        "The latest report gives a forecast finish", "No forecast finish in the latest report"
+    "milestone_slippage": _count(
+        N_("{n} milestone late"), N_("{n} milestones late"), N_("No milestone late")
     ),
-    "has_milestones": _flag("Milestones reported", "No milestones reported"),
-    "changes_raised": _count("change request", "raised so far", "No change request raised"),
-    "changes_approved": _count("change request", "approved", "No change request approved"),
-    "changes_pending": _count("change request", "awaiting a decision", "No change request pending"),
+    "milestones_done": _count(
+        N_("{n} milestone done"), N_("{n} milestones done"), N_("No milestone done yet")
+    ),
+    "has_forecast": _flag(
+        N_("The latest report gives a forecast finish"),
+        N_("No forecast finish in the latest report"),
+    ),
+    "has_milestones": _flag(N_("Milestones reported"), N_("No milestones reported")),
+    "changes_raised": _count(
+        N_("{n} change request raised so far"),
+        N_("{n} change requests raised so far"),
+        N_("No change request raised"),
+    ),
+    "changes_approved": _count(
+        N_("{n} change request approved"),
+        N_("{n} change requests approved"),
+        N_("No change request approved"),
+    ),
+    "changes_pending": _count(
+        N_("{n} change request awaiting a decision"),
+        N_("{n} change requests awaiting a decision"),
+        N_("No change request pending"),
+    ),
     "change_rate_per_month": _rate_per_month,
     "changes_last_30d": _count(
-        "change request", "raised in the last 30 days", "No change request in the last 30 days"
+        N_("{n} change request raised in the last 30 days"),
+        N_("{n} change requests raised in the last 30 days"),
+        N_("No change request in the last 30 days"),
     ),
     "changes_last_90d": _count(
-        "change request", "raised in the last 90 days", "No change request in the last 90 days"
+        N_("{n} change request raised in the last 90 days"),
+        N_("{n} change requests raised in the last 90 days"),
+        N_("No change request in the last 90 days"),
     ),
     "approved_cost_impact": _cost_impact,
     "approved_schedule_impact": _schedule_impact,
-    "baseline_changes": _count("re-baseline", "approved", "Never re-baselined"),
+    "baseline_changes": _count(
+        N_("{n} re-baseline approved"), N_("{n} re-baselines approved"), N_("Never re-baselined")
+    ),
+    # The portfolio context comes from the models' comparison base (the champions' context,
+    # fixed at training, as batch scoring and the service use it), not from the scoring
+    # date: say so rather than state the count as a fact about that date.
     "closed_projects": _count(
-        "project", "closed in the portfolio before this date", "No project closed yet"
+        N_("Compared with {n} closed project of the portfolio's history (as the models know it)"),
+        N_("Compared with {n} closed projects of the portfolio's history (as the models know it)"),
+        N_("No closed project in the portfolio's history to compare with"),
     ),
     "type_closed_projects": _count(
-        "closed project", "of the same type", "No closed project of this type"
+        N_("{n} closed project of the same type to compare with"),
+        N_("{n} closed projects of the same type to compare with"),
+        N_("No closed project of this type to compare with"),
     ),
-    "closed_late_rate": _share("{pct} of the portfolio's closed projects finished late", _NO_PEERS),
-    "type_late_rate": _type_rate("finish late"),
+    "closed_late_rate": _share(
+        N_("{pct} of the portfolio's closed projects finished late"), _NO_PEERS
+    ),
+    "type_late_rate": _type_rate(
+        N_("'{kind}' projects in this portfolio finish late {pct} of the time"),
+        N_("Projects of this type in this portfolio finish late {pct} of the time"),
+    ),
     "closed_overrun_rate": _share(
-        "{pct} of the portfolio's closed projects went over budget", _NO_PEERS
+        N_("{pct} of the portfolio's closed projects went over budget"), _NO_PEERS
     ),
-    "type_overrun_rate": _type_rate("go over budget"),
+    "type_overrun_rate": _type_rate(
+        N_("'{kind}' projects in this portfolio go over budget {pct} of the time"),
+        N_("Projects of this type in this portfolio go over budget {pct} of the time"),
+    ),
 }
 
 _DEFINITIONS = {f.name: f for f in FEATURES}
@@ -633,24 +786,30 @@ _ABBREVIATIONS = {
     "cpi": "CPI",
     "tcpi": "TCPI",
     "spi_t": "SPI(t)",
-    "sv_t_days": "Schedule variance SV(t)",
-    "ieac_t_days": "Forecast duration IEAC(t)",
-    "ieac_t_fraction": "Forecast duration IEAC(t)",
-    "eac_cpi_ratio": "Estimate at completion (by CPI)",
-    "eac_cpi_spi_ratio": "Estimate at completion (by CPI × SPI)",
+    "sv_t_days": N_("Schedule variance SV(t)"),
+    "ieac_t_days": N_("Forecast duration IEAC(t)"),
+    "ieac_t_fraction": N_("Forecast duration IEAC(t)"),
+    "eac_cpi_ratio": N_("Estimate at completion (by CPI)"),
+    "eac_cpi_spi_ratio": N_("Estimate at completion (by CPI × SPI)"),
 }
 
 
 _SOURCES = (
-    ("status_reports", "the status reports give"),
-    ("changes", "the change requests give"),
-    ("projects", "the baseline gives"),
+    ("status_reports", N_("{label} not known: the status reports give no {columns}")),
+    ("changes", N_("{label} not known: the change requests give no {columns}")),
+    ("projects", N_("{label} not known: the baseline gives no {columns}")),
 )
 
 
 def _label(feature: str) -> str:
+    """The feature's name for a person: an abbreviation, a catalogued label, else its
+    words (an extra attribute keeps its own name: it is the PMO's column)."""
     if feature in _ABBREVIATIONS:
-        return _ABBREVIATIONS[feature]
+        return _(_ABBREVIATIONS[feature])
+    if feature in _DEFINITIONS:
+        label = _FEATURE_LABELS.get(feature)
+        if label is not None:
+            return _(label)
     words = feature.replace("_", " ")
     for short, long in (("spi", "SPI"), ("cpi", "CPI")):
         words = words.replace(f"{short} ", f"{long} ")
@@ -662,15 +821,15 @@ def _missing(feature: str) -> str:
     declared = _DEFINITIONS.get(feature)
     label = _label(feature)
     if declared is None:
-        return f"{label} not known"
+        return _("{label} not known").format(label=label)
     by_table: dict[str, list[str]] = {}
     for source in declared.inputs:
         table, column = source.split(".", 1)
         by_table.setdefault(table, []).append(column)
     for table, where in _SOURCES:
         if table in by_table:
-            return f"{label} not known: {where} no {', '.join(by_table[table])}"
-    return f"{label} not known"
+            return _(where).format(label=label, columns=", ".join(by_table[table]))
+    return _("{label} not known").format(label=label)
 
 
 def _fallback(feature: str, value: Value) -> str:
@@ -679,6 +838,103 @@ def _fallback(feature: str, value: Value) -> str:
         return _missing(feature)
     declared = _DEFINITIONS.get(feature)
     if isinstance(value, str):
-        return f"{_label(feature)} '{value}'"
-    unit = f" {declared.unit}" if declared is not None and declared.unit != "flag" else ""
-    return f"{_label(feature)} of {value:.3g}{unit}"
+        return _("{label} '{value}'").format(label=_label(feature), value=value)
+    unit = (
+        f" {_(_UNITS.get(declared.unit, declared.unit))}"
+        if declared is not None and declared.unit != "flag"
+        else ""
+    )
+    return _("{label} of {value}{unit}").format(
+        label=_label(feature), value=f"{value:.3g}", unit=unit
+    )
+
+
+# Labels of catalogued features that fall back to their definition when a phrase cannot
+# read their value (a missing one, mostly): the words a PMO reads for the column.
+_FEATURE_LABELS: dict[str, str] = {
+    "project_type": N_("Project type"),
+    "portfolio": N_("Portfolio"),
+    "log_budget": N_("Budget at completion"),
+    "has_budget": N_("Budget in the baseline"),
+    "has_progress_data": N_("Progress figures"),
+    "has_earned_value": N_("Earned-value figures"),
+    "has_cost_data": N_("Cost data"),
+    "spi_slope_3": N_("SPI trend over 3 reports"),
+    "spi_change_3": N_("SPI change over 3 reports"),
+    "spi_slope_6": N_("SPI trend over 6 reports"),
+    "spi_change_6": N_("SPI change over 6 reports"),
+    "spi_volatility_6": N_("SPI volatility"),
+    "cpi_slope_3": N_("CPI trend over 3 reports"),
+    "cpi_change_3": N_("CPI change over 3 reports"),
+    "cpi_slope_6": N_("CPI trend over 6 reports"),
+    "cpi_change_6": N_("CPI change over 6 reports"),
+    "cpi_volatility_6": N_("CPI volatility"),
+    "percent_complete_slope_3": N_("Progress trend over 3 reports"),
+    "percent_complete_change_3": N_("Progress over 3 reports"),
+    "percent_complete_slope_6": N_("Progress trend over 6 reports"),
+    "percent_complete_change_6": N_("Progress over 6 reports"),
+    "percent_complete_volatility_6": N_("Progress volatility"),
+    "spi_weeks_since_improved": N_("Weeks since SPI improved"),
+    "cpi_weeks_since_improved": N_("Weeks since CPI improved"),
+    "days_since_last_report": N_("Days since the last status report"),
+    "has_forecast": N_("Forecast finish"),
+    "rag": N_("Status colour of the latest report"),
+    "has_milestones": N_("Milestones"),
+    "forecast_slip": N_("Forecast slip"),
+    "forecast_movement": N_("Forecast movement"),
+    "forecast_revisions": N_("Forecast revisions"),
+    "planned_duration_days": N_("Planned duration"),
+    "start_month": N_("Start month"),
+    "start_quarter": N_("Start quarter"),
+    "elapsed_fraction": N_("Elapsed share of the planned duration"),
+    "percent_complete": N_("Percent complete"),
+    "progress_gap": N_("Progress gap"),
+    "earned_schedule_days": N_("Earned schedule"),
+    "spent_fraction": N_("Share of the budget spent"),
+    "forecast_overrun": N_("Forecast overrun"),
+    "open_risks": N_("Open risks"),
+    "open_issues": N_("Open issues"),
+    "n_reports": N_("Status reports"),
+    "report_cadence_days": N_("Report cadence"),
+    "missing_report_rate": N_("Missing report rate"),
+    "milestone_slippage": N_("Milestone slippage"),
+    "milestones_done": N_("Milestones done"),
+    "changes_raised": N_("Change requests raised"),
+    "changes_approved": N_("Change requests approved"),
+    "changes_pending": N_("Change requests pending"),
+    "change_rate_per_month": N_("Change requests a month"),
+    "changes_last_30d": N_("Change requests in the last 30 days"),
+    "changes_last_90d": N_("Change requests in the last 90 days"),
+    "approved_cost_impact": N_("Approved cost impact"),
+    "approved_schedule_impact": N_("Approved schedule impact"),
+    "baseline_changes": N_("Re-baselines"),
+    "closed_projects": N_("Closed projects to compare with"),
+    "type_closed_projects": N_("Closed projects of the same type"),
+    "closed_late_rate": N_("Late rate of closed projects"),
+    "type_late_rate": N_("Late rate of the same type"),
+    "closed_overrun_rate": N_("Overrun rate of closed projects"),
+    "type_overrun_rate": N_("Overrun rate of the same type"),
+}
+
+
+# The catalogue's units, in words (features.catalogue declares them in English).
+_UNITS: dict[str, str] = {
+    "category": N_("category"),
+    "changes per month": N_("changes per month"),
+    "count": N_("count"),
+    "days": N_("days"),
+    "fraction": N_("fraction"),
+    "fraction of BAC": N_("fraction of BAC"),
+    "fraction of PD": N_("fraction of PD"),
+    "ln(currency)": N_("ln(currency)"),
+    "month": N_("month"),
+    "percent": N_("percent"),
+    "percentage points": N_("percentage points"),
+    "percentage points per week": N_("percentage points per week"),
+    "quarter": N_("quarter"),
+    "ratio": N_("ratio"),
+    "ratio per week": N_("ratio per week"),
+    "ratio to BAC": N_("ratio to BAC"),
+    "weeks": N_("weeks"),
+    "rank 0–2": N_("rank 0–2"),
+}

@@ -12,7 +12,6 @@ comes in as plain data (`DriftStatus`): serving never imports monitoring.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -28,6 +27,8 @@ from markupsafe import Markup
 
 from features.contract import Portfolio
 from features.pointintime import snapshot
+from serving import i18n
+from serving.i18n import N_, _, ngettext
 from serving.scoring import ScoringModel, score_frame
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -43,9 +44,21 @@ RAG_COLOURS: dict[str, str] = {
 #: Marker shapes per RAG, so the charts do not rely on colour alone.
 RAG_SYMBOLS: dict[str, str] = {"red": "diamond", "amber": "square", "green": "circle"}
 #: The two risks: score-frame suffix and the words a PMO uses.
-RISKS: tuple[tuple[str, str], ...] = (("late", "Finish late"), ("over_budget", "Over budget"))
-_RISK_VERB = {"late": "finishing late", "over_budget": "going over budget"}
-NO_COST = "no cost data"
+#: The words are catalog message ids: translate them with `_` where they are shown.
+RISKS: tuple[tuple[str, str], ...] = (
+    ("late", N_("Finish late")),
+    ("over_budget", N_("Over budget")),
+)
+NO_COST = N_("no cost data")
+#: The risk a driver belongs to, as the watch list names it beside the sentence.
+DRIVER_RISKS = {"late": N_("late"), "over_budget": N_("over budget")}
+#: Body text and charts: Latin faces first, then CJK ones that Debian (fonts-noto-cjk),
+#: macOS and Windows ship, so a Chinese page never falls back to boxes.
+FONT_STACK = (
+    '-apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, "Noto Sans CJK SC", '
+    '"Noto Sans SC", "Source Han Sans SC", "PingFang SC", "Hiragino Sans GB", '
+    '"Microsoft YaHei", "WenQuanYi Micro Hei", sans-serif'
+)
 
 
 # ------------------------------------------------------------------------- plain inputs
@@ -131,17 +144,13 @@ def fmt_ratio(value: Any) -> str:
 
 
 def fmt_day(value: Any) -> str:
-    """A date as '1 May 2024': no day/month order to misread across countries."""
-    if is_missing(value):
-        return "—"
-    d = pd.Timestamp(value)
-    return f"{d.day} {d:%b %Y}"
+    """A date as '1 May 2024' (no day/month order to misread) or '2024年5月1日'."""
+    return i18n.fmt_day(value)
 
 
 def fmt_money(value: Any) -> str:
-    if is_missing(value):
-        return "—"
-    return f"{float(value):,.0f}"
+    """An amount grouped per locale (1,234,567); in zh-CN, by setting, 123.5万."""
+    return i18n.fmt_money(value)
 
 
 def is_missing(value: Any) -> bool:
@@ -175,9 +184,25 @@ def _environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        extensions=["jinja2.ext.i18n"],
     )
+    # The callables read the language in force (serving.i18n.use), so one environment
+    # serves every language.
+    env.install_gettext_callables(  # type: ignore[attr-defined]
+        gettext=_, ngettext=ngettext, newstyle=True
+    )
+    # Whitespace inside {% trans %} collapses, as Babel extracts it (babel.cfg: trimmed).
+    env.policies["ext.i18n.trimmed"] = True
     env.filters.update(
-        pct=fmt_pct, prob=fmt_prob, ratio=fmt_ratio, day=fmt_day, money=fmt_money, attr=_attr
+        pct=fmt_pct,
+        prob=fmt_prob,
+        ratio=fmt_ratio,
+        day=fmt_day,
+        money=fmt_money,
+        attr=_attr,
+        rag=i18n.rag_word,
+        reason=i18n.reason,
+        verdict=i18n.verdict_words,
     )
     return env
 
@@ -191,7 +216,9 @@ def _plotly_js() -> str:
 
 def render_page(template: str, **context: Any) -> str:
     """Render one of our templates with Plotly inlined and the footer's facts filled in."""
-    context.setdefault("generated", f"on {datetime.now():%Y-%m-%d %H:%M}")
+    context.setdefault("generated", _("on {when}").format(when=f"{datetime.now():%Y-%m-%d %H:%M}"))
+    context.setdefault("html_lang", i18n.current().lang)
+    context.setdefault("font_stack", FONT_STACK)
     return _environment().get_template(template).render(plotly_js=_plotly_js(), **context)
 
 
@@ -204,7 +231,7 @@ def figure_div(fig: go.Figure, div_id: str, title: str, height: int = 400) -> Ma
     fig.update_layout(
         height=height,
         template="plotly_white",
-        font={"family": "-apple-system, Segoe UI, Roboto, Arial, sans-serif", "size": 13},
+        font={"family": FONT_STACK, "size": 13},
     )
     # Default margins, unless the figure asked for its own (the waterfall needs room).
     margin = fig.layout.margin
@@ -225,20 +252,54 @@ def figure_div(fig: go.Figure, div_id: str, title: str, height: int = 400) -> Ma
     return Markup(f'<div class="chart" data-chart="{div_id}">{heading}{html}</div>')
 
 
+def drift_words(drift: DriftStatus | None) -> str:
+    """The drift verdict in words, in the language in force.
+
+    The CLI hands the check's figures over in ``details`` (drifted, columns, share,
+    threshold, failed); from them the sentence is the catalog's. Without them, the
+    ``summary`` as given.
+    """
+    if drift is None:
+        return ""
+    d = drift.details
+    if not {"drifted", "columns", "share", "threshold"} <= set(d):
+        return drift.summary
+    share = _(
+        "{drifted} of {columns} features drifted ({share}; the check fails at {threshold})"
+    ).format(
+        drifted=d["drifted"],
+        columns=d["columns"],
+        share=fmt_pct(d["share"]),
+        threshold=fmt_pct(d["threshold"]),
+    )
+    failed = [str(f) for f in d.get("failed") or []]
+    if failed:
+        return _("{share}. Failed: {failed}").format(share=share, failed=_("; ").join(failed))
+    return _("{share}; every drift test passed").format(share=share)
+
+
 def rag_label(rag: Any, reason: Any = None, cost_data: Any = None) -> str:
     """The words printed in a RAG chip: Red, Amber, Green, or in two words why there is none.
 
     ``cost_data`` False (the project has no budget) wins over every other reason: a PMO
     reads "No cost data", whether or not an over-budget model happens to be loaded.
+    ``reason`` is scoring's (English) reason; the words are in the language in force.
     """
     if not (is_missing(rag) or rag == "n/a"):
-        return str(rag).capitalize()
+        return i18n.rag_word(str(rag))
+    return _(_no_rag_words(reason, cost_data))
+
+
+NO_COST_WORDS = N_("No cost data")
+
+
+def _no_rag_words(reason: Any, cost_data: Any) -> str:
     text = "" if is_missing(reason) else str(reason).lower()
     if cost_data is False or (cost_data is None and ("budget" in text or "cost" in text)):
-        return NO_COST.capitalize()
+        return NO_COST_WORDS
     if "model" in text:
-        return "No model"
-    return "Not scored"
+        return N_("No model")
+    return N_("Not scored")
 
 
 # ---------------------------------------------------------------------- the report data
@@ -290,7 +351,7 @@ def compare_with_previous(
     was_listed = out["prev_rag"].map(RAG_LEVEL).fillna(-1).to_numpy() >= 1
     up = np.zeros(len(out), dtype=bool)
     down = np.zeros(len(out), dtype=bool)
-    for risk, _ in RISKS:
+    for risk, _words in RISKS:
         now = out[f"rag_{risk}"].map(RAG_LEVEL).fillna(-1).to_numpy()
         before = out[f"prev_rag_{risk}"].map(RAG_LEVEL).fillna(-1).to_numpy()
         # n/a on either side is no move: a missing score is not an improvement.
@@ -300,10 +361,13 @@ def compare_with_previous(
     out["change"] = np.select(
         [absent | ~was_listed, up, down], ["new", "worse", "better"], default="same"
     )
-    when = fmt_day(since) if since is not None else "the previous report"
+    absent_note = (
+        _("not running on {day}").format(day=fmt_day(since))
+        if since is not None
+        else _("not running on the previous report")
+    )
     out["change_note"] = [
-        f"not running on {when}" if is_missing(row["prev_rag"]) else _moves(row)
-        for row in records(out)
+        absent_note if is_missing(row["prev_rag"]) else _moves(row) for row in records(out)
     ]
     return out
 
@@ -311,17 +375,25 @@ def compare_with_previous(
 def _moves(row: Mapping[str, Any]) -> str:
     """'late amber → red (52% → 64%); p(over budget) 30% → 33%' for one project."""
     moves = []
-    for risk, words in (("late", "late"), ("over_budget", "over budget")):
+    for risk in ("late", "over_budget"):
         p_now, p_before = row[f"p_{risk}"], row[f"prev_p_{risk}"]
         if is_missing(p_now) or is_missing(p_before):
             continue
+        words = _(DRIVER_RISKS[risk])
         rag_now, rag_before = row[f"rag_{risk}"], row[f"prev_rag_{risk}"]
         probs = f"{fmt_prob(p_before)} → {fmt_prob(p_now)}"
         if rag_now != rag_before:
-            moves.append(f"{words} {rag_before} → {rag_now} ({probs})")
+            moves.append(
+                _("{risk} {before} → {now} ({probs})").format(
+                    risk=words,
+                    before=i18n.rag_word(str(rag_before)).lower(),
+                    now=i18n.rag_word(str(rag_now)).lower(),
+                    probs=probs,
+                )
+            )
         elif fmt_prob(p_now) != fmt_prob(p_before):
-            moves.append(f"p({words}) {probs}")
-    return "; ".join(moves)
+            moves.append(_("p({risk}) {probs}").format(risk=words, probs=probs))
+    return _("; ").join(moves)
 
 
 def _risk_order(frame: pd.DataFrame) -> pd.DataFrame:
@@ -342,7 +414,7 @@ def _risk_order(frame: pd.DataFrame) -> pd.DataFrame:
             f"p_{risk}": frame[f"margin_{risk}"].astype(float)
             if f"margin_{risk}" in frame
             else np.nan
-            for risk, _ in RISKS
+            for risk, _words in RISKS
         },
         index=frame.index,
     )
@@ -369,8 +441,8 @@ def main_drivers(row: Mapping[str, Any], n: int = 3) -> list[dict[str, Any]]:
     keeps its sentence and says which risk it belongs to. When no driver pushes risk up, the
     largest by size are shown.
     """
-    flagged = [r for r, _ in RISKS if row.get(f"rag_{r}") in ("red", "amber")] or [
-        r for r, _ in RISKS
+    flagged = [r for r, _words in RISKS if row.get(f"rag_{r}") in ("red", "amber")] or [
+        r for r, _words in RISKS
     ]
     pool: list[dict[str, Any]] = []
     for risk in flagged:
@@ -379,7 +451,7 @@ def main_drivers(row: Mapping[str, Any], n: int = 3) -> list[dict[str, Any]]:
             continue
         for d in drivers:
             if isinstance(d, Mapping) and d.get("sentence"):
-                pool.append({**d, "risk": "late" if risk == "late" else "over budget"})
+                pool.append({**d, "risk": DRIVER_RISKS[risk]})
     up = [d for d in pool if float(d.get("contribution") or 0.0) > 0]
     chosen = up or pool
     chosen.sort(key=lambda d: -abs(float(d.get("contribution") or 0.0)))
@@ -406,8 +478,10 @@ def _move(now: int, before: int | None) -> str:
         return ""
     delta = now - before
     if delta == 0:
-        return "no change"
-    return f"{'▲' if delta > 0 else '▼'} {abs(delta)} ({'up' if delta > 0 else 'down'})"
+        return _("no change")
+    if delta > 0:
+        return _("▲ {n} (up)").format(n=abs(delta))
+    return _("▼ {n} (down)").format(n=abs(delta))
 
 
 def headline(
@@ -436,23 +510,77 @@ def headline(
             if "has_budget" in current and risk == "over_budget":
                 cost_data = bool(current["has_budget"].fillna(0).astype(float).max() >= 0.5)
             label = rag_label("n/a", reason, cost_data).lower()
-            sentences.append(f"{words}: not scored for any running project ({label}).")
+            sentences.append(
+                _("{risk}: not scored for any running project ({label}).").format(
+                    risk=_(words), label=label
+                )
+            )
             row_label = rows[-1]
             row_label["label"] = label
             continue
-        text = f"{now['red']} of {len(current)} running projects are red for {_RISK_VERB[risk]}"
-        if before is not None and since is not None:
-            delta = now["red"] - before["red"]
-            change = (
-                "the same as"
-                if delta == 0
-                else f"{abs(delta)} {'more' if delta > 0 else 'fewer'} than"
-            )
-            text += f" ({change} on {fmt_day(since)})"
-        text += f", and {now['amber']} amber."
-        sentences.append(text)
+        sentences.append(_headline_sentence(risk, now, before, len(current), since))
     any_na = any(r["cells"][-1]["count"] for r in rows if not r["no_data"])
     return {"rows": rows, "sentences": sentences, "any_na": any_na}
+
+
+def _headline_sentence(
+    risk: str,
+    now: Mapping[str, int],
+    before: Mapping[str, int] | None,
+    running: int,
+    since: date | None,
+) -> str:
+    """'12 of 240 running projects are red for finishing late (3 more than on 1 May 2024),
+    and 30 amber.' One whole message per case, so a translator orders it freely."""
+    red, amber = now["red"], now["amber"]
+    if before is None or since is None:
+        text = (
+            _("{red} of {running} running projects are red for finishing late, and {amber} amber.")
+            if risk == "late"
+            else _(
+                "{red} of {running} running projects are red for going over budget, "
+                "and {amber} amber."
+            )
+        )
+        return text.format(red=red, running=running, amber=amber)
+    delta = red - before["red"]
+    if delta == 0:
+        text = (
+            _(
+                "{red} of {running} running projects are red for finishing late "
+                "(the same as on {day}), and {amber} amber."
+            )
+            if risk == "late"
+            else _(
+                "{red} of {running} running projects are red for going over budget "
+                "(the same as on {day}), and {amber} amber."
+            )
+        )
+    elif delta > 0:
+        text = (
+            _(
+                "{red} of {running} running projects are red for finishing late "
+                "({delta} more than on {day}), and {amber} amber."
+            )
+            if risk == "late"
+            else _(
+                "{red} of {running} running projects are red for going over budget "
+                "({delta} more than on {day}), and {amber} amber."
+            )
+        )
+    else:
+        text = (
+            _(
+                "{red} of {running} running projects are red for finishing late "
+                "({delta} fewer than on {day}), and {amber} amber."
+            )
+            if risk == "late"
+            else _(
+                "{red} of {running} running projects are red for going over budget "
+                "({delta} fewer than on {day}), and {amber} amber."
+            )
+        )
+    return text.format(red=red, running=running, amber=amber, delta=abs(delta), day=fmt_day(since))
 
 
 def _first_reason(frame: pd.DataFrame, risk: str) -> str | None:
@@ -476,8 +604,8 @@ def heatmap_figure(frame: pd.DataFrame, risk: str, words: str) -> go.Figure:
     """Mean probability by portfolio (rows) and project type (columns), with counts."""
     p = f"p_{risk}"
     data = frame.assign(
-        portfolio=frame["portfolio"].fillna("(no portfolio)").astype(str),
-        project_type=frame["project_type"].fillna("(no type)").astype(str),
+        portfolio=frame["portfolio"].fillna(_("(no portfolio)")).astype(str),
+        project_type=frame["project_type"].fillna(_("(no type)")).astype(str),
     )
     data = data[data[p].notna()]
     grouped = (
@@ -503,7 +631,8 @@ def heatmap_figure(frame: pd.DataFrame, risk: str, words: str) -> go.Figure:
         [
             ""
             if np.isnan(zs[i, j])
-            else f"{fmt_prob(zs[i, j])}<br>{int(reds[i, j])} red of {int(ns[i, j])}"
+            else f"{fmt_prob(zs[i, j])}<br>"
+            + _("{red} red of {n}").format(red=int(reds[i, j]), n=int(ns[i, j]))
             for j in range(len(cols))
         ]
         for i in range(len(rows))
@@ -519,17 +648,32 @@ def heatmap_figure(frame: pd.DataFrame, risk: str, words: str) -> go.Figure:
             zmin=0,
             zmax=1,
             colorscale="YlOrRd",
-            colorbar={"title": "mean p", "tickformat": ".0%"},
-            hovertemplate="%{y} · %{x}<br>mean p(" + words.lower() + ") %{z:.0%}<extra></extra>",
+            colorbar={"title": _("mean p"), "tickformat": ".0%"},
+            hovertemplate="%{y} · %{x}<br>"
+            + _("mean p({risk})").format(risk=_(words).lower())
+            + " %{z:.0%}<extra></extra>",
             xgap=2,
             ygap=2,
         )
     )
     fig.update_layout(
-        xaxis_title="project type",
-        yaxis_title="portfolio",
+        xaxis_title=_("project type"),
+        yaxis_title=_("portfolio"),
     )
     return fig
+
+
+def heatmap_div(frame: pd.DataFrame, risk: str, words: str, key: str) -> Markup:
+    """The heatmap under its heading, tall enough for its rows."""
+    fig = heatmap_figure(frame, risk, words)
+    rows = len(fig.data[0].y) if len(fig.data) and fig.data[0].y is not None else 0
+    return figure_div(
+        fig,
+        f"heat-{key}",
+        _("{risk}: mean risk by portfolio and project type").format(risk=_(words)),
+        # Each row keeps room for its two-line labels however many portfolios there are.
+        height=max(400, 140 + 56 * rows),
+    )
 
 
 def scatter_figure(
@@ -546,7 +690,9 @@ def scatter_figure(
         hover = [
             f"<b>{r['project_id']}</b> {'' if is_missing(r.get('name')) else r['name']}<br>"
             f"{r['portfolio'] or ''} · {r['project_type'] or ''}<br>"
-            f"elapsed {fmt_pct(r['elapsed_fraction'])}, p {fmt_prob(r[p])}"
+            + _("elapsed {elapsed}, p {p}").format(
+                elapsed=fmt_pct(r["elapsed_fraction"]), p=fmt_prob(r[p])
+            )
             for r in records(part)
         ]
         fig.add_trace(
@@ -554,7 +700,7 @@ def scatter_figure(
                 x=part["elapsed_fraction"].astype(float) * 100,
                 y=part[p].astype(float),
                 mode="markers",
-                name=f"{rag.capitalize()} ({len(part)})",
+                name=f"{i18n.rag_word(rag)} ({len(part)})",
                 marker={
                     "color": RAG_COLOURS[rag],
                     "symbol": RAG_SYMBOLS[rag],
@@ -570,12 +716,18 @@ def scatter_figure(
         fig.add_hline(
             y=level,
             line={"dash": "dash", "color": RAG_COLOURS[name], "width": 1},
-            annotation_text=f"{name} from {fmt_pct(level)}",
+            annotation_text=_("{rag} from {pct}").format(
+                rag=i18n.rag_word(name).lower(), pct=fmt_pct(level)
+            ),
             annotation_position="top left",
         )
     fig.update_layout(
-        xaxis_title="elapsed share of the planned duration (%)",
-        yaxis={"title": f"p({words.lower()})", "tickformat": ".0%", "range": [0, 1.02]},
+        xaxis_title=_("elapsed share of the planned duration (%)"),
+        yaxis={
+            "title": _("p({risk})").format(risk=_(words).lower()),
+            "tickformat": ".0%",
+            "range": [0, 1.02],
+        },
         legend={"orientation": "h", "y": -0.2},
     )
     return fig
@@ -654,6 +806,7 @@ def build_report(
     drift: DriftStatus | None,
     context: pd.DataFrame | None = None,
     watch_list_size: int | None = None,
+    lang: str | None = None,
 ) -> ReportResult:
     """Score the running projects at the report date and at the previous one; render.
 
@@ -661,7 +814,43 @@ def build_report(
     the data said then, not a change of model. ``context`` is the portfolio context to
     score with (the champions', as batch scoring does); None computes it from the data.
     ``watch_list_size`` caps the watch list's table (None: every red and amber project).
+    ``lang`` is the page's language (None: the one in force, `serving.i18n.use`); the
+    driver sentences are written in it.
     """
+    with i18n.use(lang):
+        return _build_report(
+            portfolio,
+            models,
+            cards,
+            as_of=as_of,
+            since=since,
+            red=red,
+            amber=amber,
+            top_drivers=top_drivers,
+            delay_tolerance=delay_tolerance,
+            overrun_tolerance=overrun_tolerance,
+            drift=drift,
+            context=context,
+            watch_list_size=watch_list_size,
+        )
+
+
+def _build_report(
+    portfolio: Portfolio,
+    models: Mapping[str, ScoringModel | None],
+    cards: Sequence[ModelCard],
+    *,
+    as_of: date | None,
+    since: date | None,
+    red: float,
+    amber: float,
+    top_drivers: int,
+    delay_tolerance: float,
+    overrun_tolerance: float,
+    drift: DriftStatus | None,
+    context: pd.DataFrame | None,
+    watch_list_size: int | None,
+) -> ReportResult:
     as_of, since = report_dates(portfolio, as_of, since)
     kwargs: dict[str, Any] = {
         "red": red,
@@ -717,9 +906,14 @@ def model_card(target: str, loaded: Any | None, alias: str | None = None) -> Mod
     """
     risk = dict(RISKS)["late" if target == "delay" else "over_budget"]
     if loaded is None:
-        return ModelCard(target=target, risk=risk, rules_note=f"no {target} model registered")
+        return ModelCard(
+            target=target,
+            risk=risk,
+            rules_note=_("no {target} model registered").format(
+                target=_(i18n.TARGET_WORDS[target])
+            ),
+        )
     tags: Mapping[str, Any] = getattr(loaded, "tags", None) or {}
-    verdict = _first_tag(tags, ("verdict",))
     return ModelCard(
         target=target,
         risk=risk,
@@ -728,27 +922,42 @@ def model_card(target: str, loaded: Any | None, alias: str | None = None) -> Mod
         alias=alias,
         run_id=str(getattr(loaded, "run_id", "")) or None,
         trained=_first_tag(tags, TRAINED_TAGS),
-        verdict=verdict if verdict in ("better", "cant_tell", "worse") else None,
         recipe=_first_tag(tags, ("recipe",)),
         rules_note=_rule_words(_first_tag(tags, RULES_NOTE_TAGS) or ""),
         data_as_of=_first_tag(tags, ("data_as_of",)),
         auc=_first_tag(tags, ("auc",)),
+        verdict=_verdict_code(_first_tag(tags, VERDICT_TAGS)),
     )
 
 
 #: Tag names read for the card, first present wins (training's tags, see training.tracking).
 TRAINED_TAGS = ("trained_at", "created_at")
-RULES_NOTE_TAGS = ("verdict_detail",)
-VERDICT_WORDS = {"better": "Better", "cant_tell": "Can't tell", "worse": "Worse"}
+RULES_NOTE_TAGS = ("best_rule",)
+VERDICT_TAGS = ("verdict",)
+#: The rules' names as the page says them (training's keys: `training.baselines.RULES`).
+RULE_WORDS = {
+    "spi": N_("SPI"),
+    "spi_t": N_("SPI(t)"),
+    "pm_forecast": N_("PM forecast"),
+    "rag": N_("PMO status colour"),
+    "cpi": N_("CPI"),
+    "tcpi": N_("TCPI"),
+}
 
 
-def _rule_words(text: str) -> str:
-    """Training's rule keys in the words the page uses elsewhere."""
-    from training.baselines import RULE_TITLES
+def _verdict_code(value: str | None) -> str | None:
+    """A verdict tag as one of better / cant_tell / worse (anything else: None)."""
+    if value is None:
+        return None
+    code = value.strip().lower().replace("'", "").replace(" ", "_")
+    return code if code in i18n.VERDICTS else None
 
-    for key, words in sorted(RULE_TITLES.items(), key=lambda kv: -len(kv[0])):
-        text = re.sub(rf"\b{key}\b", words, text)
-    return text.replace("cant_tell", "can't tell")
+
+def _rule_words(rule: str) -> str:
+    """The best rule the model was compared with, in the language in force."""
+    if rule not in RULE_WORDS:
+        return ""
+    return _("compared with the best rule: {rule}").format(rule=_(RULE_WORDS[rule]))
 
 
 def _first_tag(tags: Mapping[str, Any], names: Iterable[str]) -> str | None:
@@ -774,8 +983,9 @@ def render_report(
     red: float,
     amber: float,
     source: str = "",
-    title: str = "Early-warning report",
+    title: str | None = None,
     watch_list_size: int | None = None,
+    lang: str | None = None,
 ) -> str:
     """The report page from the score frames at as_of and at since (point in time).
 
@@ -783,8 +993,41 @@ def render_report(
     date; a ``name`` column, when present, is shown beside the id. The watch list shows
     the ``watch_list_size`` red or amber projects at highest risk (None: all of them); the
     others that are new to the list or worse since the previous date are named below it,
-    and every project is in the full table.
+    and every project is in the full table. ``lang``: the page's language (None: the one
+    in force); ``title`` defaults to "Early-warning report" in it.
     """
+    with i18n.use(lang):
+        return _render_report(
+            current,
+            previous,
+            as_of=as_of,
+            since=since,
+            data_as_of=data_as_of,
+            models=models,
+            drift=drift,
+            red=red,
+            amber=amber,
+            source=source,
+            title=title if title is not None else _("Early-warning report"),
+            watch_list_size=watch_list_size,
+        )
+
+
+def _render_report(
+    current: pd.DataFrame,
+    previous: pd.DataFrame | None,
+    *,
+    as_of: date,
+    since: date | None,
+    data_as_of: date | None,
+    models: Sequence[ModelCard],
+    drift: DriftStatus | None,
+    red: float,
+    amber: float,
+    source: str,
+    title: str,
+    watch_list_size: int | None,
+) -> str:
     frame = current.copy()
     if "name" not in frame:
         frame["name"] = None
@@ -803,15 +1046,11 @@ def render_report(
             if risk == "over_budget" and not cost:
                 continue
             key = risk.replace("_", "-")
-            charts[f"heat_{risk}"] = figure_div(
-                heatmap_figure(frame, risk, words),
-                f"heat-{key}",
-                f"{words}: mean risk by portfolio and project type",
-            )
+            charts[f"heat_{risk}"] = heatmap_div(frame, risk, words, key)
             charts[f"scatter_{risk}"] = figure_div(
                 scatter_figure(frame, risk, words, red, amber),
                 f"scatter-{key}",
-                f"p({words.lower()}) against time elapsed",
+                _("p({risk}) against time elapsed").format(risk=_(words).lower()),
             )
     return render_page(
         "report.html",
@@ -830,10 +1069,14 @@ def render_report(
         all_rows=all_rows,
         left=left,
         cost=cost,
-        no_cost=NO_COST,
+        no_cost=_(NO_COST),
         charts=charts,
         models=list(models),
         drift=drift,
+        drift_summary=drift_words(drift),
+        since_heading=_("Since {day}").format(day=fmt_day(since))
+        if since
+        else _("Since last report"),
         stale_days=None if data_as_of is None else (as_of - data_as_of).days,
         red=red,
         amber=amber,
@@ -881,11 +1124,12 @@ def _row_context(row: dict[str, Any], drivers: bool = True) -> dict[str, Any]:
         row.get("rag_over_budget"), row.get("over_budget_reason"), cost_data
     )
     out["cost_data"] = cost_data is not False and not is_missing(row.get("cpi"))
+    out["no_cost_data"] = out["rag_over_budget_label"] == _(NO_COST_WORDS)
     out["rag_class"] = {
         r: "na"
         if is_missing(row.get(f"rag_{r}")) or row.get(f"rag_{r}") == "n/a"
         else str(row.get(f"rag_{r}"))
-        for r, _ in RISKS
+        for r, _words in RISKS
     }
     return out
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+
+from serving import i18n
 
 ProjectStatus = Literal["active", "closed", "cancelled", "on_hold"]
 ChangeKind = Literal["scope", "schedule", "cost", "baseline", "other"]
@@ -222,6 +224,17 @@ class ScoreRequest(BaseModel):
         description="the date the projects are seen from: only reports dated on or before "
         "it and changes raised by it count; default today (UTC)",
     )
+    lang: str | None = Field(
+        None,
+        description="language of the driver sentences and reasons: en or zh-CN; default the "
+        "Accept-Language header, else the service's FOREWARN_LANG (en). Keys and feature "
+        "codes never change",
+    )
+
+    @field_validator("lang")
+    @classmethod
+    def _known_lang(cls, value: str | None) -> str | None:
+        return _language(value)
 
     @classmethod
     def limited_to(cls, max_projects: int) -> type[ScoreRequest]:
@@ -253,3 +266,18 @@ class ExplainRequest(BaseModel):
     as_of: date | None = Field(
         None, description="the date the project is seen from; default today (UTC)"
     )
+    lang: str | None = Field(
+        None,
+        description="language of the driver sentences and reasons: en or zh-CN; default the "
+        "Accept-Language header, else the service's FOREWARN_LANG (en)",
+    )
+
+    @field_validator("lang")
+    @classmethod
+    def _known_lang(cls, value: str | None) -> str | None:
+        return _language(value)
+
+
+def _language(value: str | None) -> str | None:
+    """A request's language as en or zh-CN (pydantic answers any other with a 400)."""
+    return None if value is None else i18n.check(value)

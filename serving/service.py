@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gc
 import logging
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -40,6 +41,7 @@ from serving.endpoints import (
     score_projects,
 )
 from serving.guards import BearerAuth, BodyLimit, bind_refusal
+from serving.i18n import from_accept_language
 from serving.request_models import ExplainRequest, ProjectIn, ScoreRequest
 from serving.response_models import ExplainResponse, ModelsResponse, ScoreResponse
 from serving.views import champions_page_app
@@ -55,7 +57,14 @@ options = ScoringOptions(
     delay_tolerance=settings.delay_tolerance,
     overrun_tolerance=settings.overrun_tolerance,
     extra_attributes=tuple(settings.extra_attributes),
+    lang=settings.lang,
 )
+
+
+def _options_for(lang: str | None, ctx: bentoml.Context) -> ScoringOptions:
+    """The options of one request: its `lang`, else its Accept-Language, else the service's."""
+    chosen = lang or from_accept_language(ctx.request.headers.get("accept-language"))
+    return options if chosen is None or chosen == options.lang else replace(options, lang=chosen)
 
 
 # Up to this many projects a request is scored on the event loop: a few milliseconds,
@@ -158,9 +167,23 @@ class Forewarn:
         input_spec=ScoreRequest.limited_to(settings.max_projects_per_request),
         output_spec=ScoreResponse,
     )
-    async def score(self, projects: list[ProjectIn], as_of: date | None = None) -> Response:
+    async def score(
+        self,
+        projects: list[ProjectIn],
+        ctx: bentoml.Context,
+        as_of: date | None = None,
+        lang: str | None = None,
+    ) -> Response:
         """Score projects: p_late, p_over_budget, RAG each and overall, top drivers."""
         champions = self.loaded()
+        asked = _options_for(lang, ctx)
+        if asked is not options:
+            # Another language than the service's: scored on its own (the gatherer scores
+            # its requests with one set of options).
+            scored = await anyio.to_thread.run_sync(
+                score_projects, champions, projects, as_of, asked, limiter=self.pool()
+            )
+            return _json(scored)
         if len(projects) <= INLINE_PROJECTS:
             return _json(score_projects(champions, projects, as_of, options))
         scored = await anyio.to_thread.run_sync(
@@ -169,9 +192,15 @@ class Forewarn:
         return _json(scored)
 
     @bentoml.api(route="/explain", input_spec=ExplainRequest, output_spec=ExplainResponse)
-    async def explain(self, project: ProjectIn, as_of: date | None = None) -> Response:
+    async def explain(
+        self,
+        project: ProjectIn,
+        ctx: bentoml.Context,
+        as_of: date | None = None,
+        lang: str | None = None,
+    ) -> Response:
         """Explain one project: each risk's full SHAP vector, base value and feature values."""
-        return _json(explain_project(self.loaded(), project, as_of, options))
+        return _json(explain_project(self.loaded(), project, as_of, _options_for(lang, ctx)))
 
     def pool(self) -> anyio.CapacityLimiter:
         """The request threads (made on first use: a limiter belongs to the event loop)."""

@@ -27,9 +27,11 @@ from markupsafe import Markup
 from features.contract import Portfolio
 from features.loading import load_portfolio
 from features.pointintime import build_features
+from serving import i18n
 from serving.endpoints import ScoringOptions
 from serving.explain import python_value, sentence
 from serving.guards import ASGIApp, BearerAuth
+from serving.i18n import N_, _
 from serving.report import (
     NO_COST,
     RAG_COLOURS,
@@ -93,7 +95,7 @@ def _sigmoid(x: float) -> float:
 
 def _value_text(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "missing"
+        return _("missing")
     if isinstance(value, float | np.floating):
         v = float(value)
         return f"{v:.0f}" if abs(v) >= 100 else f"{v:.2f}".rstrip("0").rstrip(".")
@@ -136,17 +138,20 @@ def waterfall_figure(contrib: Waterfall, words: str, calibrated: float | None = 
         for f, v in zip(top["feature"], top["value"], strict=True)
     ]
     if len(rest):
-        names.append(f"{len(rest)} other features together")
+        names.append(_("{n} other features together").format(n=len(rest)))
         values.append(float(rest["contribution"].sum()))
-        hover.append("the smaller pushes added up")
+        hover.append(_("the smaller pushes added up"))
     end = contrib.base + float(frame["contribution"].sum())
-    final = f"this project: model score {fmt_pct(_sigmoid(end))}"
     if calibrated is not None:
-        final += f", calibrated {fmt_prob(calibrated)}"
-    y = [f"average project: {fmt_pct(_sigmoid(contrib.base))}", *names, final]
+        final = _("this project: model score {score}, calibrated {p}").format(
+            score=fmt_pct(_sigmoid(end)), p=fmt_prob(calibrated)
+        )
+    else:
+        final = _("this project: model score {score}").format(score=fmt_pct(_sigmoid(end)))
+    y = [_("average project: {p}").format(p=fmt_pct(_sigmoid(contrib.base))), *names, final]
     x = [contrib.base, *values, end]
     measure = ["absolute", *["relative"] * len(values), "total"]
-    hover = ["the model's average over its training rows", *hover, "sum of all the above"]
+    hover = [_("the model's average over its training rows"), *hover, _("sum of all the above")]
     fig = go.Figure(
         go.Waterfall(
             orientation="h",
@@ -161,14 +166,16 @@ def waterfall_figure(contrib: Waterfall, words: str, calibrated: float | None = 
             totals={"marker": {"color": "#52606d"}},
             connector={"line": {"color": "#bcccdc", "width": 1}},
             customdata=hover,
-            hovertemplate="%{customdata}<br>%{text} log-odds<extra></extra>",
+            hovertemplate="%{customdata}<br>%{text} " + _("log-odds") + "<extra></extra>",
         )
     )
     fig.update_layout(
         # Plotly puts the first category at the bottom: reverse, so the story reads down.
         yaxis={"autorange": "reversed", "automargin": True},
         xaxis={
-            "title": f"push on the log-odds of {words.lower()} (right = riskier)",
+            "title": _("push on the log-odds of {risk} (right = riskier)").format(
+                risk=_(words).lower()
+            ),
             "zeroline": True,
             "range": _waterfall_range(contrib.base, values),
         },
@@ -182,11 +189,12 @@ def s_curve_figure(project: Mapping[str, Any], reports: pd.DataFrame, as_of: dat
     """Cumulative PV, EV and AC against the baseline budget and planned finish."""
     fig = go.Figure()
     styles = (
-        ("planned_value", "Planned value (PV, baseline)", "#52606d", "dash"),
-        ("earned_value", "Earned value (EV)", "#1f4e79", "solid"),
-        ("actual_cost", "Actual cost (AC)", RAG_COLOURS["red"], "solid"),
+        ("planned_value", N_("Planned value (PV, baseline)"), "#52606d", "dash"),
+        ("earned_value", N_("Earned value (EV)"), "#1f4e79", "solid"),
+        ("actual_cost", N_("Actual cost (AC)"), RAG_COLOURS["red"], "solid"),
     )
-    for col, name, colour, dash in styles:
+    for col, message, colour, dash in styles:
+        name = _(message)
         part = reports[reports[col].notna()]
         if part.empty:
             continue
@@ -198,7 +206,7 @@ def s_curve_figure(project: Mapping[str, Any], reports: pd.DataFrame, as_of: dat
                 name=name,
                 line={"color": colour, "dash": dash, "width": 2},
                 marker={"size": 4},
-                hovertemplate="%{x|%d %b %Y}: %{y:,.0f}<extra>" + name + "</extra>",
+                hovertemplate="%{x|" + _DAY + "}: %{y:,.0f}<extra>" + name + "</extra>",
             )
         )
     budget = project.get("budget")
@@ -209,18 +217,37 @@ def s_curve_figure(project: Mapping[str, Any], reports: pd.DataFrame, as_of: dat
                 x=[start, finish],
                 y=[budget, budget],
                 mode="lines",
-                name=f"Budget at completion ({float(budget):,.0f})",
+                name=_("Budget at completion ({amount})").format(amount=i18n.fmt_money(budget)),
                 line={"color": "#9aa5b1", "dash": "dot"},
                 hoverinfo="skip",
             )
         )
     _date_marks(fig, project, as_of)
     fig.update_layout(
-        yaxis={"title": "cumulative cost", "tickformat": ",.0f", "rangemode": "tozero"},
+        yaxis={"title": _("cumulative cost"), "tickformat": ",.0f", "rangemode": "tozero"},
+        xaxis=_date_axis(),
         legend={"orientation": "h", "y": -0.18},
         hovermode="x unified",
     )
     return fig
+
+
+# Plotly's d3 date formats: month names are English in d3, so Chinese pages use numbers.
+_DAY = "%d %b %Y"
+_DAY_ZH = "%Y年%-m月%-d日"
+
+
+def _day_format() -> str:
+    return _DAY_ZH if i18n.is_chinese() else _DAY
+
+
+def _date_axis(**extra: Any) -> dict[str, Any]:
+    """A date axis whose tick labels read in the page's language."""
+    axis: dict[str, Any] = dict(extra)
+    if i18n.is_chinese():
+        axis["tickformat"] = "%Y年%-m月"
+        axis["hoverformat"] = _DAY_ZH
+    return axis
 
 
 def _date_marks(fig: go.Figure, project: Mapping[str, Any], as_of: date) -> None:
@@ -233,10 +260,11 @@ def _date_marks(fig: go.Figure, project: Mapping[str, Any], as_of: date) -> None
     finish = project.get("planned_finish")
     if finish is not None and not pd.isna(finish):
         finish = pd.Timestamp(finish)
-        _vline(fig, finish, "planned finish", "#52606d", "left" if finish >= seen else "right")
-        _vline(fig, seen, "as of", "#1f4e79", "right" if finish >= seen else "left")
+        lean = "left" if finish >= seen else "right"
+        _vline(fig, finish, _("planned finish"), "#52606d", lean)
+        _vline(fig, seen, _("as of"), "#1f4e79", "right" if finish >= seen else "left")
     else:
-        _vline(fig, seen, "as of", "#1f4e79")
+        _vline(fig, seen, _("as of"), "#1f4e79")
 
 
 def _vline(fig: go.Figure, when: pd.Timestamp, text: str, colour: str, lean: str = "left") -> None:
@@ -282,9 +310,10 @@ def performance_figure(history: pd.DataFrame, project: Mapping[str, Any], as_of:
     """SPI and CPI at each report date, with the EVM rule's 0.90 and 0.95 lines."""
     fig = go.Figure()
     for col, name, colour in (
-        ("spi", "SPI (schedule)", "#1f4e79"),
-        ("cpi", "CPI (cost)", "#b35900"),
+        ("spi", N_("SPI (schedule)"), "#1f4e79"),
+        ("cpi", N_("CPI (cost)"), "#b35900"),
     ):
+        name = _(name)
         part = history[history[col].notna()]
         if part.empty:
             continue
@@ -296,7 +325,7 @@ def performance_figure(history: pd.DataFrame, project: Mapping[str, Any], as_of:
                 name=name,
                 line={"color": colour, "width": 2},
                 marker={"size": 5, "symbol": "circle" if col == "spi" else "square"},
-                hovertemplate="%{x|%d %b %Y}: %{y:.2f}<extra>" + name + "</extra>",
+                hovertemplate="%{x|" + _day_format() + "}: %{y:.2f}<extra>" + name + "</extra>",
             )
         )
     # The two labels sit on opposite sides of their lines, 0.05 apart, so they never overlap.
@@ -304,7 +333,9 @@ def performance_figure(history: pd.DataFrame, project: Mapping[str, Any], as_of:
         fig.add_hline(
             y=level,
             line={"dash": "dash", "color": RAG_COLOURS[rag], "width": 1},
-            annotation_text=f"EVM rule: {rag} below {level:.2f}",
+            annotation_text=_("EVM rule: {rag} below {level}").format(
+                rag=i18n.rag_word(rag).lower(), level=f"{level:.2f}"
+            ),
             annotation_position=where,
             annotation_font={"size": 11, "color": RAG_COLOURS[rag]},
         )
@@ -312,10 +343,11 @@ def performance_figure(history: pd.DataFrame, project: Mapping[str, Any], as_of:
     _date_marks(fig, project, as_of)
     fig.update_layout(
         yaxis={
-            "title": "index (1.00 = on plan)",
+            "title": _("index (1.00 = on plan)"),
             "tickformat": ".2f",
             "range": index_range(history[["spi", "cpi"]].to_numpy(dtype=float)),
         },
+        xaxis=_date_axis(),
         legend={"orientation": "h", "y": -0.18},
         hovermode="x unified",
     )
@@ -330,10 +362,13 @@ def forecast_figure(project: Mapping[str, Any], reports: pd.DataFrame, as_of: da
             x=part["report_date"],
             y=part["forecast_finish"],
             mode="lines+markers",
-            name="forecast finish",
+            name=_("forecast finish"),
             line={"color": "#1f4e79", "shape": "hv", "width": 2},
             marker={"size": 4},
-            hovertemplate="reported %{x|%d %b %Y}: finish %{y|%d %b %Y}<extra></extra>",
+            hovertemplate=_("reported {day}: finish {finish}").format(
+                day="%{x|" + _day_format() + "}", finish="%{y|" + _day_format() + "}"
+            )
+            + "<extra></extra>",
         )
     )
     finish = project.get("planned_finish")
@@ -343,14 +378,14 @@ def forecast_figure(project: Mapping[str, Any], reports: pd.DataFrame, as_of: da
                 x=[part["report_date"].min(), part["report_date"].max()],
                 y=[finish, finish],
                 mode="lines",
-                name="planned finish (baseline)",
+                name=_("planned finish (baseline)"),
                 line={"color": "#52606d", "dash": "dash"},
                 hoverinfo="skip",
             )
         )
     fig.update_layout(
-        yaxis={"title": "forecast finish date", "tickformat": "%d %b %Y"},
-        xaxis={"title": "report date"},
+        yaxis={"title": _("forecast finish date"), "tickformat": _day_format()},
+        xaxis=_date_axis(title=_("report date")),
         legend={"orientation": "h", "y": -0.22},
     )
     return fig
@@ -362,69 +397,102 @@ def trajectory_figure(history: pd.DataFrame, red: float, amber: float, cost: boo
     fig.add_hrect(y0=red, y1=1.0, fillcolor=RAG_COLOURS["red"], opacity=0.07, line_width=0)
     fig.add_hrect(y0=amber, y1=red, fillcolor=RAG_COLOURS["amber"], opacity=0.09, line_width=0)
     fig.add_hrect(y0=0, y1=amber, fillcolor=RAG_COLOURS["green"], opacity=0.05, line_width=0)
-    for risk, words in RISKS:
+    for risk, message in RISKS:
         if risk == "over_budget" and not cost:
             continue
+        words = _(message)
         part = history[history[f"p_{risk}"].notna()]
         fig.add_trace(
             go.Scatter(
                 x=part["as_of"],
                 y=part[f"p_{risk}"],
                 mode="lines+markers",
-                name=f"p({words.lower()})",
+                name=_("p({risk})").format(risk=words.lower()),
                 line={"color": "#1f4e79" if risk == "late" else "#b35900", "width": 2},
                 marker={"size": 5, "symbol": "circle" if risk == "late" else "square"},
                 customdata=part[f"rag_{risk}"].map(lambda r: rag_label(r)),
-                hovertemplate="%{x|%d %b %Y}: %{y:.0%} (%{customdata})<extra>" + words + "</extra>",
+                hovertemplate="%{x|"
+                + _day_format()
+                + "}: %{y:.0%} (%{customdata})<extra>"
+                + words
+                + "</extra>",
             )
         )
     for level, name in ((red, "red"), (amber, "amber")):
         fig.add_hline(
             y=level,
             line={"dash": "dash", "color": RAG_COLOURS[name], "width": 1},
-            annotation_text=f"{name} from {fmt_pct(level)}",
+            annotation_text=_("{rag} from {pct}").format(
+                rag=i18n.rag_word(name).lower(), pct=fmt_pct(level)
+            ),
             annotation_position="top left",
         )
     fig.update_layout(
-        yaxis={"title": "probability", "tickformat": ".0%", "range": [0, 1.02]},
-        xaxis={"title": "report date"},
+        yaxis={"title": _("probability"), "tickformat": ".0%", "range": [0, 1.02]},
+        xaxis=_date_axis(title=_("report date")),
         legend={"orientation": "h", "y": -0.22},
         hovermode="x unified",
     )
     return fig
 
 
+#: Change request kinds and decisions (contract v1 codes) in words.
+CHANGE_KINDS = {
+    "scope": N_("scope"),
+    "schedule": N_("schedule"),
+    "cost": N_("cost"),
+    "baseline": N_("baseline"),
+    "other": N_("other"),
+}
+CHANGE_STATUSES = {
+    "approved": N_("approved"),
+    "pending": N_("pending"),
+    "rejected": N_("rejected"),
+    "withdrawn": N_("withdrawn"),
+}
+
+
+def _code_words(words: Mapping[str, str], code: Any, default: str) -> str:
+    """A contract code in words; an unknown code as it is (it is the PMO's own)."""
+    key = default if is_missing(code) or not str(code) else str(code)
+    return _(words[key]) if key in words else key
+
+
 def _change_hover(change: Mapping[str, Any], status: str) -> str:
-    text = (
-        f"<b>{change.get('change_id') or 'change'}</b> ({change.get('kind') or 'other'}), "
-        f"{status}<br>raised {fmt_day(change.get('raised_date'))}"
+    text = _("{change} ({kind}), {status}").format(
+        change=f"<b>{change.get('change_id') or _('change')}</b>",
+        kind=_code_words(CHANGE_KINDS, change.get("kind"), "other"),
+        status=_code_words(CHANGE_STATUSES, status, "pending"),
     )
+    text += "<br>" + _("raised {day}").format(day=fmt_day(change.get("raised_date")))
     if status != "pending" and not is_missing(change.get("decided_date")):
-        text += f", decided {fmt_day(change.get('decided_date'))}"
+        text += _(", decided {day}").format(day=fmt_day(change.get("decided_date")))
     days, cost = change["schedule_impact_days"], change["cost_impact"]
     if not is_missing(days):
-        text += f"<br>schedule {float(days):+.0f} days"
+        text += "<br>" + _("schedule {days} days").format(days=f"{float(days):+.0f}")
     if not is_missing(cost):
-        text += f"<br>cost {float(cost):+,.0f}"
+        text += "<br>" + _("cost {amount}").format(amount=f"{float(cost):+,.0f}")
     return text
 
 
 def changes_figure(project: Mapping[str, Any], changes: pd.DataFrame, as_of: date) -> go.Figure:
     """Change requests by raise date and kind, marked by their decision as known at as_of."""
     fig = go.Figure()
-    kinds = sorted(changes["kind"].fillna("other").astype(str).unique())
+    kind_words = changes["kind"].map(lambda k: _code_words(CHANGE_KINDS, k, "other"))
+    kinds = sorted(kind_words.unique())
     for status, (colour, symbol) in CHANGE_STATUS_STYLE.items():
         part = changes[changes["status_at_as_of"] == status]
         if part.empty:
             continue
         hover = [_change_hover(c, status) for c in records(part)]
         impact = part["schedule_impact_days"].abs().fillna(0)
+        status_words = _code_words(CHANGE_STATUSES, status, "pending")
         fig.add_trace(
             go.Scatter(
                 x=part["raised_date"],
-                y=part["kind"].fillna("other"),
+                y=kind_words[part.index],
                 mode="markers",
-                name=f"{status} ({len(part)})",
+                name=f"{status_words} ({len(part)})",
                 marker={
                     "color": colour,
                     "symbol": symbol,
@@ -437,11 +505,11 @@ def changes_figure(project: Mapping[str, Any], changes: pd.DataFrame, as_of: dat
         )
     start = project.get("planned_start")
     if start is not None and not pd.isna(start):
-        _vline(fig, pd.Timestamp(start), "planned start", "#52606d")
+        _vline(fig, pd.Timestamp(start), _("planned start"), "#52606d")
     _date_marks(fig, project, as_of)
     fig.update_layout(
-        yaxis={"title": "kind", "categoryorder": "array", "categoryarray": kinds},
-        xaxis={"title": "raised on"},
+        yaxis={"title": _("kind"), "categoryorder": "array", "categoryarray": kinds},
+        xaxis=_date_axis(title=_("raised on")),
         legend={"orientation": "h", "y": -0.25},
     )
     return fig
@@ -489,13 +557,45 @@ def build_explanation(
     delay_tolerance: float,
     overrun_tolerance: float,
     context: pd.DataFrame | None = None,
+    lang: str | None = None,
 ) -> ExplanationResult:
     """Score one project at as_of and at each of its past report dates; render the page.
 
     as_of defaults to the portfolio's latest status report. Every date is scored from what
     was known on it, with the same models. ``context`` is the portfolio context to score
     with (the champions', as batch scoring does); None computes it from the portfolio.
+    ``lang``: the page's language (None: the one in force, `serving.i18n.use`).
     """
+    with i18n.use(lang):
+        return _build_explanation(
+            portfolio,
+            project_id,
+            models,
+            cards,
+            as_of=as_of,
+            red=red,
+            amber=amber,
+            top_drivers=top_drivers,
+            delay_tolerance=delay_tolerance,
+            overrun_tolerance=overrun_tolerance,
+            context=context,
+        )
+
+
+def _build_explanation(
+    portfolio: Portfolio,
+    project_id: str,
+    models: Mapping[str, ScoringModel | None],
+    cards: Sequence[ModelCard],
+    *,
+    as_of: date | None,
+    red: float,
+    amber: float,
+    top_drivers: int,
+    delay_tolerance: float,
+    overrun_tolerance: float,
+    context: pd.DataFrame | None,
+) -> ExplanationResult:
     projects = portfolio.projects
     match = projects[projects["project_id"] == project_id]
     if match.empty:
@@ -579,12 +679,12 @@ def status_at(project: Mapping[str, Any], as_of: date) -> str:
     if is_missing(start):
         start = project.get("planned_start")
     if not is_missing(finish) and pd.Timestamp(finish) <= day:
-        return f"finished {fmt_day(finish)}"
+        return _("finished {day}").format(day=fmt_day(finish))
     if status == "cancelled":
-        return "cancelled"
+        return _("cancelled")
     if not is_missing(start) and pd.Timestamp(start) > day:
-        return "not started yet"
-    return "on hold" if status == "on_hold" else "running"
+        return _("not started yet")
+    return _("on hold") if status == "on_hold" else _("running")
 
 
 def render_explanation(
@@ -599,16 +699,48 @@ def render_explanation(
     models: Sequence[ModelCard],
     red: float,
     amber: float,
+    lang: str | None = None,
 ) -> str:
     """The explanation page of one project from plain frames, all cut at as_of.
 
     ``score`` is the project's `score_frame` row at as_of; ``history`` the score frames at
     its past report dates (``as_of``, ``p_late``, ``p_over_budget``, ``rag_*``, ``spi``,
-    ``cpi``); ``reports`` and ``changes`` its contract rows known at as_of.
+    ``cpi``); ``reports`` and ``changes`` its contract rows known at as_of. ``lang``: the
+    page's language (None: the one in force). The driver sentences in ``score`` and
+    ``contributions`` are shown as they are: write them in the same language.
     """
+    with i18n.use(lang):
+        return _render_explanation(
+            project=project,
+            score=score,
+            contributions=contributions,
+            history=history,
+            reports=reports,
+            changes=changes,
+            as_of=as_of,
+            models=models,
+            red=red,
+            amber=amber,
+        )
+
+
+def _render_explanation(
+    *,
+    project: Mapping[str, Any],
+    score: Mapping[str, Any],
+    contributions: Mapping[str, Waterfall | None],
+    history: pd.DataFrame,
+    reports: pd.DataFrame,
+    changes: pd.DataFrame,
+    as_of: date,
+    models: Sequence[ModelCard],
+    red: float,
+    amber: float,
+) -> str:
     cost = score.get("p_over_budget") is not None and not pd.isna(score.get("p_over_budget"))
     risks = []
-    for risk, words in RISKS:
+    for risk, message in RISKS:
+        words = _(message)
         contrib = contributions.get(risk)
         p = score.get(f"p_{risk}")
         has_p = p is not None and not pd.isna(p)
@@ -618,6 +750,7 @@ def render_explanation(
         no_cost = (budget is not None and not bool(budget)) or (not has_p and not reason)
         if risk == "over_budget" and not has_p and no_cost:
             reason = NO_COST
+        reason = _(NO_COST) if reason == NO_COST else i18n.reason(reason)
         rag = score.get(f"rag_{risk}")
         rag_cls = "na" if rag in (None, "n/a") or pd.isna(rag) else str(rag)
         drivers = score.get(f"drivers_{risk}")
@@ -637,7 +770,7 @@ def render_explanation(
                 "chart": figure_div(
                     waterfall_figure(contrib, words, p if has_p else None),
                     f"waterfall-{risk.replace('_', '-')}",
-                    f"{words}: what moves this project's risk",
+                    _("{risk}: what moves this project's risk").format(risk=words),
                     height=120 + 30 * min(len(contrib.frame), WATERFALL_FEATURES + 1),
                 )
                 if has_p and contrib is not None
@@ -653,51 +786,58 @@ def render_explanation(
         "s_curve": figure_div(
             s_curve_figure(project, reports, as_of),
             "s-curve",
-            "Planned value, earned value and actual cost",
+            _("Planned value, earned value and actual cost"),
         )
         if has_ev
         else None,
         "performance": figure_div(
-            performance_figure(history, project, as_of), "spi-cpi", "SPI and CPI over time"
+            performance_figure(history, project, as_of), "spi-cpi", _("SPI and CPI over time")
         )
         if has_indices
         else None,
         "forecast": figure_div(
             forecast_figure(project, reports, as_of),
             "forecast-finish",
-            "The project manager's forecast finish, report by report",
+            _("The project manager's forecast finish, report by report"),
         )
         if has_forecast
         else None,
         "trajectory": figure_div(
             trajectory_figure(history, red, amber, cost),
             "trajectory",
-            "Risk at each past report date",
+            _("Risk at each past report date"),
         )
         if len(history)
         else None,
         "changes": figure_div(
-            changes_figure(project, known_changes, as_of), "changes", "Change requests"
+            changes_figure(project, known_changes, as_of), "changes", _("Change requests")
         )
         if len(known_changes)
         else None,
     }
     return render_page(
         "explain.html",
-        title=f"Project {project.get('project_id')}: why this risk?",
+        title=_("Project {project}: why this risk?").format(project=project.get("project_id")),
         project=dict(project),
         status=status_at(project, as_of),
         score=dict(score),
         risks=risks,
         charts=charts,
-        changes=records(known_changes),
+        changes=[
+            {
+                **c,
+                "kind_words": _code_words(CHANGE_KINDS, c.get("kind"), "other"),
+                "status_words": _code_words(CHANGE_STATUSES, c.get("status_at_as_of"), "pending"),
+            }
+            for c in records(known_changes)
+        ],
         history_rows=len(history),
         has_cost_reports=has_cost_reports,
         as_of=as_of,
         models=list(models),
         red=red,
         amber=amber,
-        no_cost=NO_COST,
+        no_cost=_(NO_COST),
     )
 
 
@@ -716,8 +856,11 @@ def explain_page_app(
     overrun_tolerance: float,
     api_key: str | None = None,
     context: Callable[[], pd.DataFrame | None] | None = None,
+    lang: str = "en",
 ) -> ASGIApp:
-    """The explanation page as a small ASGI app: ``GET /explain/{project_id}[?as_of=]``.
+    """The explanation page as a small ASGI app: ``GET /explain/{project_id}[?as_of=&lang=]``.
+
+    The page's language: ``?lang=``, else the request's Accept-Language, else ``lang``.
 
     The BentoML service mounts it (``/views``), so the page reads its models from the
     loaded champions through ``models``/``cards``; ``portfolio`` says where the project's
@@ -739,10 +882,25 @@ def explain_page_app(
         except ValueError:
             return _message(400, f"as_of={raw!r} is not a date: use YYYY-MM-DD")
         try:
+            asked = request.query_params.get("lang")
+            language = (
+                i18n.check(asked)
+                if asked
+                else i18n.from_accept_language(request.headers.get("accept-language")) or lang
+            )
+        except ValueError as exc:
+            return _message(400, f"lang: {exc}")
+        try:
             data = portfolio()
             loaded = models()
         except LookupError as exc:
             return _message(503, str(exc))
+        with i18n.use(language):
+            return _page(data, project_id, loaded, as_of)
+
+    def _page(
+        data: Portfolio, project_id: str, loaded: Mapping[str, ScoringModel | None], as_of: Any
+    ) -> HTMLResponse:
         try:
             result = build_explanation(
                 data,
@@ -831,4 +989,5 @@ def champions_page_app(
         overrun_tolerance=options.overrun_tolerance,
         api_key=api_key,
         context=lambda: loaded().context,
+        lang=options.lang,
     )

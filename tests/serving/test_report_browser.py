@@ -108,6 +108,7 @@ class Pages:
     scores: pd.DataFrame  # batch scoring of the same data and date
     report_json: dict[str, Any]
     watch_list_size: int  # the setting the report ran with
+    zh: Pages | None = None  # the same pages written with --lang zh-CN
 
 
 def _invoke(args: list[str]) -> str:
@@ -129,13 +130,16 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield root
 
 
-def _pages(data: Path, out: Path, as_of: str | None, project_id: str | None) -> Pages:
+def _pages(
+    data: Path, out: Path, as_of: str | None, project_id: str | None, lang: str = "en"
+) -> Pages:
     from features.loading import load_portfolio
     from forewarn.settings import Settings
     from serving.batch import score_portfolio
     from serving.champions import load_from_registry
 
     as_of_args = ["--as-of", as_of] if as_of else []
+    as_of_args += ["--lang", lang]
     report = out / "report.html"
     report_json = json.loads(
         _invoke(["report", str(data), "--out", str(report), *as_of_args, "--json"])
@@ -184,7 +188,17 @@ def simulated(store: Path) -> Pages:
     data = store / "portfolio"
     _invoke(["simulate", "--out", str(data), "--projects", "250", "--seed", "5"])
     _train(data, store, ("delay", "overrun"), 0.05)
-    return _pages(data, store / "out", None, None)
+    pages = _pages(data, store / "out", None, None)
+    # Made here, while this store's settings are the ones in force (little06 sets others).
+    pages.zh = _pages(data, store / "out" / "zh-CN", None, pages.project_id, "zh-CN")
+    return pages
+
+
+@pytest.fixture(scope="module")
+def simulated_zh(simulated: Pages) -> Pages:
+    """The same portfolio, date and project, written with --lang zh-CN."""
+    assert simulated.zh is not None
+    return simulated.zh
 
 
 @pytest.fixture(scope="module")
@@ -198,7 +212,21 @@ def little06(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pages]:
         mp.setenv("FOREWARN_DELAY_TOLERANCE", "0.5")
         _train(LITTLE06, root, ("delay",), 0.5)
         # Every little06 project has closed: look from a date when many were running.
-        yield _pages(LITTLE06, root / "out", "2001-06-01", None)
+        pages = _pages(LITTLE06, root / "out", "2001-06-01", None)
+        out = root / "out" / "zh-CN"
+        pages.zh = _pages(LITTLE06, out, "2001-06-01", pages.project_id, "zh-CN")
+        yield pages
+
+
+@pytest.fixture(scope="module")
+def little06_zh(little06: Pages) -> Pages:
+    """little06's pages with --lang zh-CN."""
+    assert little06.zh is not None
+    return little06.zh
+
+
+PAGES = {("simulated", "en"): "simulated", ("simulated", "zh-CN"): "simulated_zh"}
+PAGES |= {("little06", "en"): "little06", ("little06", "zh-CN"): "little06_zh"}
 
 
 # ------------------------------------------------------------------- numbers, no browser
@@ -266,6 +294,24 @@ def test_little06_report_says_no_cost_data(little06: Pages) -> None:
     assert "Over budget: no cost data." in view  # the why-section says it, no empty chart
     assert "waterfall-over-budget" not in view
     assert "s-curve" in rows_of(view).missing
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("portfolio", ["simulated", "little06"])
+def test_zh_cn_pages_show_the_english_pages_numbers(
+    portfolio: str, request: pytest.FixtureRequest
+) -> None:
+    en: Pages = request.getfixturevalue(PAGES[portfolio, "en"])
+    zh: Pages = request.getfixturevalue(PAGES[portfolio, "zh-CN"])
+    assert zh.report_json == {**en.report_json, "out": zh.report_json["out"]}
+    assert (zh.project_id, zh.watch_list_size) == (en.project_id, en.watch_list_size)
+    for page in ("report", "view"):
+        en_html = getattr(en, page).read_text(encoding="utf-8")
+        zh_html = getattr(zh, page).read_text(encoding="utf-8")
+        assert '<html lang="zh-CN">' in zh_html and '<html lang="en">' in en_html
+        a, b = rows_of(en_html), rows_of(zh_html)
+        assert (b.rows, b.counts, b.missing) == (a.rows, a.counts, a.missing)
+    _check_numbers(en)
 
 
 # --------------------------------------------------------------------- served by BentoML
@@ -491,11 +537,18 @@ def browser() -> Iterator[Chromium]:
         chromium.close()
 
 
+def _has_cjk_font() -> bool:
+    if shutil.which("fc-list") is None:
+        return False
+    listed = subprocess.run(["fc-list"], capture_output=True, text=True, check=False).stdout
+    return "Noto Sans CJK" in listed
+
+
 def _expected_charts(html: str) -> int:
     return html.count('class="chart" data-chart=')
 
 
-def _check_in_browser(pages: Pages, browser: Chromium, shots: Path) -> None:
+def _check_in_browser(pages: Pages, browser: Chromium, shots: Path, lang: str = "en") -> None:
     for name, path in (("report", pages.report), ("view", pages.view)):
         html = path.read_text(encoding="utf-8")
         charts = _expected_charts(html)
@@ -511,11 +564,25 @@ def _check_in_browser(pages: Pages, browser: Chromium, shots: Path) -> None:
         assert len(sizes) == charts
         for div_id, width, height, shapes in sizes:
             assert width > 100 and height > 100 and shapes > 20, (name, div_id)
+        if lang == "zh-CN":
+            if not _has_cjk_font():
+                pytest.skip("no CJK font (make browser installs fonts-noto-cjk)")
+            # The page names a CJK font the machine has (Debian's fonts-noto-cjk, installed
+            # by make browser), and shows Chinese, charts included: glyphs, not boxes.
+            assert browser.evaluate("document.documentElement.lang") == "zh-CN"
+            assert browser.evaluate("document.fonts.check('16px \"Noto Sans CJK SC\"', '预警')")
+            text = browser.evaluate(
+                "document.body.innerText + [...document.querySelectorAll('svg text')]"
+                ".map(t => t.textContent).join(' ')"
+            )
+            assert sum("\u4e00" <= ch <= "\u9fff" for ch in text) > 200, name
         browser.screenshot(shots / f"{name}.png")
         assert (shots / f"{name}.png").stat().st_size > 10_000
         if name == "report":  # the charts sit below a long watch list: shoot them too
             browser.screenshot(shots / "report-portfolio-view.png", "#portfolio-view")
             browser.screenshot(shots / "report-trust.png", "#about")
+            _check_heatmap_labels(browser)
+            _check_watch_list_fits(browser, shots)
 
     browser.open(pages.report.as_uri(), _expected_charts(pages.report.read_text()))
     red_on_page = browser.evaluate(
@@ -541,17 +608,59 @@ def _check_in_browser(pages: Pages, browser: Chromium, shots: Path) -> None:
     assert tops == sorted(tops, reverse=True)
 
 
+def _check_heatmap_labels(browser: Chromium) -> None:
+    """Each heatmap cell's label ("63 red of 108") fits its cell: none is clipped."""
+    cells = browser.evaluate(
+        "[...document.querySelectorAll('[id^=heat-].js-plotly-plot')].map(d => {"
+        " const plot = d.querySelector('.nsewdrag').getBoundingClientRect();"
+        " const cols = d.data[0].x.length;"
+        " return [d.id, plot.width / cols,"
+        "  [...d.querySelectorAll('.heatmap-label text')].map(t => t.getBBox().width)]; })"
+    )
+    assert cells, "no heatmap on the report"
+    for div_id, cell, labels in cells:
+        assert labels, div_id
+        # The cells have a 2 px gap between them (xgap).
+        assert max(labels) <= cell - 2, (div_id, f"{max(labels):.0f} px label in {cell:.0f} px")
+
+
+def _check_watch_list_fits(browser: Chromium, shots: Path) -> None:
+    """At 1,400 px the watch list needs no sideways scroll and "Since" is in view."""
+    browser.call(
+        "Emulation.setDeviceMetricsOverride",
+        width=1400,
+        height=900,
+        deviceScaleFactor=1,
+        mobile=False,
+    )
+    time.sleep(0.3)
+    scroll, client, since_right, viewport = browser.evaluate(
+        "(() => { const w = document.querySelector('#watch-table').parentElement;"
+        " const th = [...document.querySelectorAll('#watch-table thead th')].pop();"
+        " return [w.scrollWidth, w.clientWidth, th.getBoundingClientRect().right,"
+        " window.innerWidth]; })()"
+    )
+    browser.call("Emulation.clearDeviceMetricsOverride")
+    assert scroll <= client, f"the watch list scrolls sideways: {scroll} px in {client} px"
+    assert since_right <= viewport
+    browser.screenshot(shots / "report-watch-list-1400.png", "#watch-list", width=1400)
+
+
 @pytest.mark.slow
 @pytest.mark.browser
-def test_pages_render_in_chromium(simulated: Pages, browser: Chromium, tmp_path: Path) -> None:
-    _check_in_browser(simulated, browser, tmp_path)
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
+def test_pages_render_in_chromium(
+    lang: str, browser: Chromium, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    _check_in_browser(request.getfixturevalue(PAGES["simulated", lang]), browser, tmp_path, lang)
     print(f"screenshots: {tmp_path}")  # shown with -s, for a person to look at
 
 
 @pytest.mark.slow
 @pytest.mark.browser
+@pytest.mark.parametrize("lang", ["en", "zh-CN"])
 def test_little06_pages_render_in_chromium(
-    little06: Pages, browser: Chromium, tmp_path: Path
+    lang: str, browser: Chromium, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    _check_in_browser(little06, browser, tmp_path)
+    _check_in_browser(request.getfixturevalue(PAGES["little06", lang]), browser, tmp_path, lang)
     print(f"screenshots: {tmp_path}")

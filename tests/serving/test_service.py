@@ -320,6 +320,48 @@ def test_401_without_the_token(server: Server, store: Store, method: str, path: 
         assert KEY not in response.text
 
 
+def _han(text: str) -> bool:
+    return any("\u4e00" <= ch <= "\u9fff" for ch in text)
+
+
+def test_sentences_and_reasons_in_the_asked_language(server: Server, store: Store) -> None:
+    """lang=zh-CN (or Accept-Language) gives Chinese sentences and reasons; keys, feature
+    codes and numbers stay as they are; the default stays English."""
+    payload = _payload(store, _running_ids(store, 3))
+    payload["projects"][0].pop("budget", None)  # a reason to translate too
+    url = f"{server.url}/score"
+    english = httpx.post(url, json=payload, headers=_auth(), timeout=60)
+    chinese = httpx.post(url, json={**payload, "lang": "zh-CN"}, headers=_auth(), timeout=60)
+    by_header = httpx.post(
+        url, json=payload, headers={**_auth(), "Accept-Language": "zh-CN,zh;q=0.9"}, timeout=60
+    )
+    assert english.status_code == chinese.status_code == by_header.status_code == 200
+    en, zh = english.json()["projects"], chinese.json()["projects"]
+    assert by_header.json()["projects"] == zh
+    assert [p.keys() for p in en] == [p.keys() for p in zh]
+    assert en[0]["over_budget_reason"] and not _han(en[0]["over_budget_reason"])
+    assert _han(zh[0]["over_budget_reason"])
+    for a, b in zip(en, zh, strict=True):
+        assert (a["p_late"], a["rag"]) == (b["p_late"], b["rag"])
+        for da, db in zip(a["drivers_late"], b["drivers_late"], strict=True):
+            assert (da["feature"], da["value"], da["contribution"]) == (
+                db["feature"],
+                db["value"],
+                db["contribution"],
+            )
+            assert not _han(da["sentence"]) and _han(db["sentence"])
+    explained = httpx.post(
+        f"{server.url}/explain",
+        json={"project": payload["projects"][1], "as_of": payload["as_of"], "lang": "zh-CN"},
+        headers=_auth(),
+        timeout=60,
+    )
+    assert explained.status_code == 200
+    assert all(_han(d["sentence"]) for r in explained.json()["risks"] for d in r["drivers"])
+    refused = httpx.post(url, json={**payload, "lang": "fr"}, headers=_auth(), timeout=60)
+    assert refused.status_code == 400 and "en, zh-CN" in refused.text
+
+
 def _error(server: Server, body: Any) -> dict[str, Any]:
     response = httpx.post(f"{server.url}/score", json=body, headers=_auth(), timeout=60)
     assert response.status_code == 400, response.text
