@@ -58,7 +58,7 @@ bench: setup ## run every benchmark in bench/ (figures beside baselines; not tes
 
 messages: setup ## extract the messages (babel.cfg) into serving/locale and merge them into zh_CN's .po
 	$(BIN)/pybabel extract -F babel.cfg --project=Forewarn --no-location --sort-output -o serving/locale/forewarn.pot .
-	$(BIN)/pybabel update -D forewarn --no-location -i serving/locale/forewarn.pot -d serving/locale
+	$(BIN)/pybabel update -D forewarn -i serving/locale/forewarn.pot -d serving/locale
 	@echo "translate the new or fuzzy entries of serving/locale/zh_CN/LC_MESSAGES/forewarn.po (tests/serving/test_i18n.py checks)"
 
 mlflow-ui: setup ## browse runs and the registry in models/
