@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 UV := $(PYTHON) -m uv
 STAMP := $(VENV)/.synced
 
-.PHONY: help setup demo test lint format bench mlflow-ui serve browser clean
+.PHONY: help setup demo test lint format bench mlflow-ui serve browser postgres java clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -29,7 +29,23 @@ browser: ## install Debian's chromium for the page-rendering tests, when missing
 	    || echo "chromium could not be installed: browser tests will be skipped"; \
 	  else echo "no chromium and no root apt-get: browser tests will be skipped"; fi; }
 
-test: setup browser ## run the test suite (unit, contract, model, server, notebooks, browser)
+# PostgreSQL (team MLflow store) and Java 17 (Spark engine) for tests/scale; Debian 12's
+# postgresql is 15. Both targets install only when missing and never fail the build.
+postgres: ## install Debian's postgresql for the team-store tests, when missing
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+	    || echo "postgresql could not be installed: PostgreSQL tests will be skipped"; \
+	  else echo "no PostgreSQL and no root apt-get: PostgreSQL tests will be skipped"; fi; }
+
+java: ## install a Java runtime (17 on Debian 12) for the Spark engine, when missing
+	@command -v java >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null) \
+	    || echo "java could not be installed: Spark tests will be skipped"; \
+	  else echo "no java and no root apt-get: Spark tests will be skipped"; fi; }
+
+test: setup browser postgres java ## run the test suite (unit, contract, model, server, notebooks, browser)
 	$(BIN)/pytest -n 2 --dist loadfile
 
 lint: setup ## ruff check, ruff format --check, mypy
