@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from features.contract import TABLES, column_names
+from features.contract import TABLES, column_names, required_columns
 from serving.batch import output_frame, score_portfolio
 from serving.champions import Champion, Champions
 
@@ -68,7 +68,9 @@ _SCORE_TYPES = {
     "delay_model": "string",
     "overrun_model": "string",
 }
-_QUARANTINE_COLUMNS = ("file", "row", "column", "value", "rule")
+# features.loading's quarantine columns; "row" is the row's place in its group, not a line
+# of the file (Spark reads files in parallel and numbers no lines).
+_QUARANTINE_COLUMNS = ("table", "project_id", "column", "value", "rule")
 
 
 @dataclass(frozen=True)
@@ -181,17 +183,14 @@ def score_group(
     frames: dict[str, pd.DataFrame] = {}
     files: dict[str, str] = {}
     for table in TABLES:
-        rows = tagged.loc[tagged[TABLE] == table]
-        if table == "changes" and not len(rows):
-            continue
         prefix = f"{table}{SEP}"
         columns = [c for c in tagged.columns if c.startswith(prefix)]
-        frame = rows[columns].set_axis([c.removeprefix(prefix) for c in columns], axis=1)
-        frames[table] = frame.dropna(axis=1, how="all").reset_index(drop=True)
+        if not columns:  # no such file (changes is optional)
+            continue
+        rows = tagged.loc[tagged[TABLE] == table, columns]
+        frames[table] = rows.set_axis([c.removeprefix(prefix) for c in columns], axis=1)
+        frames[table] = frames[table].reset_index(drop=True)
         files[table] = table
-    for table in ("projects", "status_reports"):
-        if table not in frames:  # a group holding only another table's rows
-            frames[table] = pd.DataFrame({"project_id": pd.Series([], dtype=object)})
     loaded = validate_frames(frames, files, parameters.extra_attributes)
     champions = _champions(payload)
     scores = score_portfolio(
@@ -215,6 +214,7 @@ def score_group(
                 for c in _QUARANTINE_COLUMNS
             }
         )
+        bad["q_project_id"] = _quarantined_ids(frames, quarantine)
         bad[KIND] = "quarantine"
         out = pd.concat([out, bad], ignore_index=True)
     wanted = output_columns(parameters.explain)
@@ -222,6 +222,19 @@ def score_group(
         if name not in out:
             out[name] = None
     return out[list(wanted)]
+
+
+def _quarantined_ids(frames: dict[str, pd.DataFrame], quarantine: pd.DataFrame) -> list[Any]:
+    """The project id of each quarantined row (what names it when there is no line)."""
+    from features.loading import FIRST_DATA_ROW
+
+    ids = []
+    for table, row in zip(quarantine["table"], quarantine["row"], strict=True):
+        frame = frames.get(str(table))
+        position = int(row) - FIRST_DATA_ROW if pd.notna(row) else -1
+        ok = frame is not None and 0 <= position < len(frame) and "project_id" in frame
+        ids.append(str(frame["project_id"].iloc[position]) if ok and frame is not None else None)
+    return ids
 
 
 def output_columns(explain: bool) -> tuple[str, ...]:
@@ -311,10 +324,16 @@ def tagged_rows(spark: SparkSession, data: str, groups: int | None = None) -> Da
     from pyspark.sql import functions as sf
 
     tables = {t: read_table(spark, data, t) for t in TABLES}
+    for table, frame in tables.items():  # whole-file problems stop here, as locally
+        missing = [
+            c for c in required_columns(table) if frame is not None and c not in frame.columns
+        ]
+        if missing:
+            raise ValueError(
+                f"{data}/{table}: no {', '.join(missing)} column (contract v1 requires it)"
+            )
     projects = tables["projects"]
     assert projects is not None
-    if "project_id" not in projects.columns:
-        raise ValueError(f"{data}/projects: no project_id column (contract v1 requires it)")
     if groups is None:
         n = projects.select("project_id").distinct().count()
         groups = max(spark.sparkContext.defaultParallelism, math.ceil(n / PROJECTS_PER_GROUP))

@@ -15,6 +15,8 @@ HEAVY = (
     "bentoml",
     "sklearn",
     "plotly",
+    "pyspark",
+    "psycopg",
 )
 
 

@@ -35,6 +35,7 @@ class Trained:
     uri: str
     models_dir: Path
     as_of: Any
+    bad_project: str  # the project whose report breaks the contract
 
 
 @pytest.fixture(scope="module")
@@ -149,3 +150,7 @@ def test_cli_writes_partitioned_parquet(
     assert len(pd.read_parquet(out / "scores")) == summary["projects"]
     bad = pd.read_parquet(out / "quarantine")
     assert bad["column"].tolist() == ["percent_complete"]
+    assert bad["project_id"].tolist() == [trained.bad_project]
+    local = load_portfolio(trained.data).quarantine
+    assert local["column"].tolist() == ["percent_complete"] and local["value"].tolist() == ["lots"]
+    assert bad["value"].tolist() == ["lots"]
