@@ -24,7 +24,9 @@ a server at once (docs/operations.md); what they race on is retried or locked he
   moves the alias only while the champion is still the one the version was judged against.
 
 sqlite answers a second writer "database is locked"; the same retries apply, but sqlite is
-for one user (docs/operations.md says what happens with more).
+for one user: writers starting together on a new sqlite file can break MLflow's table
+creation (no transactional DDL there), so a sqlite store must exist before a second writer
+comes (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -182,6 +184,8 @@ def configure(
     import mlflow
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # A tracking server's client prints "View run … at: URL" on stdout at each run's end.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
     # "Failed to resolve installed pip version": harmless, we pass pip_requirements.
@@ -192,7 +196,10 @@ def configure(
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     location = None if is_server(tracking_uri) else artifact_root
-    experiment_id = _retrying("creating the experiment", lambda: _experiment(experiment, location))
+    # Long budget: on an empty database the first writer runs every MLflow migration.
+    experiment_id = _retrying(
+        "creating the experiment", lambda: _experiment(experiment, location), attempts=40
+    )
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 
@@ -568,6 +575,7 @@ def _set_uri(tracking_uri: str) -> None:
     import mlflow
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
     uri = store_uri(tracking_uri)
     mlflow.set_tracking_uri(uri)
