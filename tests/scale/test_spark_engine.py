@@ -43,7 +43,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     from training.pipeline import Store, TrainingOptions, train
 
     root = tmp_path_factory.mktemp("spark")
-    sim = simulate_portfolio(300, seed=11)
+    sim = simulate_portfolio(200, seed=11)
     train(
         sim.portfolio,
         TrainingOptions(plots=False, n_bootstrap=20),
@@ -51,7 +51,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
         as_of=pd.Timestamp(sim.today) - pd.Timedelta(days=365),
     )
     # scored: a fresh portfolio (other projects), with a row that breaks the contract
-    fresh = simulate_portfolio(400, seed=12).portfolio
+    fresh = simulate_portfolio(250, seed=12).portfolio
     write_portfolio(fresh, root / "portfolio")
     reports = pd.read_csv(root / "portfolio" / "status_reports.csv")
     reports.loc[3, "percent_complete"] = "lots"
