@@ -57,9 +57,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
     reports.loc[3, "percent_complete"] = "lots"
     reports.to_csv(root / "portfolio" / "status_reports.csv", index=False)
     latest = pd.to_datetime(reports["report_date"]).max()
-    return Trained(
-        root / "portfolio", f"sqlite:///{root}/models/mlflow.db", root / "models", latest
-    )
+    bad = str(reports.loc[3, "project_id"])
+    uri = f"sqlite:///{root}/models/mlflow.db"
+    return Trained(root / "portfolio", uri, root / "models", latest, bad)
 
 
 @pytest.fixture(scope="module")
