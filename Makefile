@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 UV := $(PYTHON) -m uv
 STAMP := $(VENV)/.synced
 
-.PHONY: help setup demo test lint format bench mlflow-ui serve browser java messages clean
+.PHONY: help setup demo test lint format bench mlflow-ui serve browser java postgres messages clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -34,14 +34,23 @@ browser: ## install Debian's chromium and CJK fonts (fonts-noto-cjk) for the pag
 	    || echo "$$missing could not be installed: browser tests will be skipped"; \
 	  else echo "no$$missing and no root apt-get: browser tests will be skipped"; fi; fi
 
-java: ## install Debian's Java runtime for MPXJ (forewarn import), when missing
+# PostgreSQL (team MLflow store) for tests/scale; Debian 12's postgresql is 15. Installs
+# only when missing and never fails the build.
+postgres: ## install Debian's postgresql for the team-store tests, when missing
+	@ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || command -v pg_ctl >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null) \
+	    || echo "postgresql could not be installed: PostgreSQL tests will be skipped"; \
+	  else echo "no PostgreSQL and no root apt-get: PostgreSQL tests will be skipped"; fi; }
+
+java: ## install Debian's Java runtime (17) for MPXJ (forewarn import) and Spark, when missing
 	@command -v java >/dev/null 2>&1 || { \
 	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq default-jre-headless >/dev/null) \
 	    || echo "Java could not be installed: forewarn import and its tests will be skipped"; \
 	  else echo "no java and no root apt-get: forewarn import and its tests will be skipped"; fi; }
 
-test: setup browser java ## run the test suite (unit, contract, model, server, notebooks, browser)
+test: setup browser java postgres ## run the test suite (unit, contract, model, server, notebooks, browser)
 	$(BIN)/pytest -n 2 --dist loadfile
 
 lint: setup ## ruff check, ruff format --check, mypy

@@ -671,15 +671,33 @@ def _demo_report_and_explain(settings: Settings, data: Path, out: Path) -> list[
 @app.command()
 def score(
     data: DataArg,
-    out: Annotated[Path, typer.Option("--out", help="file to write: .csv or .parquet")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="file to write: .csv or .parquet (--engine spark: a folder or URI)"
+        ),
+    ],
     as_of: AsOfOpt = None,
     explain: Annotated[
         bool, typer.Option("--explain", help="add each risk's top drivers (SHAP and sentence)")
     ] = False,
     json_out: JsonOpt = False,
     lang: LangOpt = None,
+    engine: Annotated[
+        str, typer.Option("--engine", help="local (this process) or spark (docs/operations.md)")
+    ] = "local",
+    master: Annotated[
+        str | None,
+        typer.Option("--master", help="Spark master, e.g. local[2] (default: spark-submit's)"),
+    ] = None,
 ) -> None:
     """Score every running project (at --as-of, default the latest report) with the champions."""
+    if engine == "spark":
+        _score_spark(_uri_argument("DATA", data), _uri_argument("--out", out), as_of, explain,
+                     json_out, master)  # fmt: skip
+        return
+    if engine != "local":
+        _fail(f"--engine {engine!r}: use local or spark")
     settings = _settings()
     with _language(settings, lang):
         _score(settings, data, out, as_of, explain, json_out)
@@ -753,6 +771,70 @@ def _score(
             models=", ".join(scores.models.values()), path=out
         )
     )
+
+
+def _uri_argument(name: str, given: Path) -> str:
+    """The text the user typed for a path option: a URI (s3a://…) must keep its '//'."""
+    text = str(given)
+    for arg in sys.argv:
+        value = arg.split("=", 1)[1] if arg.startswith("--out=") else arg
+        if "://" in value and Path(value) == given:
+            return value
+    return text
+
+
+def _score_spark(
+    data: str, out: str, as_of: str | None, explain: bool, json_out: bool, master: str | None
+) -> None:
+    """`forewarn score --engine spark`: serving.spark_batch does the work."""
+    try:
+        from serving import spark_batch
+    except ImportError as exc:  # pragma: no cover - pyspark is a dev and [spark] dependency
+        _fail(f"--engine spark needs pyspark (pip install 'forewarn[spark]'): {exc}")
+    settings = _settings()
+    day = _parse_date(as_of)
+    champions = _champions(settings)
+    console.print(f"starting Spark ({master or 'spark-submit master'})")
+    spark = spark_batch.spark_session(master)
+    try:
+        day = day or spark_batch.default_as_of(spark, data)
+        if day is None:
+            _fail(f"{data}: no status report has a date: pass --as-of")
+        parameters = spark_batch.ScoringParameters(
+            as_of=day,
+            red=settings.red_threshold,
+            amber=settings.amber_threshold,
+            top_drivers=settings.top_drivers,
+            explain=explain,
+            delay_tolerance=settings.delay_tolerance,
+            overrun_tolerance=settings.overrun_tolerance,
+            extra_attributes=tuple(settings.extra_attributes),
+        )
+        try:
+            done = spark_batch.score_with_spark(spark, data, out, champions, parameters)
+        except (ValueError, FileNotFoundError) as exc:
+            _fail(str(exc))
+    finally:
+        spark.stop()
+    if json_out:
+        _print_json(
+            {
+                "out": done.out,
+                "as_of": done.as_of.isoformat(),
+                "projects": done.projects,
+                "quarantined": done.quarantined,
+                "models": done.models,
+                "counts": done.counts,
+                "engine": "spark",
+            }
+        )
+        return
+    stdout.print(
+        f"{done.projects} running projects on {done.as_of} scored on Spark → {out}/scores "
+        f"(Parquet by as_of); models: {', '.join(done.models.values())}"
+    )
+    if done.quarantined:
+        console.print(f"[yellow]{done.quarantined} row(s) quarantined[/] → {out}/quarantine")
 
 
 @app.command()

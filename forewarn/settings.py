@@ -37,6 +37,13 @@ class Settings(BaseSettings):
         "sqlite:///<models_dir>/mlflow.db",
     )
     experiment: str = Field("forewarn", description="MLflow experiment for training runs")
+    # --- team store (docs/operations.md) ---
+    artifact_root_uri: str | None = Field(
+        None,
+        description="where a new experiment's artifacts go (a shared folder or object store "
+        "for a team on PostgreSQL); default <models_dir>/artifacts; a tracking server "
+        "uses its own",
+    )
     monitoring_experiment: str = Field("forewarn-monitoring", description="for drift runs")
 
     # --- labels ------------------------------------------------------------------------
@@ -180,4 +187,6 @@ class Settings(BaseSettings):
         return f"sqlite:///{self.models_dir.resolve()}/mlflow.db"
 
     def artifact_root(self) -> str:
+        if self.artifact_root_uri:
+            return self.artifact_root_uri
         return (self.models_dir.resolve() / "artifacts").as_uri()

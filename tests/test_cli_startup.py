@@ -17,6 +17,8 @@ HEAVY = (
     "plotly",
     "jpype",  # forewarn import only: the JVM starts inside that command
     "mpxj",
+    "pyspark",
+    "psycopg",
 )
 
 

@@ -8,6 +8,25 @@ registered version alone rebuilds a `RiskModel`. Aliases: ``champion``, ``challe
 
 mlflow is imported inside the functions: it takes seconds, and the CLI's ``--help`` and the
 training units must not pay for it.
+
+Stores: a local sqlite file (one user), PostgreSQL (``postgresql://…``, read through psycopg
+3) or a tracking server (``http(s)://…``). Several writers may share a PostgreSQL store or
+a server at once (docs/operations.md); what they race on is retried or locked here:
+
+- the first connection to an empty database creates MLflow's tables (alembic): writers
+  starting together collide on them, so `configure` retries;
+- the experiment and the registered models are created by whoever comes first: the others
+  get "already exists" and use it;
+- a new model version takes the next number of its model; two at once collide on the
+  (name, version) key, which MLflow retries three times and then gives up: `_register`
+  retries further (numbers stay unique and gap-free: a failed insert takes none);
+- moving ``champion`` is read-compare-write: `promote` holds a registry lock around it and
+  moves the alias only while the champion is still the one the version was judged against.
+
+sqlite answers a second writer "database is locked"; the same retries apply, but sqlite is
+for one user: writers starting together on a new sqlite file can break MLflow's table
+creation (no transactional DDL there), so a sqlite store must exist before a second writer
+comes (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -15,11 +34,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
+import socket
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -36,6 +59,28 @@ PREVIOUS_CHAMPION = "previous-champion"
 REFERENCE_FILE = "reference/reference.parquet"
 RISK_MODEL_FILE = "risk_model.json"
 _MAX_TAG = 5000  # MLflow caps tag values (8000 in sqlite); keep room
+# A registered model used as a mutex: creating one is atomic on every store (unique name).
+LOCK_SUFFIX = ".promotion-lock"
+PROMOTION = "promotion"  # version tag: why a promoted version did not become champion
+_RETRIES = 12  # backoff 0.05 s doubling to 2 s: ~15 s in all before giving up
+_LOCK_WAIT_S = 300.0
+_LOCK_STALE_S = 600.0  # a lock older than this was left by a process that died holding it
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+# What a concurrent writer may transiently hit (sqlite, PostgreSQL, MLflow's own giving-up).
+_TRANSIENT = (
+    "database is locked",
+    "deadlock detected",
+    "could not serialize access",
+    "duplicate key value violates unique constraint",
+    "uniqueviolation",
+    "integrityerror",
+    "giving up after",
+    "already exists",
+    "server closed the connection unexpectedly",
+    "out-of-date database schema",  # another writer is still creating the tables
+)
 
 
 @dataclass
@@ -86,6 +131,47 @@ class TrainingRecord:
     run_name: str | None = None
 
 
+def store_uri(tracking_uri: str) -> str:
+    """The URI MLflow is given: ``postgresql://`` is read through psycopg 3.
+
+    SQLAlchemy's default PostgreSQL driver is psycopg2, which Forewarn does not install;
+    a URI naming its driver (``postgresql+psycopg2://``) is left as it is.
+    """
+    if tracking_uri.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + tracking_uri.split("://", 1)[1]
+    return tracking_uri
+
+
+def is_server(tracking_uri: str) -> bool:
+    """A tracking server (http/https): it decides where artifacts go."""
+    return tracking_uri.startswith(("http://", "https://"))
+
+
+def _transient(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) is a collision with another writer."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        text = f"{type(seen).__name__} {seen}".lower()
+        if any(marker in text for marker in _TRANSIENT):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _retrying(what: str, call: Callable[[], T], attempts: int = _RETRIES) -> T:
+    """`call()`, again after a jittered backoff while it collides with another writer."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except Exception as exc:
+            if attempt == attempts - 1 or not _transient(exc):
+                raise
+            delay = min(2.0, 0.05 * 2**attempt) * (0.5 + random.random())
+            logger.debug("%s collided with another writer (%s); retry in %.2f s", what, exc, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
 def configure(
     tracking_uri: str, artifact_root: str | None = None, experiment: str = "forewarn"
 ) -> str:
@@ -93,26 +179,38 @@ def configure(
 
     A local sqlite store's folder is created here (not at import). MLflow's own chatter
     (progress bars, INFO lines) is silenced: ``--json`` output must stay one object.
+    With a tracking server `artifact_root` is not used: the server's artifact root is.
     """
     import mlflow
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # A tracking server's client prints "View run … at: URL" on stdout at each run's end.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
     # "Failed to resolve installed pip version": harmless, we pass pip_requirements.
     logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
     if tracking_uri.startswith("sqlite:///"):
         Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    client = mlflow.MlflowClient()
-    found = client.get_experiment_by_name(experiment)
-    if found is not None:
-        experiment_id = str(found.experiment_id)
-    else:
-        experiment_id = client.create_experiment(experiment, artifact_location=artifact_root)
+    uri = store_uri(tracking_uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    location = None if is_server(tracking_uri) else artifact_root
+    # Long budget: on an empty database the first writer runs every MLflow migration.
+    experiment_id = _retrying(
+        "creating the experiment", lambda: _experiment(experiment, location), attempts=40
+    )
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+def _experiment(name: str, artifact_location: str | None = None) -> str:
+    """The experiment's id, created when missing (by us or a writer racing us)."""
+    client = _client()  # the first client of an empty database creates MLflow's tables
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return str(found.experiment_id)
+    return str(client.create_experiment(name, artifact_location=artifact_location))
 
 
 def _client() -> MlflowClient:
@@ -196,7 +294,9 @@ def log_training(record: TrainingRecord) -> VersionInfo:
             meta_path = Path(tmp) / RISK_MODEL_FILE
             meta_path.write_text(model.to_strings()[1])
             example = _input_example(model, record.reference)
-            signature = infer_signature(example, model.booster.predict(example.to_numpy()))
+            signature = infer_signature(
+                example, np.asarray(model.booster.predict(example.to_numpy()))
+            )
             info = mlflow.lightgbm.log_model(
                 model.booster,
                 name="model",
@@ -233,11 +333,19 @@ def _register(
     try:
         client.get_registered_model(name)
     except MlflowException:
-        client.create_registered_model(
-            name, description=f"Forewarn {name.removeprefix('forewarn-')} risk model"
-        )
-    created = client.create_model_version(
-        name, source=model_uri, run_id=run_id, tags=tags, model_id=model_id
+        try:
+            client.create_registered_model(
+                name, description=f"Forewarn {name.removeprefix('forewarn-')} risk model"
+            )
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":  # another writer made it first
+                raise
+    # Two writers take the same next number; MLflow retries 3 times, then gives up.
+    created = _retrying(
+        f"registering a {name} version",
+        lambda: client.create_model_version(
+            name, source=model_uri, run_id=run_id, tags=tags, model_id=model_id
+        ),
     )
     return str(created.version)
 
@@ -274,8 +382,16 @@ def _version_info(mv: Any) -> VersionInfo:
 
 
 def set_alias(target: str, alias: str, version: str) -> None:
-    """Point `alias` at `version` (MLflow moves an alias in one write)."""
-    _client().set_registered_model_alias(REGISTERED_NAMES[target], alias, version)
+    """Point `alias` at `version` (MLflow moves an alias in one write).
+
+    Retried: two writers setting one alias at once collide on its key (MLflow's SQL store
+    reads, then inserts or updates).
+    """
+    client = _client()
+    _retrying(
+        f"setting {alias}",
+        lambda: client.set_registered_model_alias(REGISTERED_NAMES[target], alias, version),
+    )
 
 
 def set_version_tags(target: str, version: str, tags: Mapping[str, Any]) -> None:
@@ -295,12 +411,92 @@ def promote(target: str, version: str) -> str | None:
 
     Called once, after every check. The champion alias is moved by a single write, so a
     reader sees either the old or the new champion, never none.
+
+    With several writers the champion may have moved since `version` was judged: a
+    retrained version was gated against the champion in its ``gate_champion_version`` tag,
+    a trained one (no such tag) becomes champion only where there is none. Under the
+    registry's promotion lock the alias moves only if the champion is still that one;
+    otherwise it stays, the version gets a ``promotion`` tag saying why, a warning is
+    logged, and None is returned. Returns the previous champion's version when it moved.
     """
-    current = alias_version(target, CHAMPION)
-    if current is not None and current.version != str(version):
-        set_alias(target, PREVIOUS_CHAMPION, current.version)
-    set_alias(target, CHAMPION, str(version))
-    return None if current is None else current.version
+    version = str(version)
+    with promotion_lock(target):
+        current = alias_version(target, CHAMPION)
+        if current is not None and current.version == version:
+            return None
+        mine = version_info(target, version)
+        judged = (mine.tags if mine else {}).get("gate_champion_version", "none")
+        expected = None if judged == "none" else judged
+        now = None if current is None else current.version
+        if now != expected:
+            why = (
+                f"not promoted: the champion moved to v{now} while v{version} was judged "
+                f"against {'no champion' if expected is None else 'v' + expected}; run "
+                f"forewarn retrain again to gate it against v{now}"
+            )
+            set_version_tags(target, version, {PROMOTION: why})
+            logger.warning("%s v%s %s", REGISTERED_NAMES[target], version, why)
+            return None
+        if current is not None:
+            set_alias(target, PREVIOUS_CHAMPION, current.version)
+        set_alias(target, CHAMPION, version)
+        return now
+
+
+@contextmanager
+def promotion_lock(target: str, wait_s: float = _LOCK_WAIT_S) -> Iterator[None]:
+    """Hold the target's promotion lock: a registered model ``forewarn-<t>.promotion-lock``.
+
+    Creating a registered model is atomic on every store (its name is a unique key), so
+    this works alike on sqlite, PostgreSQL and a tracking server. The lock is deleted on
+    leaving; one older than ten minutes was left by a dead process and is broken.
+    """
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    name = REGISTERED_NAMES[target] + LOCK_SUFFIX
+    holder = f"held by {socket.gethostname()} pid {os.getpid()} while moving aliases"
+    deadline = time.monotonic() + wait_s
+    delay = 0.02
+    while True:
+        try:
+            client.create_registered_model(name, description=holder)
+            break
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS" and not _transient(exc):
+                raise
+        _break_if_stale(name)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{name}: still held after {wait_s:.0f} s (another writer)")
+        time.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 0.5)
+    try:
+        yield
+    finally:
+        _retrying("releasing the promotion lock", lambda: _delete_registered_model(name))
+
+
+def _break_if_stale(name: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        held = _client().get_registered_model(name)
+    except MlflowException:
+        return  # released meanwhile
+    age_s = time.time() - (held.creation_timestamp or 0) / 1000
+    if age_s > _LOCK_STALE_S:
+        logger.warning("breaking %s, left %.0f s ago (%s)", name, age_s, held.description)
+        _delete_registered_model(name)
+
+
+def _delete_registered_model(name: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        _client().delete_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
 
 
 def download_model(target: str, alias_or_version: str, dst: Path) -> Path:
@@ -379,9 +575,11 @@ def _set_uri(tracking_uri: str) -> None:
     import mlflow
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     logging.getLogger("mlflow").setLevel(logging.WARNING)
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
+    uri = store_uri(tracking_uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
 
 
 def log_monitoring(
@@ -398,11 +596,7 @@ def log_monitoring(
     """
     import mlflow
 
-    client = _client()
-    found = client.get_experiment_by_name(experiment)
-    experiment_id = (
-        str(found.experiment_id) if found is not None else client.create_experiment(experiment)
-    )
+    experiment_id = _retrying("creating the experiment", lambda: _experiment(experiment))
     with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
         if params:
             mlflow.log_params({k: _tag(v)[:6000] for k, v in params.items()})
