@@ -22,7 +22,7 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from features.contract import Portfolio, column_names
+from features.contract import COLUMNS, Portfolio, column_names
 from serving.request_models import ChangeIn, ProjectIn, StatusReportIn
 from serving.response_models import ExplainResponse, ModelsResponse, ScoreResponse
 
@@ -134,14 +134,25 @@ def _cell(value: Any) -> Any:
     return value
 
 
+# Integer columns load as floats when a value is missing; the request models take ints.
+_INTEGERS = {c.name for table in COLUMNS.values() for c in table if c.kind == "integer"}
+
+
 def _records(frame: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
     present = [c for c in columns if c in frame.columns]
     if not present:
         return [{} for _ in range(len(frame))]
-    return [
+    rows = [
         {str(k): _cell(v) for k, v in row.items()}
         for row in frame[present].astype(object).to_dict("records")
     ]
+    whole = [c for c in present if c in _INTEGERS]
+    for row in rows:
+        for c in whole:
+            value = row[c]
+            if isinstance(value, float) and value.is_integer():
+                row[c] = int(value)
+    return rows
 
 
 def projects_from_portfolio(

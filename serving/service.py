@@ -46,7 +46,9 @@ from serving.endpoints import (
     score_projects,
     score_requests,
 )
-from serving.guards import BearerAuth, BodyLimit, bind_refusal
+from serving.guards import BearerAuth, BodyLimit, ErrorEnvelope, bind_refusal, quiet_client_errors
+from serving.metrics import RouteMetrics, render
+from serving.openapi import DocumentedErrors
 from serving.request_models import ExplainRequest, ProjectIn, ScoreRequest
 from serving.response_models import ExplainResponse, ModelsResponse, ScoreResponse
 from serving.views import champions_page_app
@@ -115,6 +117,9 @@ def _requested_host() -> str:
     # with no exporter configured nothing reads them: the scoring routes skip them unless
     # FOREWARN_TRACING=true (then configure BentoML's tracing exporter as well).
     tracing={} if settings.tracing else {"excluded_urls": list(UNTRACED_ROUTES)},
+    # BentoML's HTTP metrics label each series with the raw path (any random path became
+    # a series): serving.metrics counts by route instead and serves GET /metrics.
+    metrics={"enabled": False},
 )
 class Forewarn:
     """Scores projects with the champion models; the work is in serving.endpoints."""
@@ -133,6 +138,8 @@ class Forewarn:
         atexit.register(forget_table, os.getpid())
 
     def __init__(self) -> None:
+        # A client's bad request is one log line (ErrorEnvelope), not a traceback.
+        quiet_client_errors()
         self.champions: Champions | None = None
         self._pool: anyio.CapacityLimiter | None = None
         self.gatherer: Gatherer[ScoreCall, ScoreResponse] = Gatherer(self._score_together)
@@ -216,6 +223,13 @@ def models() -> ModelsResponse:
         raise HTTPException(503, str(exc)) from exc
 
 
+@info_app.get("/metrics", include_in_schema=False)
+def metrics() -> Response:
+    """Prometheus metrics, by route (serving.metrics)."""
+    body, media_type = render()
+    return Response(body, media_type=media_type)
+
+
 # `bentoml.service` made Forewarn a bentoml.Service; mypy cannot see through the decorator.
 _service: Any = Forewarn
 # The explanation view (GET /views/explain/{project_id}?as_of=), behind the same auth. Its
@@ -230,9 +244,15 @@ _service.mount_asgi_app(
     path="/views",
 )
 _service.mount_asgi_app(info_app, path="/")
-# First added, outermost: a request without the key is refused before its body is read.
+# First added, outermost: every request is counted by route, every refusal gets one shape
+# and one log line, and a request without the key is refused before its body is read.
+_service.add_asgi_middleware(RouteMetrics)
+_service.add_asgi_middleware(ErrorEnvelope)
 _service.add_asgi_middleware(BearerAuth, api_key=settings.api_key)
-_service.add_asgi_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+_service.add_asgi_middleware(
+    BodyLimit, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s
+)
+_service.add_asgi_middleware(DocumentedErrors)
 # With several workers, a worker holding more keep-alive connections than the others hands
 # some back (serving.connections says why); FOREWARN_BALANCE_CONNECTIONS=false turns it off.
 if settings.balance_connections:
