@@ -63,6 +63,11 @@ class ProjectScore(BaseModel):
         description="the features that moved p_over_budget most, largest |contribution| first"
     )
     models: list[ModelRef] = Field(description="the models behind these scores")
+    caveats: list[str] = Field(
+        default_factory=list,
+        description="what limits these scores, in words (a project with no status report "
+        "by as_of is scored from its baseline alone); empty when nothing does",
+    )
 
 
 class Thresholds(BaseModel):

@@ -86,6 +86,17 @@ def _json(answer: BaseModel) -> Response:
     return Response(answer.model_dump_json(), media_type="application/json")
 
 
+def _redacted(uri: str) -> str:
+    """A tracking URI without its password, fit for a log line or an answer."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def _requested_host() -> str:
     """The address `bentoml serve` is about to bind: its --host, else its configuration."""
     import click
@@ -141,8 +152,10 @@ class Forewarn:
         # A client's bad request is one log line (ErrorEnvelope), not a traceback.
         quiet_client_errors()
         self.champions: Champions | None = None
+        self.not_ready_reason = "the champion models are loading"
         self._pool: anyio.CapacityLimiter | None = None
         self.gatherer: Gatherer[ScoreCall, ScoreResponse] = Gatherer(self._score_together)
+        packed = None
         try:
             # A built Bento serves the champions it was packed with; source, the registry's.
             packed = packed_tag(_service.bento)
@@ -150,9 +163,17 @@ class Forewarn:
                 self.champions = load_from_bento_store(packed)
             else:
                 self.champions = load_from_registry(settings.resolved_tracking_uri())
-        except Exception:
-            # Stay up and not ready (a crash would make BentoML restart us in a loop).
-            logger.exception("Forewarn could not load its champion models")
+        except Exception as exc:
+            # Stay up and not ready (a crash would make BentoML restart us in a loop), and
+            # say why: to clients on 503, with the traceback in the log.
+            source = (
+                "the Bento" if packed is not None else _redacted(settings.resolved_tracking_uri())
+            )
+            self.not_ready_reason = (
+                f"could not load the champion models from {source}: {type(exc).__name__}: "
+                f"{str(exc)[:300]}"
+            )
+            logger.exception("Forewarn is not ready: %s", self.not_ready_reason)
             return
         if settings.balance_connections:
             register_worker(settings.workers)  # counted by the others from now on
@@ -174,7 +195,7 @@ class Forewarn:
 
     def loaded(self) -> Champions:
         if self.champions is None:
-            raise ServiceUnavailable("no champion model loaded: see the server log")
+            raise ServiceUnavailable(f"not ready: {self.not_ready_reason} (see the server log)")
         return self.champions
 
     @bentoml.api(

@@ -1,7 +1,7 @@
 """Schemathesis hook for the fuzz test: a schema-valid request refused with 400 must have
 broken one of contract v1's cross-field rules, which JSON Schema cannot state.
 
-Loaded by schemathesis through SCHEMATHESIS_HOOKS (tests/serving/test_fuzz.py); the stock
+Loaded by schemathesis through SCHEMATHESIS_HOOKS (tests/serving/test_service.py); the stock
 positive_data_acceptance check is off for /score and /explain (schemathesis.toml), and
 this one takes its place there.
 """
