@@ -243,7 +243,11 @@ def error_body(status: int, data: Any) -> dict[str, Any]:
         problems = "problem" if len(detail) == 1 else "problems"
         error = f"{len(detail)} {problems} in the request: {where}: {first['msg']}{more}"
     else:
-        error = str(data.get("error", "")) or f"HTTP {status}"
+        # FastAPI's HTTPException (the mounted /models) says it in a string `detail`.
+        said = data.get("error") or (
+            data.get("detail") if isinstance(data.get("detail"), str) else ""
+        )
+        error = str(said) or f"HTTP {status}"
     return {"error": error, "detail": detail}
 
 
@@ -330,8 +334,9 @@ class ErrorEnvelope:
 
 class ClientErrorTracebacks(logging.Filter):
     """Drops BentoML's "Exception on /score [POST]" record (with its traceback) when the
-    exception is the client's fault: a pydantic ValidationError, or a BentoML error with a
-    4xx code. `ErrorEnvelope` logs those as one line; real faults keep their traceback."""
+    exception is the client's fault (a pydantic ValidationError, a BentoML error with a
+    4xx code) or a 503 while the service is not ready. `ErrorEnvelope` logs those as one
+    line; real faults keep their traceback."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.exc_info or record.exc_info[1] is None:
@@ -343,7 +348,9 @@ class ClientErrorTracebacks(logging.Filter):
         if isinstance(exc, ValidationError):
             return False
         if isinstance(exc, BentoMLException):
-            return not 400 <= int(exc.error_code.value) < 500
+            # 4xx, and 503 while not ready (its reason was logged once, with its traceback).
+            code = int(exc.error_code.value)
+            return not (400 <= code < 500 or code == 503)
         return True
 
 

@@ -7,6 +7,7 @@ hands plain values to library code; the class stays thin. Routes:
 * ``POST /explain`` — one project: the full SHAP vector of each risk, in log-odds
 * ``GET /models`` — the champions: versions, runs, whether they beat the PMO rules
 * ``GET /livez``, ``GET /readyz`` — probes (ready once the models are loaded)
+* ``GET /metrics`` — Prometheus metrics by route (serving.metrics)
 * ``GET /docs.json`` — OpenAPI, with an example request
 * ``GET /views/explain/{project_id}`` — the explanation page (portfolio at FOREWARN_DATA)
 

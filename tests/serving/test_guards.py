@@ -145,6 +145,7 @@ def test_pydantic_errors_become_the_error_model() -> None:
     assert "validation error" not in body["error"]
     assert all(set(d) == {"loc", "msg", "type"} for d in body["detail"])
     assert error_body(503, [{"error": "not loaded"}]) == {"error": "not loaded", "detail": []}
+    assert error_body(503, {"detail": "not ready"}) == {"error": "not ready", "detail": []}
 
 
 def test_client_error_tracebacks_are_dropped_real_faults_kept() -> None:
@@ -174,7 +175,7 @@ def test_client_error_tracebacks_are_dropped_real_faults_kept() -> None:
     keep = ClientErrorTracebacks().filter
     assert not keep(record(invalid))
     assert not keep(record(InvalidArgument("bad")))
-    assert keep(record(ServiceUnavailable("no model")))  # 503: the service's fault
+    assert not keep(record(ServiceUnavailable("no model")))  # 503: said once at start-up
     assert keep(record(RuntimeError("a real fault")))
     assert keep(logging.LogRecord("b", logging.INFO, "f", 1, "no exception", (), None))
 
