@@ -51,7 +51,12 @@ from serving.guards import BearerAuth, BodyLimit, ErrorEnvelope, bind_refusal, q
 from serving.metrics import RouteMetrics, render
 from serving.openapi import DocumentedErrors
 from serving.request_models import ExplainRequest, ProjectIn, ScoreRequest
-from serving.response_models import ExplainResponse, ModelsResponse, ScoreResponse
+from serving.response_models import (
+    ErrorResponse,
+    ExplainResponse,
+    ModelsResponse,
+    ScoreResponse,
+)
 from serving.views import champions_page_app
 
 # BentoML's own logger namespace: its server logging configuration shows these lines.
@@ -194,6 +199,11 @@ class Forewarn:
     def __is_ready__(self) -> bool:
         return self.champions is not None
 
+    def not_ready(self) -> Response:
+        """503 with the reason (BentoML would answer a raised 503 with a generic text)."""
+        body = ErrorResponse(error=f"not ready: {self.not_ready_reason} (see the server log)")
+        return Response(body.model_dump_json(), status_code=503, media_type="application/json")
+
     def loaded(self) -> Champions:
         if self.champions is None:
             raise ServiceUnavailable(f"not ready: {self.not_ready_reason} (see the server log)")
@@ -206,6 +216,8 @@ class Forewarn:
     )
     async def score(self, projects: list[ProjectIn], as_of: date | None = None) -> Response:
         """Score projects: p_late, p_over_budget, RAG each and overall, top drivers."""
+        if self.champions is None:
+            return self.not_ready()
         champions = self.loaded()
         if len(projects) <= INLINE_PROJECTS:
             # Scored on the event loop with the small requests that arrived alongside.
@@ -218,6 +230,8 @@ class Forewarn:
     @bentoml.api(route="/explain", input_spec=ExplainRequest, output_spec=ExplainResponse)
     async def explain(self, project: ProjectIn, as_of: date | None = None) -> Response:
         """Explain one project: each risk's full SHAP vector, base value and feature values."""
+        if self.champions is None:
+            return self.not_ready()
         return _json(explain_project(self.loaded(), project, as_of, options))
 
     def _score_together(self, calls: list[ScoreCall]) -> list[ScoreResponse | ValidationError]:
