@@ -224,7 +224,7 @@ def test_a_full_disk_while_writing_scores_leaves_no_partial_file(
     out.write_text("the previous scores\n")
     run = _cli(["score", str(store.data), "--out", str(out), "--explain"], _env(store), tmp_path)
     assert run.returncode == 1, run.stdout[-2000:] + run.stderr[-2000:]
-    said = " ".join(run.stdout.split())
+    said = " ".join((run.stdout + run.stderr).split())
     assert "could not write" in said and "no partial file" in said, said
     assert out.read_text() == "the previous scores\n"
     assert sorted(p.name for p in full_disk.iterdir()) == ["scores.csv"]
@@ -241,7 +241,8 @@ def test_a_full_disk_while_writing_quarantine_leaves_no_partial_file(
     assert sum(f.stat().st_size for f in data.iterdir()) > 100_000  # a quarantine that big
     run = _cli(["validate", str(data), "--out", str(full_disk)], _env(store), tmp_path)
     assert run.returncode == 1, run.stdout[-2000:] + run.stderr[-2000:]
-    assert "could not write the quarantine file" in " ".join(run.stdout.split())
+    said = " ".join((run.stdout + run.stderr).split())
+    assert "could not write the quarantine file" in said and "No space left" in said, said
     assert list(full_disk.iterdir()) == []
 
 
