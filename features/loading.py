@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
+from features.atomic import replaced_whole
 from features.contract import (
     COLUMNS,
     TABLES,
@@ -922,8 +923,11 @@ def write_quarantine(quarantine: pd.DataFrame, out_dir: Path) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "quarantine.csv"
-    # utf-8-sig: Excel, where analysts open it, then reads "≥" and accents correctly.
-    quarantine.reindex(columns=QUARANTINE_COLUMNS).to_csv(path, index=False, encoding="utf-8-sig")
+    # utf-8-sig: Excel, where analysts open it, then reads "≥" and accents correctly. Written
+    # whole or not at all (a full disk or SIGTERM leaves no partial file).
+    with replaced_whole(path) as partial:
+        table = quarantine.reindex(columns=QUARANTINE_COLUMNS)
+        table.to_csv(partial, index=False, encoding="utf-8-sig")
     return path
 
 

@@ -85,9 +85,15 @@ def _parse_date(value: str | None, option: str = "--as-of") -> date | None:
     if value is None:
         return None
     try:
-        return date.fromisoformat(value)
+        day = date.fromisoformat(value)
     except ValueError:
         _fail(f"{option} {value!r} is not a date: use YYYY-MM-DD")
+    # As a file load and the API refuse them: pandas would wrap such a date round silently.
+    from serving.request_models import DATE_RULE, in_contract_years
+
+    if not in_contract_years(day):
+        _fail(f"{option} {value}: {DATE_RULE}")
+    return day
 
 
 def _load(data: Path, settings: Settings, out_dir: Path | None = None) -> LoadResult:
@@ -108,7 +114,10 @@ def _load(data: Path, settings: Settings, out_dir: Path | None = None) -> LoadRe
     target = out_dir or settings.out_dir
     if len(result.quarantine) or (target / "quarantine.csv").exists():
         # Rewritten even when clean, so that a stale file never describes an older load.
-        path = write_quarantine(result.quarantine, target)
+        try:  # written whole or not at all (features.atomic)
+            path = write_quarantine(result.quarantine, target)
+        except OSError as exc:
+            _fail(f"could not write the quarantine file under {target}: {exc.strerror}", 1)
     if len(result.quarantine):
         rows = sum(quarantined_rows(result.quarantine).values())
         console.print(
@@ -745,7 +754,10 @@ def _score(
             overrun_tolerance=settings.overrun_tolerance,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
-    write_scores(scores, out, explain)
+    try:  # written whole or not at all (features.atomic)
+        write_scores(scores, out, explain)
+    except OSError as exc:
+        _fail(f"could not write {out}: {exc.strerror}; no partial file was left", 1)
     counts = rag_counts(scores.frame)
     if json_out:
         _print_json(

@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     max_projects_per_request: int = Field(500, gt=0)
     request_timeout_s: int = Field(30, gt=0)
     max_concurrency: int = Field(64, gt=0)
+    # The API under attack (issue 17/19): a body that does not arrive in this many seconds
+    # gets 408, so slow senders cannot hold the concurrency slots for the 30 s timeout.
+    body_timeout_s: float = Field(5.0, gt=0, description="seconds to receive a request body")
     workers: int = Field(default_factory=default_workers, gt=0, description="service processes")
     threads: int = Field(8, gt=0)
     access_log: bool = Field(False, description="BentoML's access log (~1 ms a request)")

@@ -17,6 +17,7 @@ from typing import Any
 
 import pandas as pd
 
+from features.atomic import replaced_whole
 from features.contract import Portfolio
 from features.pointintime import snapshot
 from serving.champions import Champions
@@ -115,10 +116,11 @@ def write_scores(scores: BatchScores, path: Path, explain: bool) -> Path:
     check_output(path)
     out = output_frame(scores, explain)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix.lower() == ".parquet":
-        out.to_parquet(path, index=False)
-    else:
-        out.to_csv(path, index=False)
+    with replaced_whole(path) as partial:  # a full disk or SIGTERM leaves no partial file
+        if path.suffix.lower() == ".parquet":
+            out.to_parquet(partial, index=False)
+        else:
+            out.to_csv(partial, index=False)
     return path
 
 

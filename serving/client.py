@@ -22,11 +22,14 @@ import httpx
 import numpy as np
 import pandas as pd
 
-from features.contract import Portfolio, column_names
+from features.contract import COLUMNS, Portfolio, column_names
 from serving.request_models import ChangeIn, ProjectIn, StatusReportIn
 from serving.response_models import ExplainResponse, ModelsResponse, ScoreResponse
 
 ProjectLike = ProjectIn | Mapping[str, Any]
+
+# FOREWARN_MAX_PROJECTS_PER_REQUEST's default, for a service whose schema does not say.
+DEFAULT_MAX_PROJECTS = 500
 
 
 class ForewarnError(Exception):
@@ -51,7 +54,11 @@ class ForewarnClient:
         api_key: str | None = None,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        max_projects: int | None = None,
     ) -> None:
+        """`max_projects`: projects per /score request; None reads the service's limit from
+        its /docs.json on the first `score`."""
+        self.max_projects = max_projects
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._http = httpx.Client(
             base_url=base_url, headers=headers, timeout=timeout, transport=transport
@@ -72,9 +79,36 @@ class ForewarnClient:
         self._http.close()
 
     def score(self, projects: Iterable[ProjectLike], as_of: date | None = None) -> ScoreResponse:
-        """p_late, p_over_budget, RAG and top drivers of each project, seen from `as_of`."""
-        body = {"projects": [_payload(p) for p in projects], "as_of": _day(as_of)}
-        return ScoreResponse.model_validate(self._post("/score", body))
+        """p_late, p_over_budget, RAG and top drivers of each project, seen from `as_of`.
+
+        More projects than the service takes in one request go in several requests, one
+        after the other; the answer is theirs together, in the order sent.
+        """
+        payloads = [_payload(p) for p in projects]
+        limit = self.projects_per_request()
+        answers = [
+            ScoreResponse.model_validate(
+                self._post("/score", {"projects": payloads[i : i + limit], "as_of": _day(as_of)})
+            )
+            for i in range(0, max(len(payloads), 1), limit)
+        ]
+        if len(answers) == 1:
+            return answers[0]
+        return ScoreResponse(
+            projects=[p for a in answers for p in a.projects], thresholds=answers[0].thresholds
+        )
+
+    def projects_per_request(self) -> int:
+        """The most projects one /score request may carry (the service's, from /docs.json)."""
+        if self.max_projects is None:
+            spec = self._json(self._http.get("/docs.json"))
+            try:
+                body = spec["paths"]["/score"]["post"]["requestBody"]["content"]
+                limit = body["application/json"]["schema"]["properties"]["projects"]["maxItems"]
+            except (KeyError, TypeError):
+                limit = DEFAULT_MAX_PROJECTS
+            self.max_projects = int(limit)
+        return self.max_projects
 
     def explain(self, project: ProjectLike, as_of: date | None = None) -> ExplainResponse:
         """The full SHAP vector of each risk of one project (log-odds)."""
@@ -134,14 +168,25 @@ def _cell(value: Any) -> Any:
     return value
 
 
+# Integer columns load as floats when a value is missing; the request models take ints.
+_INTEGERS = {c.name for table in COLUMNS.values() for c in table if c.kind == "integer"}
+
+
 def _records(frame: pd.DataFrame, columns: Sequence[str]) -> list[dict[str, Any]]:
     present = [c for c in columns if c in frame.columns]
     if not present:
         return [{} for _ in range(len(frame))]
-    return [
+    rows = [
         {str(k): _cell(v) for k, v in row.items()}
         for row in frame[present].astype(object).to_dict("records")
     ]
+    whole = [c for c in present if c in _INTEGERS]
+    for row in rows:
+        for c in whole:
+            value = row[c]
+            if isinstance(value, float) and value.is_integer():
+                row[c] = int(value)
+    return rows
 
 
 def projects_from_portfolio(

@@ -139,11 +139,15 @@ def _score_requests(
         )
         cols = {name: columns[name].tolist() for name in RISK_COLUMNS}
         start = 0
-        for k, tables in group:
+        for (k, tables), day_k in zip(group, dates, strict=True):
             ids = tables.projects["project_id"].tolist()
+            reported = _reported_by(tables, day_k)
             answers[k] = ScoreResponse(
                 projects=[
-                    _project_score(cols, start + i, str(pid), refs) for i, pid in enumerate(ids)
+                    _project_score(
+                        cols, start + i, str(pid), refs, _caveats(pid in reported, day_k)
+                    )
+                    for i, pid in enumerate(ids)
                 ],
                 thresholds=options.thresholds,
             )
@@ -152,8 +156,29 @@ def _score_requests(
     return answers  # type: ignore[return-value]
 
 
+def _reported_by(tables: PortfolioColumns, day: date) -> set[str]:
+    """The projects of a request with a status report dated on or before `day`."""
+    reports = tables.status_reports
+    seen = reports["report_date"] <= np.datetime64(day, "ns")
+    return set(reports["project_id"][seen].tolist())
+
+
+def _caveats(reported: bool, day: date) -> list[str]:
+    if reported:
+        return []
+    return [
+        f"no status report on or before {day.isoformat()}: scored from the baseline alone "
+        "(planned dates, budget, type), so the risk is that of such a project at approval, "
+        "not a reading of its progress"
+    ]
+
+
 def _project_score(
-    cols: dict[str, list[Any]], i: int, project_id: str, refs: list[ModelRef]
+    cols: dict[str, list[Any]],
+    i: int,
+    project_id: str,
+    refs: list[ModelRef],
+    caveats: list[str],
 ) -> ProjectScore:
     return ProjectScore(
         project_id=project_id,
@@ -168,6 +193,7 @@ def _project_score(
         drivers_late=cols["drivers_late"][i],
         drivers_over_budget=cols["drivers_over_budget"][i],
         models=refs,
+        caveats=caveats,
     )
 
 

@@ -11,15 +11,70 @@ afterwards by `features.loading.validate_frames`, through `serving.intake`.
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from serving import i18n
 
 ProjectStatus = Literal["active", "closed", "cancelled", "on_hold"]
 ChangeKind = Literal["scope", "schedule", "cost", "baseline", "other"]
 ChangeStatus = Literal["pending", "approved", "rejected", "withdrawn"]
+
+# The years pandas can hold (nanosecond timestamps end in 1677 and 2262): a file load
+# quarantines a date outside them, and so does a request (a 400) and a CLI option (exit 2),
+# instead of letting it wrap round to another century.
+FIRST_DAY = date(1678, 1, 1)
+LAST_DAY = date(2261, 12, 31)
+DATE_RULE = "must be a date written YYYY-MM-DD, in years 1678–2261"
+# The same rule as OpenAPI can state it: a pattern on the date string.
+_YEAR = "(167[89]|16[89][0-9]|1[7-9][0-9]{2}|2[01][0-9]{2}|22[0-5][0-9]|226[01])"
+DATE_PATTERN = f"^{_YEAR}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+
+
+def in_contract_years(day: date) -> bool:
+    """True when `day` lies in the years the contract accepts (1678–2261)."""
+    return FIRST_DAY <= day <= LAST_DAY
+
+
+def _contract_day(day: date) -> date:
+    if not in_contract_years(day):
+        raise PydanticCustomError("date_range", DATE_RULE)
+    return day
+
+
+# What the schema says is what is taken: pydantic alone would read 0 as the date 1970-01-01
+# and "12" or true as a number, so a client breaking the schema would not hear of it.
+def _not_a_number(value: Any) -> Any:
+    if isinstance(value, (int, float)):
+        raise PydanticCustomError("date_type", "Input should be a date written YYYY-MM-DD")
+    return value
+
+
+def _not_text(value: Any) -> Any:
+    if isinstance(value, (str, bool, bytes)):
+        raise PydanticCustomError(
+            "number_type", "Input should be a valid number, not text or a boolean"
+        )
+    return value
+
+
+ContractDate = Annotated[
+    date,
+    BeforeValidator(_not_a_number),
+    AfterValidator(_contract_day),
+    Field(json_schema_extra={"pattern": DATE_PATTERN}),
+]
 
 # NaN and infinity are not numbers a PMO reports; JSON has no such values either.
 _STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, str_strip_whitespace=True)
@@ -33,14 +88,17 @@ class StatusReportIn(BaseModel):
     project_id: str | None = Field(
         None, description="optional; when given it must equal the enclosing project's"
     )
-    report_date: date = Field(description="reporting date (YYYY-MM-DD); unique per project")
+    report_date: ContractDate = Field(
+        description="reporting date (YYYY-MM-DD); unique per project, and not before the "
+        "project's start (the earlier of planned_start and actual_start)"
+    )
     percent_complete: float | None = Field(
         None, ge=0, le=100, description="physical progress, 0–100"
     )
     planned_value: float | None = Field(None, ge=0, description="cumulative planned value (PV)")
     earned_value: float | None = Field(None, ge=0, description="cumulative earned value (EV)")
     actual_cost: float | None = Field(None, ge=0, description="cumulative actual cost (AC)")
-    forecast_finish: date | None = Field(
+    forecast_finish: ContractDate | None = Field(
         None, description="the project manager's current forecast finish date"
     )
     forecast_cost: float | None = Field(
@@ -91,6 +149,22 @@ class StatusReportIn(BaseModel):
     cpli: float | None = Field(None, description="critical path length index")
     bei: float | None = Field(None, ge=0, description="baseline execution index")
 
+    @field_validator(
+        "percent_complete",
+        "planned_value",
+        "earned_value",
+        "actual_cost",
+        "forecast_cost",
+        "milestones_planned",
+        "milestones_done",
+        "open_risks",
+        "open_issues",
+        mode="before",
+    )
+    @classmethod
+    def _numbers(cls, value: Any) -> Any:
+        return _not_text(value)
+
 
 class ChangeIn(BaseModel):
     """One change request of a project: the `changes` table of contract v1."""
@@ -100,13 +174,20 @@ class ChangeIn(BaseModel):
     project_id: str | None = Field(
         None, description="optional; when given it must equal the enclosing project's"
     )
-    raised_date: date = Field(description="when the change request was raised")
+    raised_date: ContractDate = Field(description="when the change request was raised")
     change_id: str | None = Field(None, description="the change request's identifier")
     kind: ChangeKind | None = Field(None, description="what the change touches")
-    decided_date: date | None = Field(None, description="when it was decided, if it has been")
+    decided_date: ContractDate | None = Field(
+        None, description="when it was decided, if it has been; not before raised_date"
+    )
     status: ChangeStatus | None = Field(None, description="the decision")
     cost_impact: float | None = Field(None, description="requested or approved cost impact")
     schedule_impact_days: float | None = Field(None, description="schedule impact in days")
+
+    @field_validator("cost_impact", "schedule_impact_days", mode="before")
+    @classmethod
+    def _numbers(cls, value: Any) -> Any:
+        return _not_text(value)
 
 
 class ProjectIn(BaseModel):
@@ -114,22 +195,30 @@ class ProjectIn(BaseModel):
 
     model_config = _STRICT
 
-    project_id: str = Field(min_length=1, description="unique identifier")
+    project_id: str = Field(
+        min_length=1, pattern=r"\S", description="unique identifier (once per request)"
+    )
     name: str | None = Field(None, description="display name")
     portfolio: str | None = Field(None, description="programme or department")
     project_type: str | None = Field(
         None, description="kind of project (it, construction, ...), as in the training data"
     )
-    planned_start: date = Field(description="approved baseline start")
-    planned_finish: date = Field(description="approved baseline finish")
+    planned_start: ContractDate = Field(description="approved baseline start")
+    planned_finish: ContractDate = Field(
+        description="approved baseline finish; must be after planned_start"
+    )
     budget: float | None = Field(
         None,
         ge=0,
         description="budget at completion (BAC) of the baseline; without it the overrun "
         "risk is not scored and a reason is given instead",
     )
-    actual_start: date | None = Field(None, description="actual start")
-    actual_finish: date | None = Field(None, description="set once delivered")
+    actual_start: ContractDate | None = Field(None, description="actual start")
+    actual_finish: ContractDate | None = Field(
+        None,
+        description="set once delivered; not before actual_start, and required when status "
+        "is closed",
+    )
     final_cost: float | None = Field(None, ge=0, description="set once closed")
     status: ProjectStatus | None = Field(None, description="derived from actual_finish when absent")
     attributes: dict[str, str | float | None] = Field(
@@ -143,6 +232,24 @@ class ProjectIn(BaseModel):
     changes: list[ChangeIn] = Field(
         default_factory=list, description="the project's change requests, any order"
     )
+
+    @field_validator("budget", "final_cost", mode="before")
+    @classmethod
+    def _numbers(cls, value: Any) -> Any:
+        return _not_text(value)
+
+    @field_validator("attributes", mode="before")
+    @classmethod
+    def _attribute_values(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            for name, given in value.items():
+                if isinstance(given, bool):
+                    raise PydanticCustomError(
+                        "attribute_type",
+                        "attribute {name} must be text, a number or null, not a boolean",
+                        {"name": str(name)[:100]},
+                    )
+        return value
 
     @model_validator(mode="after")
     def _rows_belong_to_project(self) -> ProjectIn:
@@ -219,7 +326,7 @@ class ScoreRequest(BaseModel):
     )
 
     projects: list[ProjectIn] = Field(min_length=1, description="the projects to score")
-    as_of: date | None = Field(
+    as_of: ContractDate | None = Field(
         None,
         description="the date the projects are seen from: only reports dated on or before "
         "it and changes raised by it count; default today (UTC)",
@@ -263,7 +370,7 @@ class ExplainRequest(BaseModel):
     )
 
     project: ProjectIn = Field(description="the project to explain")
-    as_of: date | None = Field(
+    as_of: ContractDate | None = Field(
         None, description="the date the project is seen from; default today (UTC)"
     )
     lang: str | None = Field(

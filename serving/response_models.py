@@ -63,6 +63,11 @@ class ProjectScore(BaseModel):
         description="the features that moved p_over_budget most, largest |contribution| first"
     )
     models: list[ModelRef] = Field(description="the models behind these scores")
+    caveats: list[str] = Field(
+        default_factory=list,
+        description="what limits these scores, in words (a project with no status report "
+        "by as_of is scored from its baseline alone); empty when nothing does",
+    )
 
 
 class Thresholds(BaseModel):
@@ -145,3 +150,23 @@ class ModelsResponse(BaseModel):
     models: list[ModelInfo] = Field(description="delay, then overrun")
     thresholds: Thresholds = Field(description="the RAG cut-offs in force")
     top_drivers: int = Field(description="drivers returned per risk by /score")
+
+
+class FieldError(BaseModel):
+    """One broken rule of a refused request."""
+
+    loc: list[str | int] = Field(
+        description="where in the request, e.g. ['projects', 0, 'status_reports', 3, 'report_date']"
+    )
+    msg: str = Field(description="the rule it breaks, in words")
+    type: str = Field(description="the rule's code, e.g. greater_than_equal, contract_rule")
+
+
+class ErrorResponse(BaseModel):
+    """Every refusal (400, 401, 408, 413, 429, 503, ...) has this shape."""
+
+    error: str = Field(description="what went wrong and what to do, in one sentence")
+    detail: list[FieldError] = Field(
+        default_factory=list,
+        description="for a 400, one entry per broken rule; empty (or absent) otherwise",
+    )

@@ -7,6 +7,7 @@ hands plain values to library code; the class stays thin. Routes:
 * ``POST /explain`` — one project: the full SHAP vector of each risk, in log-odds
 * ``GET /models`` — the champions: versions, runs, whether they beat the PMO rules
 * ``GET /livez``, ``GET /readyz`` — probes (ready once the models are loaded)
+* ``GET /metrics`` — Prometheus metrics by route (serving.metrics)
 * ``GET /docs.json`` — OpenAPI, with an example request
 * ``GET /views/explain/{project_id}`` — the explanation page (portfolio at FOREWARN_DATA)
 
@@ -40,10 +41,17 @@ from serving.endpoints import (
     explain_project,
     score_projects,
 )
-from serving.guards import BearerAuth, BodyLimit, bind_refusal
+from serving.guards import BearerAuth, BodyLimit, ErrorEnvelope, bind_refusal, quiet_client_errors
 from serving.i18n import from_accept_language
+from serving.metrics import RouteMetrics, render
+from serving.openapi import DocumentedErrors
 from serving.request_models import ExplainRequest, ProjectIn, ScoreRequest
-from serving.response_models import ExplainResponse, ModelsResponse, ScoreResponse
+from serving.response_models import (
+    ErrorResponse,
+    ExplainResponse,
+    ModelsResponse,
+    ScoreResponse,
+)
 from serving.views import champions_page_app
 
 # BentoML's own logger namespace: its server logging configuration shows these lines.
@@ -84,6 +92,17 @@ def _json(answer: BaseModel) -> Response:
     return Response(answer.model_dump_json(), media_type="application/json")
 
 
+def _redacted(uri: str) -> str:
+    """A tracking URI without its password, fit for a log line or an answer."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def _requested_host() -> str:
     """The address `bentoml serve` is about to bind: its --host, else the host this
     service configures (FOREWARN_HOST, given to BentoML below; set the host there, not in
@@ -113,6 +132,9 @@ def _requested_host() -> str:
     # with no exporter configured nothing reads them: the scoring routes skip them unless
     # FOREWARN_TRACING=true (then configure BentoML's tracing exporter as well).
     tracing={} if settings.tracing else {"excluded_urls": list(UNTRACED_ROUTES)},
+    # BentoML's HTTP metrics label each series with the raw path (any random path became
+    # a series): serving.metrics counts by route instead and serves GET /metrics.
+    metrics={"enabled": False},
 )
 class Forewarn:
     """Scores projects with the champion models; the work is in serving.endpoints."""
@@ -128,7 +150,10 @@ class Forewarn:
             raise SystemExit(reason)
 
     def __init__(self) -> None:
+        # A client's bad request is one log line (ErrorEnvelope), not a traceback.
+        quiet_client_errors()
         self.champions: Champions | None = None
+        self.not_ready_reason = "the champion models are loading"
         self._pool: anyio.CapacityLimiter | None = None
         try:
             # A built Bento serves the champions it was packed with; source, the registry's.
@@ -137,9 +162,17 @@ class Forewarn:
                 self.champions = load_from_bento_store(packed)
             else:
                 self.champions = load_from_registry(settings.resolved_tracking_uri())
-        except Exception:
-            # Stay up and not ready (a crash would make BentoML restart us in a loop).
-            logger.exception("Forewarn could not load its champion models")
+        except Exception as exc:
+            # Stay up and not ready (a crash would make BentoML restart us in a loop), and
+            # say why: to clients on 503, with the traceback in the log.
+            source = (
+                "the Bento" if packed is not None else _redacted(settings.resolved_tracking_uri())
+            )
+            self.not_ready_reason = (
+                f"could not load the champion models from {source}: {type(exc).__name__}: "
+                f"{str(exc)[:300]}"
+            )
+            logger.exception("Forewarn is not ready: %s", self.not_ready_reason)
             return
         # One LightGBM thread per call: concurrency comes from the request threads.
         self.champions.set_threads(1)
@@ -157,9 +190,14 @@ class Forewarn:
     def __is_ready__(self) -> bool:
         return self.champions is not None
 
+    def not_ready(self) -> Response:
+        """503 with the reason (BentoML would answer a raised 503 with a generic text)."""
+        body = ErrorResponse(error=f"not ready: {self.not_ready_reason} (see the server log)")
+        return Response(body.model_dump_json(), status_code=503, media_type="application/json")
+
     def loaded(self) -> Champions:
         if self.champions is None:
-            raise ServiceUnavailable("no champion model loaded: see the server log")
+            raise ServiceUnavailable(f"not ready: {self.not_ready_reason} (see the server log)")
         return self.champions
 
     @bentoml.api(
@@ -175,19 +213,14 @@ class Forewarn:
         lang: str | None = None,
     ) -> Response:
         """Score projects: p_late, p_over_budget, RAG each and overall, top drivers."""
+        if self.champions is None:
+            return self.not_ready()
         champions = self.loaded()
         asked = _options_for(lang, ctx)
-        if asked is not options:
-            # Another language than the service's: scored on its own (the gatherer scores
-            # its requests with one set of options).
-            scored = await anyio.to_thread.run_sync(
-                score_projects, champions, projects, as_of, asked, limiter=self.pool()
-            )
-            return _json(scored)
         if len(projects) <= INLINE_PROJECTS:
-            return _json(score_projects(champions, projects, as_of, options))
+            return _json(score_projects(champions, projects, as_of, asked))
         scored = await anyio.to_thread.run_sync(
-            score_projects, champions, projects, as_of, options, limiter=self.pool()
+            score_projects, champions, projects, as_of, asked, limiter=self.pool()
         )
         return _json(scored)
 
@@ -200,6 +233,8 @@ class Forewarn:
         lang: str | None = None,
     ) -> Response:
         """Explain one project: each risk's full SHAP vector, base value and feature values."""
+        if self.champions is None:
+            return self.not_ready()
         return _json(explain_project(self.loaded(), project, as_of, _options_for(lang, ctx)))
 
     def pool(self) -> anyio.CapacityLimiter:
@@ -224,6 +259,13 @@ def models() -> ModelsResponse:
         raise HTTPException(503, str(exc)) from exc
 
 
+@info_app.get("/metrics", include_in_schema=False)
+def metrics() -> Response:
+    """Prometheus metrics, by route (serving.metrics)."""
+    body, media_type = render()
+    return Response(body, media_type=media_type)
+
+
 # `bentoml.service` made Forewarn a bentoml.Service; mypy cannot see through the decorator.
 _service: Any = Forewarn
 # The explanation view (GET /views/explain/{project_id}?as_of=), behind the same auth. Its
@@ -238,6 +280,12 @@ _service.mount_asgi_app(
     path="/views",
 )
 _service.mount_asgi_app(info_app, path="/")
-# First added, outermost: a request without the key is refused before its body is read.
+# First added, outermost: every request is counted by route, every refusal gets one shape
+# and one log line, and a request without the key is refused before its body is read.
+_service.add_asgi_middleware(RouteMetrics)
+_service.add_asgi_middleware(ErrorEnvelope)
 _service.add_asgi_middleware(BearerAuth, api_key=settings.api_key)
-_service.add_asgi_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+_service.add_asgi_middleware(
+    BodyLimit, max_bytes=settings.max_body_bytes, timeout_s=settings.body_timeout_s
+)
+_service.add_asgi_middleware(DocumentedErrors)

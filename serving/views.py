@@ -48,6 +48,7 @@ from serving.report import (
     records,
     render_page,
 )
+from serving.request_models import DATE_RULE, in_contract_years
 from serving.scoring import ScoringModel, explain_row, score_frame
 
 #: How many contributions a waterfall shows before folding the rest into one bar.
@@ -881,6 +882,8 @@ def explain_page_app(
             as_of = date.fromisoformat(raw) if raw else None
         except ValueError:
             return _message(400, f"as_of={raw!r} is not a date: use YYYY-MM-DD")
+        if as_of is not None and not in_contract_years(as_of):
+            return _message(400, f"as_of={raw}: {DATE_RULE}")
         try:
             asked = request.query_params.get("lang")
             language = (

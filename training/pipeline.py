@@ -821,18 +821,21 @@ def retrain(
     ).frame
     data_fp = data_fingerprint(portfolio, table, stamp)
     tracking.configure(store.tracking_uri, store.artifact_root, store.experiment)
-    return {
-        target: retrain_target(
-            table,
-            target,
-            stamp,
-            options,
-            data_fp=data_fp,
-            settings_params=settings_params,
-            progress=progress,
-        )
-        for target in targets
-    }
+    results: dict[str, RetrainResult] = {}
+    for target in targets:
+        # Two retrains at once: the second waits, then finds the first's fingerprint and
+        # changes nothing (one promotion, not two against a champion already replaced).
+        with tracking.retrain_lock(target):
+            results[target] = retrain_target(
+                table,
+                target,
+                stamp,
+                options,
+                data_fp=data_fp,
+                settings_params=settings_params,
+                progress=progress,
+            )
+    return results
 
 
 def retrain_target(

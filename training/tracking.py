@@ -406,6 +406,34 @@ def set_run_tags(run_id: str, tags: Mapping[str, Any]) -> None:
         client.set_tag(run_id, key, _tag(value))
 
 
+@contextmanager
+def retrain_lock(target: str) -> Iterator[None]:
+    """Held while `target` is retrained against the configured store, so that two
+    retrains do not both gate against the same champion and both promote.
+
+    A file lock (flock): beside the database for a sqlite store, in the temporary folder
+    (keyed by the URI) otherwise, so it holds between processes on one machine; retrains
+    on several machines against one PostgreSQL store are not serialised by it.
+    """
+    import fcntl
+    import hashlib
+
+    import mlflow
+
+    uri = mlflow.get_tracking_uri()
+    if uri.startswith("sqlite:///"):
+        path = Path(uri.removeprefix("sqlite:///") + f".{target}.retrain.lock")
+    else:
+        digest = hashlib.sha256(uri.encode()).hexdigest()[:16]
+        path = Path(tempfile.gettempdir()) / f"forewarn-{digest}-{target}.retrain.lock"
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def promote(target: str, version: str) -> str | None:
     """Make `version` champion; the old champion keeps a ``previous-champion`` alias.
 

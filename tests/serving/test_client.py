@@ -71,9 +71,12 @@ SCORE = {
 }
 
 
-def _client(handler: Any) -> ForewarnClient:
+def _client(handler: Any, max_projects: int | None = 500) -> ForewarnClient:
     return ForewarnClient(
-        "http://forewarn.test", api_key="k", transport=httpx.MockTransport(handler)
+        "http://forewarn.test",
+        api_key="k",
+        transport=httpx.MockTransport(handler),
+        max_projects=max_projects,
     )
 
 
@@ -91,6 +94,32 @@ def test_score_sends_the_token_and_parses_the_answer() -> None:
     assert seen["body"] == {"projects": [{"project_id": "P1"}], "as_of": "2024-06-30"}
     assert answer.projects[0].rag == "red" and answer.projects[0].p_over_budget is None
     assert answer.projects[0].drivers_late[0].sentence == "SPI is 0.80"
+
+
+def test_score_splits_a_list_over_the_service_limit() -> None:
+    sent: list[list[str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/docs.json":  # the limit, as the service declares it
+            schema = {"properties": {"projects": {"maxItems": 2}}}
+            body = {"content": {"application/json": {"schema": schema}}}
+            return httpx.Response(200, json={"paths": {"/score": {"post": {"requestBody": body}}}})
+        ids = [p["project_id"] for p in json.loads(request.content)["projects"]]
+        sent.append(ids)
+        one = SCORE["projects"][0]
+        return httpx.Response(
+            200,
+            json={
+                "projects": [{**one, "project_id": i} for i in ids],
+                "thresholds": SCORE["thresholds"],
+            },
+        )
+
+    ids = [f"P{i}" for i in range(5)]
+    with _client(handler, max_projects=None) as fw:
+        answer = fw.score([{"project_id": i} for i in ids])
+    assert sent == [["P0", "P1"], ["P2", "P3"], ["P4"]]
+    assert [p.project_id for p in answer.projects] == ids
 
 
 def test_refusals_become_errors_that_say_where() -> None:

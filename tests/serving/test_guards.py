@@ -119,3 +119,114 @@ def test_bind_refusal() -> None:
     assert bind_refusal("0.0.0.0", "key") is None
     reason = bind_refusal("0.0.0.0", None)
     assert reason and "FOREWARN_API_KEY" in reason and "0.0.0.0" in reason
+
+
+# ------------------------------------------------------------- one error shape, one line
+
+
+def test_pydantic_errors_become_the_error_model() -> None:
+    from pydantic import ValidationError
+
+    from serving.guards import error_body
+    from serving.request_models import ScoreRequest
+    from serving.response_models import ErrorResponse
+
+    try:
+        ScoreRequest.model_validate({"projects": [{"project_id": "a", "budget": -1}]})
+    except ValidationError as exc:
+        # What BentoML answers: its title (here the model's; BentoML's own says
+        # "ScoreRequestIODescriptor") and pydantic's entries with their links.
+        raw = {"error": f"{exc.error_count()} validation error for {exc.title}",
+               "detail": exc.errors(include_context=False, include_input=False)}  # fmt: skip
+    assert any("url" in d for d in raw["detail"])
+    body = error_body(400, raw)
+    ErrorResponse.model_validate(body)
+    assert body["error"].startswith("3 problems in the request: projects.0.planned_start")
+    assert "validation error" not in body["error"]
+    assert all(set(d) == {"loc", "msg", "type"} for d in body["detail"])
+    assert error_body(503, [{"error": "not loaded"}]) == {"error": "not loaded", "detail": []}
+    assert error_body(503, {"detail": "not ready"}) == {"error": "not ready", "detail": []}
+
+
+def test_client_error_tracebacks_are_dropped_real_faults_kept() -> None:
+    import logging
+    import sys
+
+    from pydantic import BaseModel, ValidationError
+
+    from serving.guards import ClientErrorTracebacks
+
+    class M(BaseModel):
+        x: int
+
+    def record(exc: BaseException) -> logging.LogRecord:
+        try:
+            raise exc
+        except BaseException:
+            info = sys.exc_info()
+        return logging.LogRecord("b", logging.ERROR, "f", 1, "Exception on /score", (), info)
+
+    try:
+        M.model_validate({"x": "no"})
+    except ValidationError as exc:
+        invalid = exc
+    from bentoml.exceptions import InvalidArgument, ServiceUnavailable
+
+    keep = ClientErrorTracebacks().filter
+    assert not keep(record(invalid))
+    assert not keep(record(InvalidArgument("bad")))
+    assert not keep(record(ServiceUnavailable("no model")))  # 503: said once at start-up
+    assert keep(record(RuntimeError("a real fault")))
+    assert keep(logging.LogRecord("b", logging.INFO, "f", 1, "no exception", (), None))
+
+
+def test_route_labels_come_from_a_fixed_set() -> None:
+    from serving.guards import route_label
+
+    assert route_label("/score") == "/score"
+    assert route_label("/views/explain/P-1") == "/views/explain/{project_id}"
+    assert route_label("/views/explain/P-1/x") == "other"
+    assert route_label("/wp-admin.php\n[ERROR] forged") == "other"
+
+
+def test_a_body_that_does_not_arrive_in_time_gets_408() -> None:
+    import anyio
+
+    from serving.guards import BodyLimit
+
+    sent: list[dict[str, object]] = []
+
+    async def never_called(scope: object, receive: object, send: object) -> None:
+        raise AssertionError("the app must not see a request whose body never came")
+
+    async def trickle() -> dict[str, object]:
+        await anyio.sleep(0.2)
+        return {"type": "http.request", "body": b"{", "more_body": True}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    headers = [(b"content-length", b"100"), (b"content-type", b"application/json")]
+    scope = {"type": "http", "method": "POST", "path": "/score", "headers": headers}
+    guard = BodyLimit(never_called, max_bytes=LIMIT, timeout_s=0.5)
+
+    async def main() -> None:
+        with anyio.fail_after(5):
+            await guard(scope, trickle, send)  # type: ignore[arg-type]
+
+    anyio.run(main)
+    assert sent[0]["status"] == 408
+
+
+def test_only_json_bodies_are_taken() -> None:
+    with _app(None) as client:
+        form = client.post(
+            "/score", content=b"a=1", headers={"Content-Type": "multipart/form-data"}
+        )
+        assert form.status_code == 415
+        assert (
+            client.post(
+                "/score", content=b"{}", headers={"Content-Type": "application/json; charset=utf-8"}
+            ).status_code
+            == 200
+        )

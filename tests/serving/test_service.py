@@ -8,6 +8,7 @@ address only, and the server is stopped (and must exit) at the end.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -16,7 +17,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -24,142 +24,43 @@ from typing import Any
 import httpx
 import pandas as pd
 import pytest
+from live_server import (
+    KEY,
+    MAX_BODY,
+    MAX_PROJECTS,
+    READY_TIMEOUT_S,
+    REPO,
+    Server,
+    Store,
+    _env,
+    _free_port,
+    _kill,
+    _start,
+    trained_store,
+)
 
 from features.catalogue import feature_names
-from features.contract import Portfolio
-from features.loading import load_portfolio, write_portfolio
-from features.simulator import simulate_portfolio
 from serving.client import ForewarnClient, ForewarnError, projects_from_portfolio
 from serving.request_models import ScoreRequest
-from training.pipeline import Store as TrainingStore
-from training.pipeline import TrainingOptions, train
+from serving.response_models import ErrorResponse
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[2]
-KEY = "test-key-7f3a9c"
-MAX_BODY = 1_000_000
-MAX_PROJECTS = 40
-READY_TIMEOUT_S = 240
-
-
-@dataclass
-class Store:
-    uri: str
-    data: Path
-    portfolio: Portfolio
-    as_of: date
+BODY_TIMEOUT_S = 2
+FUZZ_EXAMPLES = 40  # per operation: about a minute here
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    """A simulated portfolio and its two champions, trained by `training.pipeline.train`
-    into a tmp sqlite MLflow store."""
-    import mlflow
-
-    root = tmp_path_factory.mktemp("forewarn-serving")
-    sim = simulate_portfolio(260, seed=11)
-    data = root / "portfolio"
-    write_portfolio(sim.portfolio, data)
-    # Score what a file load gives, as batch scoring does (same dtypes, same rows).
-    portfolio = load_portfolio(data).portfolio
-    uri = f"sqlite:///{root}/mlflow.db"
-    previous = mlflow.get_tracking_uri()
-    options = TrainingOptions(max_trees=60, plots=False, n_bootstrap=20, reference_rows=1000)
-    try:
-        trained = train(portfolio, options, TrainingStore(uri, (root / "artifacts").as_uri()))
-    finally:
-        mlflow.set_tracking_uri(previous)  # the store is the server's, not this process's
-    assert {t: r.version for t, r in trained.items()} == {"delay": "1", "overrun": "1"}
-    yield Store(uri=uri, data=data, portfolio=portfolio, as_of=sim.today)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def log_tail(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-
-def _env(store: Store, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FOREWARN_")}
-    env.update(
-        MLFLOW_TRACKING_URI=store.uri,
-        FOREWARN_API_KEY=KEY,
-        FOREWARN_MAX_BODY_BYTES=str(MAX_BODY),
-        FOREWARN_MAX_PROJECTS_PER_REQUEST=str(MAX_PROJECTS),
-        FOREWARN_WORKERS="1",  # two_workers below runs two
-        BENTOML_DO_NOT_TRACK="true",
-        **extra,
-    )
-    return env
-
-
-def _start(serve: list[str], env: dict[str, str], cwd: Path, log: Path) -> Server:
-    """`serve --host 127.0.0.1 --port <free>`, once /readyz says it is ready."""
-    port = _free_port()
-    command = [sys.executable, "-m", *serve, "--host", "127.0.0.1", "--port", str(port)]
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            command,
-            cwd=cwd,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    running = Server(f"http://127.0.0.1:{port}", process, log)
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"the server exited with {process.returncode}:\n{running.log_tail()}")
-        try:
-            if httpx.get(f"{running.url}/readyz", timeout=2).status_code == 200:
-                return running
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            _kill(running)
-            pytest.fail(f"not ready after {READY_TIMEOUT_S} s:\n{running.log_tail()}")
-        time.sleep(0.5)
-
-
-def _kill(running: Server) -> None:
-    """Stop a server that a test left running: politely, then its workers by their ids.
-
-    BentoML's workers run in process groups of their own, so killing the arbiter's group
-    alone would leave them behind.
-    """
-    import psutil
-
-    if running.process.poll() is not None:
-        return
-    workers = psutil.Process(running.process.pid).children(recursive=True)
-    running.process.terminate()
-    try:
-        running.process.wait(30)
-    except subprocess.TimeoutExpired:
-        running.process.kill()
-        running.process.wait(10)
-    for worker in workers:
-        if worker.is_running():
-            worker.kill()
+    yield from trained_store(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def server(store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     log = tmp_path_factory.mktemp("server") / "serve.log"
     # `forewarn serve` becomes `bentoml serve serving.service:Forewarn` (same process).
-    running = _start(["forewarn.cli", "serve"], _env(store), REPO, log)
+    env = _env(store, FOREWARN_DATA=str(store.data), FOREWARN_BODY_TIMEOUT_S=str(BODY_TIMEOUT_S))
+    running = _start(["forewarn.cli", "serve"], env, REPO, log)
     try:
         yield running
     finally:
@@ -447,6 +348,194 @@ def test_413_for_an_oversized_body(server: Server) -> None:
 
     streamed = httpx.post(f"{server.url}/score", content=chunks(), headers=headers)
     assert streamed.status_code == 413
+
+
+# ------------------------------------------------------------------- under attack (17, 19)
+
+
+def _refusal(response: httpx.Response, status: int) -> ErrorResponse:
+    """The answer is `status` in the declared error shape, with nothing internal in it."""
+    assert response.status_code == status, response.text
+    for leak in ("Traceback", KEY, "IODescriptor", "errors.pydantic.dev", "validation error"):
+        assert leak not in response.text, leak
+    return ErrorResponse.model_validate_json(response.text)
+
+
+def test_every_refusal_is_the_declared_error_model(server: Server, store: Store) -> None:
+    spec = httpx.get(f"{server.url}/docs.json", headers=_auth()).json()
+    declared = spec["components"]["schemas"]["ErrorResponse"]
+    assert declared["properties"]["detail"]["type"] == "array"
+    for path, codes in (("/score", ("400", "401", "408", "413", "415", "429")),
+                        ("/explain", ("400", "401", "413")), ):  # fmt: skip
+        responses = spec["paths"][path]["post"]["responses"]
+        for code in codes:
+            schema = responses[code]["content"]["application/json"]["schema"]
+            assert schema == {"$ref": "#/components/schemas/ErrorResponse"}, (path, code)
+    payload = _one_project(store)
+    payload["projects"][0]["budget"] = "a lot"
+    payload["projects"][0]["status_reports"][0]["actual_cost"] = -5
+    bad = _refusal(httpx.post(f"{server.url}/score", json=payload, headers=_auth()), 400)
+    assert len(bad.detail) == 2 and bad.error.startswith("2 problems in the request: ")
+    assert {d.type for d in bad.detail} == {"number_type", "greater_than_equal"}
+    _refusal(httpx.post(f"{server.url}/score", json=payload), 401)
+    big = b'{"projects": [' + b" " * (MAX_BODY + 10) + b"]}"
+    headers = {**_auth(), "Content-Type": "application/json"}
+    _refusal(httpx.post(f"{server.url}/score", content=big, headers=headers), 413)
+    form = {**_auth(), "Content-Type": "multipart/form-data"}  # once a 500
+    _refusal(httpx.post(f"{server.url}/score", content=b"{}", headers=form), 415)
+
+
+def test_a_rejected_request_is_one_log_line_without_body_or_traceback(
+    server: Server, store: Store
+) -> None:
+    before = server.log.read_text(errors="replace")
+    payload = _one_project(store)
+    marker = "Q-7f1c-secret-project"
+    payload["projects"][0]["project_id"] = marker
+    payload["projects"][0]["status_reports"][0]["percent_complete"] = 180
+    for _ in range(5):
+        _refusal(httpx.post(f"{server.url}/score", json=payload, headers=_auth()), 400)
+    _refusal(httpx.post(f"{server.url}/score?token={marker}", json=payload), 401)
+    deadline = time.monotonic() + 10
+    while server.log.read_text(errors="replace").count("rejected route=") < (
+        before.count("rejected route=") + 6
+    ):
+        assert time.monotonic() < deadline, server.log_tail()
+        time.sleep(0.2)
+    new = server.log.read_text(errors="replace")[len(before) :]
+    lines = [line for line in new.splitlines() if "rejected route=" in line]
+    assert len(lines) == 6, new
+    assert sum("status=400 rule=less_than_equal" in line for line in lines) == 5
+    assert "at=projects.0.status_reports.0.percent_complete" in lines[0]
+    assert "status=401" in lines[-1]
+    assert "Traceback" not in new and "Exception on" not in new
+    assert marker not in new and KEY not in new
+
+
+def test_metrics_stay_small_whatever_paths_are_sent(server: Server) -> None:
+    import random
+
+    rng = random.Random(5)
+    with httpx.Client(base_url=server.url, timeout=30) as http:
+        for i in range(1000):
+            path = "/" + "".join(rng.choices("abcdefghijklmnopqrstuvwxyz0123456789", k=12))
+            http.get(path, headers=_auth() if i % 2 else {})  # with the key and without
+        metrics = http.get("/metrics", headers=_auth())
+    assert metrics.status_code == 200
+    assert len(metrics.content) < 200_000, len(metrics.content)
+    assert 'route="other"' in metrics.text
+    assert 'route="/score"' in metrics.text  # the earlier tests' requests
+
+
+@pytest.mark.parametrize(
+    ("where", "value"),
+    [("as_of", "9999-12-31"), ("as_of", "0001-01-01"), ("planned_start", "0001-01-01"),
+     ("report_date", "2262-05-01")],
+)  # fmt: skip
+def test_dates_outside_1678_2261_get_400(
+    server: Server, store: Store, where: str, value: str
+) -> None:
+    payload = _one_project(store)
+    project = payload["projects"][0]
+    if where == "as_of":
+        payload["as_of"] = value
+        loc = ["as_of"]
+    elif where == "planned_start":
+        project["planned_start"] = value
+        loc = ["projects", 0, "planned_start"]
+    else:
+        project["status_reports"][0]["report_date"] = value
+        loc = ["projects", 0, "status_reports", 0, "report_date"]
+    refused = _refusal(httpx.post(f"{server.url}/score", json=payload, headers=_auth()), 400)
+    assert [d.loc for d in refused.detail] == [loc]
+    assert "1678" in refused.detail[0].msg and "2261" in refused.detail[0].msg
+
+
+def test_the_view_refuses_a_date_it_cannot_hold(server: Server, store: Store) -> None:
+    [pid] = _running_ids(store, 1)
+    url = f"{server.url}/views/explain/{pid}"
+    for day in ("9999-12-31", "1500-01-01"):
+        page = httpx.get(url, params={"as_of": day}, headers=_auth(), timeout=60)
+        assert page.status_code == 400, page.text[:300]
+        assert "1678" in page.text
+    assert httpx.get(url, params={"as_of": store.as_of.isoformat()}, headers=_auth(),
+                     timeout=120).status_code == 200  # fmt: skip
+
+
+def test_a_slow_body_gets_408_and_others_are_answered(server: Server, store: Store) -> None:
+    port = int(server.url.rsplit(":", 1)[1])
+    body = json.dumps(_payload(store, _running_ids(store, 1))).encode()
+
+    async def slow_sender() -> tuple[bytes, float]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        head = (
+            f"POST /score HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {KEY}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        writer.write(head.encode() + body[:10])
+        started = time.monotonic()
+        answer = await reader.read(4096)  # the server answers before the body is complete
+        writer.close()
+        return answer, time.monotonic() - started
+
+    async def main() -> tuple[list[tuple[bytes, float]], float]:
+        senders = [asyncio.create_task(slow_sender()) for _ in range(8)]
+        await asyncio.sleep(0.5)
+        async with httpx.AsyncClient(headers=_auth(), timeout=60) as http:
+            t0 = time.monotonic()
+            quick = await http.post(f"{server.url}/score", content=body,
+                                    headers={"Content-Type": "application/json"})  # fmt: skip
+            quick_took = time.monotonic() - t0
+        assert quick.status_code == 200, quick.text
+        return list(await asyncio.gather(*senders)), quick_took
+
+    answers, quick_took = asyncio.run(main())
+    assert quick_took < BODY_TIMEOUT_S, "the slow senders held the others up"
+    for answer, took in answers:
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+        assert BODY_TIMEOUT_S - 0.5 < took < BODY_TIMEOUT_S + 5, took
+
+
+def test_a_project_without_status_reports_is_scored_with_a_caveat(
+    store: Store, client: ForewarnClient
+) -> None:
+    project = projects_from_portfolio(store.portfolio, _running_ids(store, 1))[0]
+    bare = project.model_copy(update={"project_id": "BARE", "status_reports": []})
+    scored = client.score([project, bare], as_of=store.as_of).projects
+    assert scored[0].caveats == []
+    assert len(scored[1].caveats) == 1 and "no status report" in scored[1].caveats[0]
+    assert scored[1].p_late is not None  # still scored, with the caveat
+
+
+def test_the_client_splits_a_list_over_the_limit(store: Store, client: ForewarnClient) -> None:
+    ids = _running_ids(store, MAX_PROJECTS + 5)
+    assert len(ids) == MAX_PROJECTS + 5
+    projects = projects_from_portfolio(store.portfolio, ids)
+    answer = client.score(projects, as_of=store.as_of)
+    assert [p.project_id for p in answer.projects] == ids
+    assert client.projects_per_request() == MAX_PROJECTS
+
+
+def test_schemathesis_finds_nothing(server: Server, tmp_path: Path) -> None:
+    """All of schemathesis's checks (and the hook's), a fixed seed, a bounded run."""
+    here = Path(__file__).parent
+    env = {**os.environ, "SCHEMATHESIS_HOOKS": "fuzz_hooks", "PYTHONPATH": str(here)}
+    command = [
+        str(Path(sys.executable).with_name("schemathesis")),
+        "--config-file", str(here / "schemathesis.toml"),
+        "run", f"{server.url}/docs.json",
+        "--header", f"Authorization: Bearer {KEY}",
+        "--seed", "17", "--max-examples", str(FUZZ_EXAMPLES), "--workers", "2",
+        "--request-timeout", "60", "--no-color",
+    ]  # fmt: skip
+    started = time.monotonic()
+    run = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=300)  # fmt: skip
+    took = time.monotonic() - started
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-6000:]
+    assert "No issues found" in out, out[-3000:]
+    print(f"schemathesis: {took:.0f} s; {out.strip().splitlines()[-1]}")
 
 
 # ------------------------------------------------------------------------- two workers
