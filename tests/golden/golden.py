@@ -122,7 +122,7 @@ def train_champions(directory: Path = CHAMPIONS) -> None:
 
 
 GOLDEN_TAGS = {
-    "beats_rules": "true",
+    "verdict": "better",
     "trained_at": "2024-06-01T00:00:00",
     "data_as_of": "2024-05-31",
 }
