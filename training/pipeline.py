@@ -988,6 +988,11 @@ def retrain_target(
         previous = tracking.promote(target, info.version)
         if previous:
             decision.reasons.append(f"previous champion v{previous} keeps 'previous-champion'")
+        now = tracking.alias_version(target, tracking.CHAMPION)
+        if now is None or now.version != info.version:
+            # Another writer moved the champion while this one was judged (tracking.promote
+            # says why in the version's tags): passed the gate, but not promoted.
+            decision = GateDecision(False, [*decision.reasons, _promotion_note(target, info)])
     return RetrainResult(
         target,
         decision.word,
@@ -998,6 +1003,12 @@ def retrain_target(
         fingerprint=fingerprint,
         report=report,
     )
+
+
+def _promotion_note(target: str, info: tracking.VersionInfo) -> str:
+    again = tracking.version_info(target, info.version)
+    why = (again.tags if again else {}).get("promotion", "the champion moved meanwhile")
+    return f"passed the gate but {why}"
 
 
 def _json(value: Any) -> str:
