@@ -37,6 +37,14 @@ MOVED = {
     "forecast_overrun",
     "report_cadence_days",
 }
+# Features drawn per project type, so their spread follows the type mix that `--drift` moves
+# (more IT, less research, a new programme with rail and building): risks per project (5 to
+# 12 by type), durations (12 to 36 months median by type) and issues (which also follow the
+# cost trouble that drift adds). Their per-type means do not change (open risks by type, seed
+# 9: it 6.8 / 6.7, rail 11.6 / 12.2, research 6.1 / 6.0, without / with drift), and on this
+# 350-project reference they sit near the noise floor even undrifted (seed 9 without drift:
+# open_risks D = 0.189 at threshold 0.189), so the check may name them or not.
+WITH_THE_MIX = {"open_issues", "open_risks", "planned_duration_days"}
 
 
 @dataclass(frozen=True)
@@ -119,7 +127,7 @@ def test_drifted_portfolio_fails_and_names_the_moved_features(
     failed = {t["name"] for t in drift["tests"] if not t["passed"]}
     assert "unseen categories: portfolio" in failed  # "Net Zero Transition" is new
     named = [c["column"] for c in drift["drifted_columns"]]
-    assert len(named) >= 2 and set(named) <= MOVED | {"open_issues", "planned_duration_days"}
+    assert len(named) >= 2 and set(named) <= MOVED | WITH_THE_MIX
     assert {"portfolio", "log_budget"} & set(named)
     html = Path(out["report"]).read_text(encoding="utf-8")
     assert "DRIFT" in html and named[0] in html

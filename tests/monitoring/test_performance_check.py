@@ -12,12 +12,14 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from monitoring.performance import (
     auc_matrix,
     baseline_from_figures,
+    baseline_from_report,
     brier_matrix,
     check_performance,
     ece_matrix,
     stage_figures,
 )
-from training.evaluate import calibration_error
+from training.baselines import BaselineScores
+from training.evaluate import STAGE_LABELS, calibration_error, evaluate_target
 
 TARGETS = {"delay": ("late", "p_late")}
 
@@ -94,3 +96,35 @@ def test_small_stage_is_reported_not_judged() -> None:
     result = check_performance(scored, _baseline(), targets=TARGETS, min_projects=20)
     late_stage = [c for c in result.checks if c.stage == "80+"]
     assert late_stage and all(not c.failed and c.note.startswith("not judged") for c in late_stage)
+
+
+def test_baseline_from_a_training_report_with_rule_comparisons() -> None:
+    """The evaluation report training logs now also holds rule baselines (spi, ...), a
+    `comparison` and a `verdict`: the baseline still reads the model's own figures, overall
+    and at every stage, and only them."""
+    rows = _scored(300, 4).rename(columns={"late": "y"})
+    rng = np.random.default_rng(4)
+    spi = BaselineScores(
+        name="spi",
+        score=rows["p_late"].to_numpy() + rng.normal(0, 0.3, len(rows)),
+        probability=(rows["p_late"].to_numpy() > 0.5).astype(float),
+        red=rows["p_late"].to_numpy() > 0.5,
+        is_rule=True,
+        description="1 - SPI",
+    )
+    report = evaluate_target(
+        rows, rows["y"].to_numpy(), rows["p_late"].to_numpy(), {"spi": spi},
+        red_threshold=0.5, n_bootstrap=50,
+    )  # fmt: skip
+    assert report["comparison"]["all"]["best_rule"] == "spi" and "verdict" in report
+    baseline = baseline_from_report(report)
+    assert set(baseline) == {"overall", *STAGE_LABELS}
+    for scope, block in [("overall", report), *report["by_stage"].items()]:
+        for metric in ("auc", "brier", "ece"):
+            assert baseline[scope][metric] == pytest.approx(block[metric])
+        assert baseline[scope]["auc_se"] > 0
+    # The model's figures, not the rule's: scoring the training rows again changes nothing.
+    scored = rows.rename(columns={"y": "late"})
+    same = check_performance(scored, {"delay": baseline}, targets=TARGETS)
+    assert same.passed
+    assert all(abs(c.change) < 1e-9 for c in same.checks if c.metric == "auc")
