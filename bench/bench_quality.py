@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -32,7 +31,7 @@ import pandas as pd  # noqa: E402
 from features.contract import Portfolio  # noqa: E402
 from features.loading import load_portfolio  # noqa: E402
 from features.pointintime import training_table  # noqa: E402
-from features.simulator import simulate, write_portfolio  # noqa: E402
+from features.simulator import simulate_portfolio  # noqa: E402
 from training.evaluate import STAGE_LABELS, VERDICT_WORDS  # noqa: E402
 from training.models import TARGET_LABELS  # noqa: E402
 from training.pipeline import TrainingOptions, evaluate_recipe, untrainable_reason  # noqa: E402
@@ -54,9 +53,7 @@ def _subsample(portfolio: Portfolio, n: int, seed: int) -> Portfolio:
 
 
 def _simulated(n: int, seed: int) -> Portfolio:
-    with tempfile.TemporaryDirectory() as tmp:
-        write_portfolio(simulate(n_projects=n, seed=seed), Path(tmp))
-        return load_portfolio(Path(tmp)).portfolio
+    return simulate_portfolio(n, seed=seed).portfolio
 
 
 def run_one(

@@ -330,6 +330,19 @@ def _count(singular: str, plural: str, none: str) -> Phrase:
     return phrase
 
 
+def _slippage(singular: str, plural: str, none: str) -> Phrase:
+    """Milestones due minus done: late ones as a count, more done than due as ahead."""
+    count = _count(singular, plural, none)
+
+    def phrase(value: Value, get: Getter) -> str | None:
+        v = _num(value)
+        if v is not None and round(v) < 0:
+            return _("{n} milestones ahead of the baseline").format(n=-round(v))
+        return count(value, get)
+
+    return phrase
+
+
 def _flag(on: str, off: str) -> Phrase:
     def phrase(value: Value, get: Getter) -> str | None:
         v = _num(value)
@@ -707,7 +720,7 @@ _PHRASES: dict[str, Phrase] = {
         N_("Forecast finish never revised"),
     ),
     "forecast_movement": _forecast_movement,
-    "milestone_slippage": _count(
+    "milestone_slippage": _slippage(
         N_("{n} milestone late"), N_("{n} milestones late"), N_("No milestone late")
     ),
     "milestones_done": _count(

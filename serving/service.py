@@ -190,9 +190,13 @@ class Forewarn:
     def __is_ready__(self) -> bool:
         return self.champions is not None
 
-    def not_ready(self) -> Response:
-        """503 with the reason (BentoML would answer a raised 503 with a generic text)."""
+    def not_ready(self, ctx: bentoml.Context) -> Response:
+        """503 with the reason (BentoML would answer a raised 503 with a generic text).
+
+        The status goes on `ctx.response` too: an API that takes the context answers with
+        the context's status, whatever the returned response says."""
         body = ErrorResponse(error=f"not ready: {self.not_ready_reason} (see the server log)")
+        ctx.response.status_code = 503
         return Response(body.model_dump_json(), status_code=503, media_type="application/json")
 
     def loaded(self) -> Champions:
@@ -214,7 +218,7 @@ class Forewarn:
     ) -> Response:
         """Score projects: p_late, p_over_budget, RAG each and overall, top drivers."""
         if self.champions is None:
-            return self.not_ready()
+            return self.not_ready(ctx)
         champions = self.loaded()
         asked = _options_for(lang, ctx)
         if len(projects) <= INLINE_PROJECTS:
@@ -234,7 +238,7 @@ class Forewarn:
     ) -> Response:
         """Explain one project: each risk's full SHAP vector, base value and feature values."""
         if self.champions is None:
-            return self.not_ready()
+            return self.not_ready(ctx)
         return _json(explain_project(self.loaded(), project, as_of, _options_for(lang, ctx)))
 
     def pool(self) -> anyio.CapacityLimiter:

@@ -59,7 +59,7 @@ LEARNING_RATE = 0.1
 MAX_TREES = 200
 PATIENCE = 20
 MIN_RULE_COVERAGE = 0.5  # a rule whose index is missing on most rows cannot carry a prior
-RULE_MARGIN_SE = 3.0  # standard errors by which a recipe must beat the rule to replace it
+RULE_MARGIN_SE = 2.0  # standard errors by which a recipe must beat the rule to replace it
 SMALL_PROJECTS = 200  # below: one tree shape, one thread (small fits are mostly overhead)
 ELAPSED = "elapsed_fraction"
 
@@ -111,17 +111,25 @@ def _labels(frame: pd.DataFrame, target: str) -> np.ndarray:
 
 
 RULE_SWITCH_MARGIN = 0.05
+# Which rule a prior prefers, when AUCs are close: earned schedule's SPI(t) before SPI for
+# delay (SPI drifts back to 1 as a late project nears its end, SPI(t) does not: it keeps
+# warning in the last stages), CPI before TCPI for overrun.
+PRIOR_ORDER = {
+    "delay": ("spi_t", "spi", "pm_forecast", "rag"),
+    "overrun": ("cpi", "tcpi", "pm_forecast", "rag"),
+}
 
 
 def best_rule(frame: pd.DataFrame, target: str) -> Rule | None:
     """The rule the prior is built on: among those whose index is there on at least half of
-    the rows, the first in `RULES` order (SPI, CPI: the canonical EVM indices first) unless
+    the rows, the first in `PRIOR_ORDER` (SPI(t), CPI: the canonical EVM indices first) unless
     a later one's weighted AUC is higher by `RULE_SWITCH_MARGIN` — with a few dozen
     projects, AUCs a few points apart are noise, and a rule that changes from fold to fold
     makes a recipe look worse than any one rule. None when no rule applies."""
     y, w = _labels(frame, target), _weights(frame)
     best: tuple[float, Rule] | None = None
-    for r in RULES[target]:
+    by_name = {r.name: r for r in RULES[target]}
+    for r in (by_name[name] for name in PRIOR_ORDER[target]):
         if r.column not in frame:
             continue
         x = frame[r.column].to_numpy(dtype=float, na_value=np.nan)
@@ -262,6 +270,15 @@ def _log_loss_rows(y: np.ndarray, margin: np.ndarray) -> np.ndarray:
     return np.logaddexp(0.0, np.where(y == 1, -margin, margin))
 
 
+def _platt(margin: np.ndarray, y: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """The margin rescaled by Platt scaling on these rows (unchanged when it cannot fit)."""
+    try:
+        calibrator = fit_calibrator(margin, y, weight, "sigmoid")
+    except ValueError:
+        return margin
+    return calibrator.a * margin + calibrator.b
+
+
 def _per_project(loss: np.ndarray, weight: np.ndarray, codes: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(codes, weights=loss * weight, minlength=n)
 
@@ -322,8 +339,12 @@ def select_recipe(
                 )
             )
 
+    # Each candidate is judged as it would be served: after Platt scaling of its margins
+    # (two parameters, fitted here on its out-of-fold margins). Raw log-loss would punish a
+    # logistic regression that ranks well but is overconfident, which calibration fixes.
     per_project = [
-        _per_project(_log_loss_rows(y, margin), w, codes, n_projects) for _, margin in results
+        _per_project(_log_loss_rows(y, _platt(margin, y, w)), w, codes, n_projects)
+        for _, margin in results
     ]
     losses = np.array([p.sum() / w.sum() for p in per_project])
 
@@ -361,7 +382,7 @@ def select_recipe(
             f"{losses[best]:.4f}) and simpler"
         )
         + (
-            "; no richer recipe beat the rule by three standard errors"
+            "; no richer recipe beat the rule by two standard errors"
             if pick.recipe == "rule" and len(eligible) == 1 and len(results) > 1
             else ""
         )

@@ -92,7 +92,7 @@ def models(features: pd.DataFrame) -> dict[str, RiskModel]:
     it = (features["project_type"] == "it").to_numpy()
     late_logit = -4 * (features["spi"] - 0.95) + 3 * features["forecast_slip"] + 0.5 * it
     cpi = features["cpi"].fillna(0.95)
-    over_logit = -5 * (cpi - 0.95) - 3 * features["cpi_change_6"] + 0.4 * it
+    over_logit = -5 * (cpi - 0.95) - 3 * features["cpi_change_6"] + 1.0 * it
     late = (rng.random(len(features)) < 1 / (1 + np.exp(-late_logit))).astype(float)
     over = (rng.random(len(features)) < 1 / (1 + np.exp(-over_logit))).astype(float)
     return {

@@ -114,7 +114,7 @@ def test_linear_score_drops_a_coefficient_of_the_wrong_sign() -> None:
     )
 
 
-def test_the_rule_is_spi_unless_another_is_clearly_stronger() -> None:
+def test_the_rule_is_spi_t_then_spi_unless_another_is_clearly_stronger() -> None:
     rng = np.random.default_rng(1)
     n = 300
     y = rng.integers(0, 2, n).astype(float)
@@ -131,4 +131,6 @@ def test_the_rule_is_spi_unless_another_is_clearly_stronger() -> None:
     chosen = best_rule(frame, "delay")
     assert chosen is not None and chosen.name == "pm_forecast"
     chosen = best_rule(frame.drop(columns="forecast_slip"), "delay")
+    assert chosen is not None and chosen.name == "spi_t"  # earned schedule first
+    chosen = best_rule(frame.drop(columns=["forecast_slip", "spi_t"]), "delay")
     assert chosen is not None and chosen.name == "spi"
