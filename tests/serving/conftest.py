@@ -7,6 +7,8 @@ the models use several features and their SHAP values are not trivial.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
@@ -99,3 +101,19 @@ def models(features: pd.DataFrame) -> dict[str, RiskModel]:
         "delay": _fit(features, "delay", late.to_numpy(), seed=1),
         "overrun": _fit(features, "overrun", over.to_numpy(), seed=2),
     }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_bentoml_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Each test process's servers get a BentoML home of their own: `bentoml serve` clears
+    its Prometheus multiprocess folder (under BENTOML_HOME) at start, so servers of two
+    test processes sharing ~/bentoml wiped each other's metrics."""
+    import os
+
+    before = os.environ.get("BENTOML_HOME")
+    os.environ["BENTOML_HOME"] = str(tmp_path_factory.mktemp("bentoml-home"))
+    yield
+    if before is None:
+        os.environ.pop("BENTOML_HOME", None)
+    else:
+        os.environ["BENTOML_HOME"] = before
