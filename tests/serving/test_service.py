@@ -584,7 +584,8 @@ def test_a_slow_request_does_not_hold_up_small_ones(two_workers: Server, store: 
 
     alone = [post(small) for _ in range(5)]
     slow_alone = post(big)
-    assert slow_alone > 10 * max(alone), (slow_alone, alone)  # a slow request indeed
+    # A slow request indeed (the median: the first small call also warms the connection).
+    assert slow_alone > 10 * sorted(alone)[2], (slow_alone, alone)
     with ThreadPoolExecutor(1) as pool:
         slow = pool.submit(post, big)
         time.sleep(slow_alone / 5)  # well into it
