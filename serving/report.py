@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context
 from markupsafe import Markup
 
 from features.contract import Portfolio
@@ -193,18 +193,37 @@ def _environment() -> Environment:
     )
     # Whitespace inside {% trans %} collapses, as Babel extracts it (babel.cfg: trimmed).
     env.policies["ext.i18n.trimmed"] = True
+    # Every filter speaks the language in force at render time. Jinja folds a filter on a
+    # constant ("red" | rag) when it compiles a template, once per process: a filter that
+    # takes the context is never folded, so a page compiled in one language cannot carry
+    # its words into the next.
     env.filters.update(
-        pct=fmt_pct,
-        prob=fmt_prob,
-        ratio=fmt_ratio,
-        day=fmt_day,
-        money=fmt_money,
-        attr=_attr,
-        rag=i18n.rag_word,
-        reason=i18n.reason,
-        verdict=i18n.verdict_words,
+        {
+            name: _at_render(fn)
+            for name, fn in {
+                "pct": fmt_pct,
+                "prob": fmt_prob,
+                "ratio": fmt_ratio,
+                "day": fmt_day,
+                "money": fmt_money,
+                "attr": _attr,
+                "rag": i18n.rag_word,
+                "reason": i18n.reason,
+                "verdict": i18n.verdict_words,
+            }.items()
+        }
     )
     return env
+
+
+def _at_render(fn: Any) -> Any:
+    """`fn` as a Jinja filter evaluated when the page renders, never at compile time."""
+
+    @pass_context
+    def rendered(_context: Any, *args: Any, **kwargs: Any) -> Any:
+        return fn(*args, **kwargs)
+
+    return rendered
 
 
 @cache

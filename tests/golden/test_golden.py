@@ -107,7 +107,7 @@ def test_report_text_is_the_golden_one(champions: Champions) -> None:
         drift=DriftStatus("ok", "2 of 70 features drifted (3%; the check fails at 30%)"),
         context=champions.context,
         watch_list_size=10,
-        lang="en",  # the golden is the English page, whatever language an earlier test left
+        lang="en",  # the golden is the English page
     )
     assert len(result.scores) >= 5  # running projects to rank and explain
 
