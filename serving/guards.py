@@ -354,12 +354,12 @@ class ClientErrorTracebacks(logging.Filter):
         return True
 
 
-# The logger BentoML's HTTP app logs request exceptions on (a logger name, not an import).
-BENTOML_REQUEST_LOGGER = "bentoml._internal.server.http_app"
-
-
 def quiet_client_errors() -> None:
-    """Keep client errors' tracebacks out of the server log (idempotent)."""
-    target = logging.getLogger(BENTOML_REQUEST_LOGGER)
-    if not any(isinstance(f, ClientErrorTracebacks) for f in target.filters):
-        target.addFilter(ClientErrorTracebacks())
+    """Keep client errors' tracebacks out of the server log (idempotent).
+
+    The filter sits on the handlers of the ``bentoml`` logger and of the root logger, which
+    every record of BentoML's own loggers reaches: no BentoML module is named."""
+    for name in ("bentoml", ""):
+        for handler in logging.getLogger(name).handlers:
+            if not any(isinstance(f, ClientErrorTracebacks) for f in handler.filters):
+                handler.addFilter(ClientErrorTracebacks())

@@ -260,12 +260,18 @@ VERDICTS: dict[str, str] = {
 }
 
 
+def verdict_code(value: str | None) -> str | None:
+    """A verdict as one of better / cant_tell / worse ("can't tell" too); None otherwise."""
+    if value is None:
+        return None
+    code = value.strip().lower().replace("'", "").replace(" ", "_")
+    return code if code in VERDICTS else None
+
+
 def verdict_words(code: str | None) -> str | None:
     """'better' / "can't tell" / 'worse' in the language in force; None for an unknown code."""
-    if code is None:
-        return None
-    words = VERDICTS.get(code.strip().lower().replace("'", "").replace(" ", "_"))
-    return None if words is None else _(words)
+    known = verdict_code(code)
+    return None if known is None else _(VERDICTS[known])
 
 
 RAG_WORDS: dict[str, str] = {

@@ -945,7 +945,7 @@ def model_card(target: str, loaded: Any | None, alias: str | None = None) -> Mod
         rules_note=_rule_words(_first_tag(tags, RULES_NOTE_TAGS) or ""),
         data_as_of=_first_tag(tags, ("data_as_of",)),
         auc=_first_tag(tags, ("auc",)),
-        verdict=_verdict_code(_first_tag(tags, VERDICT_TAGS)),
+        verdict=i18n.verdict_code(_first_tag(tags, VERDICT_TAGS)),
     )
 
 
@@ -962,14 +962,6 @@ RULE_WORDS = {
     "cpi": N_("CPI"),
     "tcpi": N_("TCPI"),
 }
-
-
-def _verdict_code(value: str | None) -> str | None:
-    """A verdict tag as one of better / cant_tell / worse (anything else: None)."""
-    if value is None:
-        return None
-    code = value.strip().lower().replace("'", "").replace(" ", "_")
-    return code if code in i18n.VERDICTS else None
 
 
 def _rule_words(rule: str) -> str:
