@@ -359,13 +359,24 @@ def _quiet() -> Any:
 
 
 def _champions(settings: Settings) -> Any:
-    """The champion models from the MLflow registry; exit 2 saying how to get some."""
+    """The champion models from the MLflow registry; exit 2 saying how to get some, or
+    that the store could not be reached (then training would not help)."""
     from serving.champions import load_from_registry
+    from training.tracking import TrackingStoreUnavailableError
 
     try:
         return load_from_registry(settings.resolved_tracking_uri())
+    except TrackingStoreUnavailableError as exc:
+        _fail(_escaped(exc))
     except LookupError as exc:
         _fail(f"{exc}. Train first: forewarn train DATA")
+
+
+def _escaped(exc: BaseException) -> str:
+    """An error's text as rich shows it (URIs and driver messages hold square brackets)."""
+    from rich.markup import escape
+
+    return escape(str(exc))
 
 
 def _drift_for_report(settings: Settings, portfolio: Any, as_of: date, champions: Any) -> Any:
@@ -1075,6 +1086,7 @@ def train(
 ) -> None:
     """Train the late and over-budget models, evaluate them beside the rules, register them."""
     from training.pipeline import train as train_models
+    from training.tracking import TrackingStoreUnavailableError
 
     settings = _settings()
     stamp = _parse_date(as_of)
@@ -1095,6 +1107,8 @@ def train(
             )
     except ValueError as exc:
         _fail(str(exc))
+    except TrackingStoreUnavailableError as exc:
+        _fail(_escaped(exc))
     _print_results(results, json_out, "train")
     if not json_out:
         stdout.print(f"MLflow store: {store.tracking_uri}")
@@ -1112,6 +1126,7 @@ def evaluate(
 ) -> None:
     """Evaluate a registered model (or, with --cv, the training recipe) beside the rules."""
     from training.pipeline import evaluate as evaluate_models
+    from training.tracking import TrackingStoreUnavailableError
 
     settings = _settings()
     targets = _targets(target)
@@ -1130,6 +1145,8 @@ def evaluate(
             )
     except ValueError as exc:
         _fail(str(exc))
+    except TrackingStoreUnavailableError as exc:
+        _fail(_escaped(exc))
     _print_results(results, json_out, "evaluate")
 
 
@@ -1144,6 +1161,7 @@ def retrain(
 ) -> None:
     """Train a challenger as of a date, gate it against the champion, promote or refuse."""
     from training.pipeline import retrain as retrain_models
+    from training.tracking import TrackingStoreUnavailableError
 
     settings = _settings()
     stamp = _parse_date(as_of)
@@ -1165,6 +1183,8 @@ def retrain(
             )
     except ValueError as exc:
         _fail(str(exc))
+    except TrackingStoreUnavailableError as exc:
+        _fail(_escaped(exc))
     if json_out:
         _print_json({t: r.to_json() for t, r in results.items()})
         return
@@ -1225,6 +1245,7 @@ def _drift_check(
 
     from monitoring.drift import DriftInputError, run_drift
     from monitoring.performance import run_performance
+    from training.tracking import TrackingStoreUnavailableError
 
     loaded = _load(data, settings, out.parent)
     stamp = pd.Timestamp(as_of) if as_of else None
@@ -1261,6 +1282,8 @@ def _drift_check(
         )
     except DriftInputError as exc:
         _fail(f"{data}: {exc}")
+    except TrackingStoreUnavailableError as exc:
+        _fail(_escaped(exc))
     except LookupError as exc:
         _fail(f"{exc}. Train first: forewarn train DATA")
     return drift_run, perf_run

@@ -53,6 +53,7 @@ from serving.response_models import (
     ScoreResponse,
 )
 from serving.views import champions_page_app
+from training.tracking import TrackingStoreUnavailableError, redacted
 
 # BentoML's own logger namespace: its server logging configuration shows these lines.
 logger = logging.getLogger("bentoml.forewarn")
@@ -90,17 +91,6 @@ def _json(answer: BaseModel) -> Response:
     """The answer as a JSON response, sent as one body (BentoML would stream it in chunks
     through its own serializer: the same bytes, more work)."""
     return Response(answer.model_dump_json(), media_type="application/json")
-
-
-def _redacted(uri: str) -> str:
-    """A tracking URI without its password, fit for a log line or an answer."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _requested_host() -> str:
@@ -164,15 +154,20 @@ class Forewarn:
                 self.champions = load_from_registry(settings.resolved_tracking_uri())
         except Exception as exc:
             # Stay up and not ready (a crash would make BentoML restart us in a loop), and
-            # say why: to clients on 503, with the traceback in the log.
+            # say why: to clients on 503, in the log (with the traceback, but for an outage).
             source = (
-                "the Bento" if packed is not None else _redacted(settings.resolved_tracking_uri())
+                "the Bento" if packed is not None else redacted(settings.resolved_tracking_uri())
             )
             self.not_ready_reason = (
                 f"could not load the champion models from {source}: {type(exc).__name__}: "
                 f"{str(exc)[:300]}"
             )
-            logger.exception("Forewarn is not ready: %s", self.not_ready_reason)
+            if isinstance(exc, TrackingStoreUnavailableError):
+                # An outage, not a fault of ours: the reason says it all, and the network
+                # stack's chained traceback (pages of it) would bury that line.
+                logger.error("Forewarn is not ready: %s", self.not_ready_reason)
+            else:
+                logger.exception("Forewarn is not ready: %s", self.not_ready_reason)
             return
         # One LightGBM thread per call: concurrency comes from the request threads.
         self.champions.set_threads(1)

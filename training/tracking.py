@@ -83,6 +83,20 @@ _TRANSIENT = (
 )
 
 
+class TrackingStoreUnavailableError(RuntimeError):
+    """The tracking store could not be reached or did not answer: not "no such model".
+
+    Raised where the registry is read, so that an unreachable server or database is never
+    mistaken for a registry without champions (which would tell the user to train one).
+    """
+
+
+# What the registry answers for a registered model, version or alias that does not exist:
+# MLflow's SQL and file stores (and a server relaying them) say INVALID_PARAMETER_VALUE for
+# an alias that is not set, RESOURCE_DOES_NOT_EXIST for a model or version.
+_NOT_FOUND = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"})
+
+
 @dataclass
 class VersionInfo:
     """A registered version: its number, run and tags."""
@@ -158,6 +172,53 @@ def _transient(exc: BaseException) -> bool:
     return False
 
 
+def redacted(uri: str) -> str:
+    """A tracking URI without its password, fit for a log line, a message or an answer."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.password is None:
+        return uri
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _store_failures() -> tuple[type[BaseException], ...]:
+    """What a store that cannot answer raises besides MlflowException: the network's
+    errors (requests' are OSErrors) and the database driver's, through SQLAlchemy."""
+    import sqlalchemy.exc
+
+    return (OSError, sqlalchemy.exc.SQLAlchemyError)
+
+
+def _unavailable(exc: BaseException) -> TrackingStoreUnavailableError:
+    import mlflow
+
+    return TrackingStoreUnavailableError(
+        f"the tracking store {redacted(mlflow.get_tracking_uri())} is unreachable or failing: "
+        "check MLFLOW_TRACKING_URI and that the server or database is up "
+        f"({type(exc).__name__}: {str(exc)[:300]})"
+    )
+
+
+def _registry_read(call: Callable[[], T]) -> T | None:
+    """`call()`'s answer; None when the registry says the thing does not exist.
+
+    Any other failure (connection refused, timeout, a server or database error) raises
+    TrackingStoreUnavailableError: only a store that answered can say there is no champion.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return call()
+    except MlflowException as exc:
+        if exc.error_code in _NOT_FOUND:
+            return None
+        raise _unavailable(exc) from exc
+    except _store_failures() as exc:
+        raise _unavailable(exc) from exc
+
+
 def _retrying(what: str, call: Callable[[], T], attempts: int = _RETRIES) -> T:
     """`call()`, again after a jittered backoff while it collides with another writer."""
     for attempt in range(attempts):
@@ -196,10 +257,16 @@ def configure(
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     location = None if is_server(tracking_uri) else artifact_root
-    # Long budget: on an empty database the first writer runs every MLflow migration.
-    experiment_id = _retrying(
-        "creating the experiment", lambda: _experiment(experiment, location), attempts=40
-    )
+    from mlflow.exceptions import MlflowException
+
+    failures: tuple[type[BaseException], ...] = (MlflowException, *_store_failures())
+    try:
+        # Long budget: on an empty database the first writer runs every MLflow migration.
+        experiment_id = _retrying(
+            "creating the experiment", lambda: _experiment(experiment, location), attempts=40
+        )
+    except failures as exc:
+        raise _unavailable(exc) from exc
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 
@@ -361,14 +428,13 @@ def _input_example(model: RiskModel, reference: pd.DataFrame, n: int = 3) -> pd.
 
 
 def alias_version(target: str, alias: str) -> VersionInfo | None:
-    """The version an alias points at, or None when the model or alias does not exist."""
-    from mlflow.exceptions import MlflowException
+    """The version an alias points at, or None when the model or alias does not exist.
 
+    Raises TrackingStoreUnavailableError when the store cannot be reached or fails.
+    """
     name = REGISTERED_NAMES[target]
-    try:
-        return _version_info(_client().get_model_version_by_alias(name, alias))
-    except MlflowException:
-        return None
+    found = _registry_read(lambda: _client().get_model_version_by_alias(name, alias))
+    return None if found is None else _version_info(found)
 
 
 def _version_info(mv: Any) -> VersionInfo:
@@ -543,7 +609,8 @@ def download_model(target: str, alias_or_version: str, dst: Path) -> Path:
 def load_model(target: str, alias: str = CHAMPION, tracking_uri: str | None = None) -> LoadedModel:
     """Rebuild the `RiskModel` registered under `alias` (or a version number).
 
-    Raises LookupError when the registry has no such model or alias.
+    Raises LookupError when the registry has no such model or alias, and
+    TrackingStoreUnavailableError when the store cannot be reached or fails.
     """
     if tracking_uri is not None:
         _set_uri(tracking_uri)
@@ -567,13 +634,9 @@ def version_info(target: str, alias: str) -> VersionInfo | None:
     """By alias, or by version number when `alias` is all digits."""
     if not alias.isdigit():
         return alias_version(target, alias)
-    from mlflow.exceptions import MlflowException
-
     name = REGISTERED_NAMES[target]
-    try:
-        return _version_info(_client().get_model_version(name, alias))
-    except MlflowException:
-        return None
+    found = _registry_read(lambda: _client().get_model_version(name, alias))
+    return None if found is None else _version_info(found)
 
 
 def load_reference(
@@ -652,15 +715,13 @@ def run_artifacts(run_id: str) -> list[str]:
 
 def list_versions(target: str) -> list[VersionInfo]:
     """Every registered version of a target's model, oldest first."""
-    from mlflow.exceptions import MlflowException
-
     name = REGISTERED_NAMES[target]
     client = _client()
-    try:
-        # Searches leave aliases out; the registered model has them all.
-        alias_map = dict(client.get_registered_model(name).aliases or {})
-    except MlflowException:
+    # Searches leave aliases out; the registered model has them all.
+    registered = _registry_read(lambda: client.get_registered_model(name))
+    if registered is None:
         return []
+    alias_map = dict(registered.aliases or {})
     versions = [
         VersionInfo(
             name=name,
