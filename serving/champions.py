@@ -155,7 +155,9 @@ def load_from_registry(
             source="mlflow",
         )
         try:
-            references[target] = tracking.load_reference(target, alias, tracking_uri=tracking_uri)
+            references[target] = tracking.load_reference(
+                target, tracking_uri=tracking_uri, run_id=loaded.run_id
+            )
         except Exception as exc:  # a run logged without a reference still scores
             logger.warning("no reference sample for %s: %s", loaded.name, exc)
     if not found:

@@ -280,10 +280,21 @@ def _experiment(name: str, artifact_location: str | None = None) -> str:
     return str(client.create_experiment(name, artifact_location=artifact_location))
 
 
+# One client per (tracking, registry) URI: a process (the service, a report) asks the
+# registry many times, and a client is cheap to keep and stateless between calls.
+_CLIENTS: dict[tuple[str, str], MlflowClient] = {}
+
+
 def _client() -> MlflowClient:
+    """The client of the store MLflow points at now (`configure`, `_set_uri`)."""
+    import mlflow
     from mlflow import MlflowClient
 
-    return MlflowClient()
+    uris = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+    client = _CLIENTS.get(uris)
+    if client is None:
+        client = _CLIENTS[uris] = MlflowClient(tracking_uri=uris[0], registry_uri=uris[1])
+    return client
 
 
 def flatten_metrics(report: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
@@ -640,9 +651,14 @@ def version_info(target: str, alias: str) -> VersionInfo | None:
 
 
 def load_reference(
-    target: str, alias: str = CHAMPION, tracking_uri: str | None = None
+    target: str,
+    alias: str = CHAMPION,
+    tracking_uri: str | None = None,
+    run_id: str | None = None,
 ) -> pd.DataFrame:
-    """The reference sample logged with the model under `alias`.
+    """The reference sample logged with the model under `alias`, or with the run `run_id`
+    when given (a `LoadedModel`'s: the same version even if the alias moved meanwhile, and
+    no second registry look-up).
 
     Columns: ``project_id, as_of``, the model's features (raw, not encoded), the label,
     ``prediction`` (the model's calibrated p on the row) and ``seen_by_trees`` (False for
@@ -652,12 +668,14 @@ def load_reference(
 
     if tracking_uri is not None:
         _set_uri(tracking_uri)
-    info = version_info(target, alias)
-    if info is None:
-        raise LookupError(f"no {REGISTERED_NAMES[target]} model with alias {alias!r}")
+    if run_id is None:
+        info = version_info(target, alias)
+        if info is None:
+            raise LookupError(f"no {REGISTERED_NAMES[target]} model with alias {alias!r}")
+        run_id = info.run_id
     with tempfile.TemporaryDirectory() as tmp:
         path = mlflow.artifacts.download_artifacts(
-            run_id=info.run_id, artifact_path=REFERENCE_FILE, dst_path=tmp
+            run_id=run_id, artifact_path=REFERENCE_FILE, dst_path=tmp
         )
         return pd.read_parquet(path)
 
