@@ -106,7 +106,6 @@ class DriftStatus:
 
     state: Literal["ok", "drift", "unknown"]
     summary: str
-    report_path: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
 
 

@@ -477,12 +477,6 @@ def set_version_tags(target: str, version: str, tags: Mapping[str, Any]) -> None
         client.set_model_version_tag(REGISTERED_NAMES[target], version, key, _tag(value))
 
 
-def set_run_tags(run_id: str, tags: Mapping[str, Any]) -> None:
-    client = _client()
-    for key, value in tags.items():
-        client.set_tag(run_id, key, _tag(value))
-
-
 @contextmanager
 def retrain_lock(target: str) -> Iterator[None]:
     """Held while `target` is retrained against the configured store, so that two
