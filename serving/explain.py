@@ -389,7 +389,7 @@ def _complete(value: Value, get: Getter) -> str | None:
     v = _num(value)
     if v is None:
         return None
-    return _("{pct}% complete at the latest report").format(pct=f"{v:.0f}")
+    return _("{pct} complete at the latest report").format(pct=f"{v:.0f}%")
 
 
 def _gap(value: Value, get: Getter) -> str | None:
@@ -398,8 +398,8 @@ def _gap(value: Value, get: Getter) -> str | None:
         return None
     done, elapsed = _num(get("percent_complete")), _num(get("elapsed_fraction"))
     detail = (
-        _(" ({done}% done with {elapsed} of the time gone)").format(
-            done=f"{done:.0f}", elapsed=_pct(elapsed)
+        _(" ({done} done with {elapsed} of the time gone)").format(
+            done=f"{done:.0f}%", elapsed=_pct(elapsed)
         )
         if done is not None and elapsed is not None
         else ""
@@ -521,8 +521,8 @@ def _spent(value: Value, get: Getter) -> str | None:
     done = _num(get("percent_complete"))
     if done is None:
         return _("{pct} of the budget spent").format(pct=_pct(v))
-    return _("{pct} of the budget spent with the work {done}% complete").format(
-        pct=_pct(v), done=f"{done:.0f}"
+    return _("{pct} of the budget spent with the work {done} complete").format(
+        pct=_pct(v), done=f"{done:.0f}%"
     )
 
 
