@@ -54,7 +54,7 @@ _PLAIN_DTYPES = (_F8, _OBJECT, _NS, _BOOL)  # stored as NumPy arrays, read as th
 
 DateLike = date | pd.Timestamp | str
 
-CONTEXT_COLUMNS = [
+CONTEXT_FEATURES = [
     "closed_projects",
     "type_closed_projects",
     "closed_late_rate",
@@ -245,7 +245,7 @@ def _earned_schedule(
     t: np.ndarray,
     pv: np.ndarray,
     ev: np.ndarray,
-    pd_r: np.ndarray,
+    duration_r: np.ndarray,
     bac_r: np.ndarray,
 ) -> np.ndarray:
     """Earned schedule in days after planned_start at every report (see the catalogue).
@@ -254,8 +254,8 @@ def _earned_schedule(
     cumulative). C is found for all reports at once by one searchsorted on keys
     ``segment × 4 + PV/scale``; the scaling only places the search, and the result is then
     corrected with exact comparisons of PV and EV, so it does not depend on the scale.
-    ``firsts`` are the positions of the projects' first reports; ``pd_r`` and ``bac_r`` the
-    report's planned duration and budget (NaN unless positive).
+    ``firsts`` are the positions of the projects' first reports; ``duration_r`` and
+    ``bac_r`` the report's planned duration and budget (NaN unless positive).
     """
     has_pv = ~np.isnan(pv)
     if not has_pv.any():
@@ -294,11 +294,11 @@ def _earned_schedule(
     # At or above the last reported PV the future PV is unknown; the baseline's end point
     # (PD, BAC) is known, so interpolate toward it (or stop at t_C without a budget).
     complete = ev >= bac_r
-    toward = (bac_r > pv_c) & (pd_r > t_c)
+    toward = (bac_r > pv_c) & (duration_r > t_c)
     es_last = np.where(
         complete,
-        pd_r,
-        np.where(toward, t_c + gain / (bac_r - pv_c) * (pd_r - t_c), t_c),
+        duration_r,
+        np.where(toward, t_c + gain / (bac_r - pv_c) * (duration_r - t_c), t_c),
     )
     # before, mid and last are disjoint; a report in none of them has no ES.
     return np.where(before, es_before, np.where(mid, es_mid, np.where(last, es_last, np.nan)))
@@ -333,31 +333,38 @@ def _trends(y6: np.ndarray, x6: np.ndarray) -> np.ndarray:
 
 
 def _weeks_since_improved(
-    y: np.ndarray, rd: np.ndarray, pos: np.ndarray, start: np.ndarray
+    y: np.ndarray, report_day: np.ndarray, pos: np.ndarray, start: np.ndarray
 ) -> np.ndarray:
     """Weeks since each series (stacked on the first axis) last rose, at every report."""
     prev = np.where(pos > start, y.take(np.maximum(pos - 1, 0), axis=-1), np.nan)
     improved = y > prev  # NaN on either side: not an improvement
     # Segment starts only grow, so a running maximum never reaches into an earlier project.
     last = np.maximum.accumulate(np.where(improved, pos, start), axis=-1)
-    return np.where(np.isnan(y), np.nan, (rd - rd[last]) / 7.0)
+    return np.where(np.isnan(y), np.nan, (report_day - report_day[last]) / 7.0)
 
 
 def _report_state(
-    rc: np.ndarray, rd: np.ndarray, r: dict[str, np.ndarray], proj: dict[str, np.ndarray]
+    report_code: np.ndarray,
+    report_day: np.ndarray,
+    r: dict[str, np.ndarray],
+    proj: dict[str, np.ndarray],
 ) -> dict[str, np.ndarray]:
     """Every report-level feature (`_AT_LATEST_REPORT`) and each report's rank in its
     project (``rank``), at every report (rows sorted by project, then date)."""
-    pos, start, seg = _segments(rc)
+    pos, start, seg = _segments(report_code)
     pv, ev, ac = r["planned_value"], r["earned_value"], r["actual_cost"]
     pc, ff, done = r["percent_complete"], r["forecast_finish"], r["milestones_done"]
-    pd_r, bac_r, pf_r = proj["pd_pos"][rc], proj["bac_pos"][rc], proj["pf"][rc]
-    t = rd - proj["ps"][rc]
+    duration_r, bac_r, pf_r = (
+        proj["pd_pos"][report_code],
+        proj["bac_pos"][report_code],
+        proj["pf"][report_code],
+    )
+    t = report_day - proj["ps"][report_code]
     s: dict[str, np.ndarray] = {"rank": pos - start}
     pv_pos, ac_pos, t_pos = _positive(np.array([pv, ac, t]))
     spi = ev / pv_pos
     cpi = ev / ac_pos
-    es = _earned_schedule(seg, start, (pos == start).nonzero()[0], t, pv, ev, pd_r, bac_r)
+    es = _earned_schedule(seg, start, (pos == start).nonzero()[0], t, pv, ev, duration_r, bac_r)
     spi_t = es / t_pos
     spi_t_pos, to_earn = _positive(spi_t), bac_r - ev
     s.update(
@@ -367,7 +374,7 @@ def _report_state(
         earned_schedule_days=es,
         spi_t=spi_t,
         sv_t_days=es - t,
-        ieac_t_days=pd_r / spi_t_pos,
+        ieac_t_days=duration_r / spi_t_pos,
         ieac_t_fraction=1.0 / spi_t_pos,
         tcpi=to_earn / _positive(bac_r - ac),
         eac_cpi_ratio=(ac + to_earn / _positive(cpi)) / bac_r,
@@ -387,13 +394,13 @@ def _report_state(
 
     # The lagged windows of everything windowed, in one gather: days, the trended indices,
     # and the intervals between reports (for the cadence).
-    gap = np.where(pos > start, rd - rd[np.maximum(pos - 1, 0)], np.nan)
+    gap = np.where(pos > start, report_day - report_day[np.maximum(pos - 1, 0)], np.nan)
     lagged = _lagged(np.array([t, spi, cpi, pc, gap]), pos, start, _WINDOW)
     trends = _trends(lagged[1:4], lagged[0])
     for i, stat in enumerate(_TREND_STATS):
         for j, name in enumerate(_TRENDED):
             s[f"{name}_{stat}"] = trends[i, j]
-    weeks = _weeks_since_improved(np.array([spi, cpi]), rd, pos, start)
+    weeks = _weeks_since_improved(np.array([spi, cpi]), report_day, pos, start)
     s["spi_weeks_since_improved"], s["cpi_weeks_since_improved"] = weeks[0], weeks[1]
 
     # Reporting cadence: median of the last (up to) 6 intervals, known at each report.
@@ -419,9 +426,9 @@ def _report_state(
     s["missing_report_rate"] = np.where(
         intervals > 0, cum_missed / (cum_missed + intervals), np.nan
     )
-    s["forecast_slip"] = (ff - pf_r) / pd_r
+    s["forecast_slip"] = (ff - pf_r) / duration_r
     s["forecast_revisions"] = np.where(seen, cum_revised, np.nan)
-    s["forecast_movement"] = np.where(seen, cum_moved, np.nan) / pd_r
+    s["forecast_movement"] = np.where(seen, cum_moved, np.nan) / duration_r
     s["milestone_slippage"] = r["milestones_planned"] - done
     s["milestones_done"] = done
     return s
@@ -467,7 +474,7 @@ _AT_LATEST_REPORT = tuple(
     name
     for name in FEATURE_NAMES
     if name
-    not in {"project_type", "portfolio", *_ROW_FEATURES, *_CHANGE_FEATURES, *CONTEXT_COLUMNS}
+    not in {"project_type", "portfolio", *_ROW_FEATURES, *_CHANGE_FEATURES, *CONTEXT_FEATURES}
 )
 
 
@@ -491,9 +498,9 @@ _BLOCK_NAMES = _NUMERIC_NAMES
 _ROW = {name: i for i, name in enumerate(_BLOCK_NAMES)}
 _LATEST_ROWS = np.array([_ROW[name] for name in _AT_LATEST_REPORT])
 _FLAG_ROWS = np.array([_ROW[name] for name in _REPORT_FLAGS])
-_CONTEXT_ROWS = np.array([_ROW[name] for name in CONTEXT_COLUMNS])
+_CONTEXT_ROWS = np.array([_ROW[name] for name in CONTEXT_FEATURES])
 _CHANGE_ROWS = np.array([_ROW[name] for name in _CHANGE_FEATURES])
-_ROW_ROWS = np.array([_ROW[name] for name in _ROW_FEATURES])
+_ROW_FEATURE_ROWS = np.array([_ROW[name] for name in _ROW_FEATURES])
 _FEW_REPORTS = 4096  # up to this many reports, `build_features` gathers them in one call
 
 
@@ -588,7 +595,7 @@ class PreparedContext:
     string_types: bool  # every type a str
     keys: np.ndarray  # the dated rows' (type code, day) keys, sorted
     codes: np.ndarray  # each sorted key's type code; len(types) for the fallback rows
-    values: np.ndarray  # (CONTEXT_COLUMNS, rows) in key order
+    values: np.ndarray  # (CONTEXT_FEATURES, rows) in key order
     lo: float  # keys are code × span + (day − lo), for days within [first_day − 1, last_day + 1]
     span: float
     first_day: float
@@ -597,7 +604,7 @@ class PreparedContext:
 
 def prepare_context(context: pd.DataFrame) -> PreparedContext:
     """A `portfolio_context` frame (columns ``as_of``, ``project_type`` and
-    `CONTEXT_COLUMNS`) prepared for `build_features`; the features are the same as with the
+    `CONTEXT_FEATURES`) prepared for `build_features`; the features are the same as with the
     frame itself."""
     column = _Columns(context)
     codes, uniques = pd.factorize(column("project_type", _OBJECT))  # None → −1
@@ -619,7 +626,7 @@ def prepare_context(context: pd.DataFrame) -> PreparedContext:
         string_types=all(type(t) is str for t in types),  # a loop over the few types
         keys=keys[order],
         codes=code[rows],
-        values=np.stack([column(name, _F8) for name in CONTEXT_COLUMNS])[:, rows],
+        values=np.stack([column(name, _F8) for name in CONTEXT_FEATURES])[:, rows],
         lo=lo,
         span=span,
         first_day=first_day,
@@ -653,7 +660,7 @@ def _type_codes(context: PreparedContext, req_types: np.ndarray) -> np.ndarray:
 def _context_lookup(
     context: PreparedContext, req_types: np.ndarray, req_day: np.ndarray
 ) -> np.ndarray:
-    """``(CONTEXT_COLUMNS, rows)``: each row's context, the latest context row of its type
+    """``(CONTEXT_FEATURES, rows)``: each row's context, the latest context row of its type
     (or the fallback row, type None, for a type the context does not know) dated ≤ the row's
     as_of; NaN when none."""
     r_code = _type_codes(context, req_types).astype("float64")
@@ -661,7 +668,7 @@ def _context_lookup(
     q_key = _keys(r_code, day, context.lo, context.span)
     k = context.keys.searchsorted(q_key, side="right") - 1
     if len(context.keys) == 0:
-        return np.full((len(CONTEXT_COLUMNS), len(k)), np.nan)
+        return np.full((len(CONTEXT_FEATURES), len(k)), np.nan)
     at = np.maximum(k, 0)
     out = context.values[:, at]
     out[:, (k < 0) | (context.codes[at] != r_code)] = np.nan  # no row of its type by then
@@ -687,7 +694,7 @@ def _project_arrays(projects: _Columns) -> dict[str, np.ndarray]:
 
 def _change_features(
     changes: _Columns,
-    cc: np.ndarray,
+    change_code: np.ndarray,
     code: np.ndarray,
     cutoff: np.ndarray,
     proj: dict[str, np.ndarray],
@@ -695,11 +702,12 @@ def _change_features(
     """``(_CHANGE_FEATURES, rows)``: counts and approved impacts of the changes known at
     each row's cutoff.
 
-    ``cc`` is each change's project code (−1: not a requested project), ``code`` each row's.
+    ``change_code`` is each change's project code (−1: not a requested project), ``code``
+    each row's.
     """
     raised, decided = _days(np.array([changes("raised_date", _NS), changes("decided_date", _NS)]))
-    keep = ((cc >= 0) & ~np.isnan(raised)).nonzero()[0]
-    cc, raised, decided = cc[keep].astype("float64"), raised[keep], decided[keep]
+    keep = ((change_code >= 0) & ~np.isnan(raised)).nonzero()[0]
+    change_code, raised, decided = change_code[keep].astype("float64"), raised[keep], decided[keep]
     approved = (changes("status", _OBJECT)[keep] == "approved") & ~np.isnan(decided)
     # A decision is known once both the request and the decision are dated by as_of.
     known_at = np.where(np.isnan(decided), np.nan, np.fmax(raised, decided))
@@ -724,11 +732,11 @@ def _change_features(
         first = keys.searchsorted(seg_lo, side="left")
         return keys.searchsorted(q, side="right") - first, first
 
-    (n_raised, n_30, n_90), _ = _count(cc, raised, q)
+    (n_raised, n_30, n_90), _ = _count(change_code, raised, q)
     decided_known = ~np.isnan(known_at)
-    n_decided, _ = _count(cc[decided_known], known_at[decided_known], q[0])
+    n_decided, _ = _count(change_code[decided_known], known_at[decided_known], q[0])
 
-    a_code, a_day = cc[approved], known_at[approved]
+    a_code, a_day = change_code[approved], known_at[approved]
     a_order = np.lexsort((a_day, a_code))
     a_code = a_code[a_order]
     a_rows = keep[approved][a_order]
@@ -866,7 +874,7 @@ def _feature_rows(
     rows, projects = _Columns(as_of), _Columns(portfolio.projects)
     reports, changes = _Columns(portfolio.status_reports), _Columns(portfolio.changes)
     req_ids = rows("project_id", _OBJECT)
-    _, (code, rc_all, cc) = _project_codes(
+    _, (code, report_code_all, change_code) = _project_codes(
         projects("project_id", _OBJECT),
         req_ids,
         reports("project_id", _OBJECT),
@@ -888,35 +896,43 @@ def _feature_rows(
     # Status reports of the requested projects, sorted by (project, report_date).
     wanted = np.zeros(len(proj["ps"]) + 1, dtype=bool)
     wanted[code] = True
-    rd_all, ff_all = _days(np.array([reports("report_date", _NS), reports("forecast_finish", _NS)]))
-    order = (wanted[rc_all] & ~np.isnan(rd_all)).nonzero()[0]  # code −1 hits the False slot
-    order = order[np.lexsort((rd_all[order], rc_all[order]))]
-    rc, rd = rc_all[order], rd_all[order]
+    report_day_all, ff_all = _days(
+        np.array([reports("report_date", _NS), reports("forecast_finish", _NS)])
+    )
+    order = (wanted[report_code_all] & ~np.isnan(report_day_all)).nonzero()[
+        0
+    ]  # code −1 hits the False slot
+    order = order[np.lexsort((report_day_all[order], report_code_all[order]))]
+    report_code, report_day = report_code_all[order], report_day_all[order]
     r = {name: reports(name, _F8)[order] for name in _REPORT_NUMBERS}
     r["forecast_finish"] = ff_all[order]
-    r["rag"] = _rag_rank(reports("rag", _OBJECT)[order]) if "rag" in reports else _nan_like(rd)
+    r["rag"] = (
+        _rag_rank(reports("rag", _OBJECT)[order]) if "rag" in reports else _nan_like(report_day)
+    )
 
     numeric = np.empty((len(_BLOCK_NAMES), len(code)))
     types = projects("project_type", _OBJECT)[code]
     month = proj["start_dt"][code].astype("datetime64[M]").astype("int64") % 12 + 1
     with np.errstate(all="ignore"):
-        state = _report_state(rc, rd, r, proj)
+        state = _report_state(report_code, report_day, r, proj)
 
         # Each row's latest report: one searchsorted on (project, day) keys.
         finite = cutoff[np.isfinite(cutoff)]
-        lo = float(min(rd.min(initial=0.0), finite.min(initial=0.0))) - 2.0
-        span = float(max(rd.max(initial=0.0), finite.max(initial=0.0))) - lo + 4.0
+        lo = float(min(report_day.min(initial=0.0), finite.min(initial=0.0))) - 2.0
+        span = float(max(report_day.max(initial=0.0), finite.max(initial=0.0))) - lo + 4.0
         q_off = np.where(np.isfinite(cutoff), cutoff - lo, 0.0)
-        k = _keys(rc.astype("float64"), rd, lo, span).searchsorted(code * span + q_off, "right")
+        k = _keys(report_code.astype("float64"), report_day, lo, span).searchsorted(
+            code * span + q_off, "right"
+        )
         k -= 1
-        has = (k >= 0) & (rc[np.maximum(k, 0)] == code) if len(rc) else k >= 0
+        has = (k >= 0) & (report_code[np.maximum(k, 0)] == code) if len(report_code) else k >= 0
 
-        kk = np.maximum(k, 0)
-        if 0 < len(rc) <= _FEW_REPORTS:  # a few reports: stacked, then one gather
-            numeric[_LATEST_ROWS] = np.array([state[name] for name in _AT_LATEST_REPORT])[:, kk]
-        elif len(rc):  # a (features × reports) block would be big: one gather per feature
+        latest = np.maximum(k, 0)
+        if 0 < len(report_code) <= _FEW_REPORTS:  # a few reports: stacked, then one gather
+            numeric[_LATEST_ROWS] = np.array([state[name] for name in _AT_LATEST_REPORT])[:, latest]
+        elif len(report_code):  # a (features × reports) block would be big: one gather per feature
             for name in _AT_LATEST_REPORT:
-                numeric[_ROW[name]] = state[name][kk]
+                numeric[_ROW[name]] = state[name][latest]
         else:
             numeric[_LATEST_ROWS] = np.nan
         if not has.all():  # (the service's row has a report: then nothing to blank)
@@ -926,7 +942,7 @@ def _feature_rows(
         ps, pd_pos = proj["ps"][code], proj["pd_pos"][code]
         no_start = np.isnan(ps)
         elapsed = (req_day - ps) / pd_pos
-        numeric[_ROW_ROWS] = [  # in _ROW_FEATURES order
+        numeric[_ROW_FEATURE_ROWS] = [  # in _ROW_FEATURES order
             np.log1p(proj["budget"][code]),
             proj["pf"][code] - ps,
             np.where(no_start, np.nan, month),
@@ -935,9 +951,9 @@ def _feature_rows(
             elapsed,
             numeric[_ROW["percent_complete"]] / 100.0 - elapsed,
             np.where(has, _take(state["rank"], k, has) + 1.0, 0.0),
-            req_day - _take(rd, k, has),
+            req_day - _take(report_day, k, has),
         ]
-        numeric[_CHANGE_ROWS] = _change_features(changes, cc, code, cutoff, proj)
+        numeric[_CHANGE_ROWS] = _change_features(changes, change_code, code, cutoff, proj)
         if context is None:
             framed = portfolio if isinstance(portfolio, Portfolio) else portfolio.to_portfolio()
             context = portfolio_context(

@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from features.pointintime import CONTEXT_COLUMNS, PreparedContext, prepare_context
+from features.pointintime import CONTEXT_FEATURES, PreparedContext, prepare_context
 from training.models import RiskModel
 
 logger = logging.getLogger(__name__)
@@ -97,9 +97,9 @@ def context_from_reference(references: Iterable[pd.DataFrame]) -> pd.DataFrame |
     has not seen: the overall rates, no closed projects of that type.
     """
     frames = [
-        r[["as_of", "project_type", *CONTEXT_COLUMNS]]
+        r[["as_of", "project_type", *CONTEXT_FEATURES]]
         for r in references
-        if len(r) and {"as_of", "project_type", *CONTEXT_COLUMNS} <= set(r.columns)
+        if len(r) and {"as_of", "project_type", *CONTEXT_FEATURES} <= set(r.columns)
     ]
     if not frames:
         return None
@@ -122,7 +122,7 @@ def context_from_reference(references: Iterable[pd.DataFrame]) -> pd.DataFrame |
     context = pd.concat([by_type.drop(columns="as_of"), fallback], ignore_index=True)
     context.insert(0, "as_of", np.datetime64(_CONTEXT_DATE, "ns"))
     context["project_type"] = context["project_type"].astype(object)
-    for name in CONTEXT_COLUMNS:
+    for name in CONTEXT_FEATURES:
         context[name] = context[name].astype("float64")
     return context.reset_index(drop=True)
 

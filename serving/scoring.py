@@ -27,9 +27,11 @@ TARGET_COLUMNS: dict[str, tuple[str, str, str, str]] = {
 # target → raw margin column: the log-odds before calibration. Calibration is isotonic, so
 # many projects share one probability at the ends (">99%"); the margin still orders them.
 MARGIN_COLUMNS: dict[str, str] = {"delay": "margin_late", "overrun": "margin_over_budget"}
-CONTEXT_COLUMNS = ("portfolio", "project_type", "elapsed_fraction", "spi", "cpi")
+# What the project is and where it stands, shown beside its scores (not the portfolio
+# context features of features.pointintime.CONTEXT_FEATURES).
+PROJECT_STATE_COLUMNS = ("portfolio", "project_type", "elapsed_fraction", "spi", "cpi")
 # What a score says about a project (the service answers exactly these); SCORE_COLUMNS adds
-# the context shown beside it and the raw margins used to order ties.
+# the project's state shown beside it and the raw margins used to order ties.
 RISK_COLUMNS = (
     "project_id",
     "as_of",
@@ -43,7 +45,7 @@ RISK_COLUMNS = (
     "drivers_late",
     "drivers_over_budget",
 )
-SCORE_COLUMNS = (*RISK_COLUMNS, *CONTEXT_COLUMNS, *MARGIN_COLUMNS.values())
+SCORE_COLUMNS = (*RISK_COLUMNS, *PROJECT_STATE_COLUMNS, *MARGIN_COLUMNS.values())
 RAG_ORDER = {"n/a": 0, "green": 1, "amber": 2, "red": 3}
 
 NO_BUDGET = (
@@ -207,7 +209,7 @@ def score_columns(
             as_objects[i] = row
         columns[drivers_col] = as_objects
     columns["rag"] = overall_rag(columns["rag_late"], columns["rag_over_budget"])
-    for col in CONTEXT_COLUMNS:
+    for col in PROJECT_STATE_COLUMNS:
         columns[col] = given.column(col) if col in given else np.full(n, None)
     return {name: columns[name] for name in SCORE_COLUMNS}
 
