@@ -19,10 +19,7 @@ $(STAMP): pyproject.toml uv.lock
 	$(UV) sync --frozen --compile-bytecode
 	@touch $(STAMP)
 
-# Forewarn's own modules are installed editable, so uv does not compile them: every command
-# would compile ~50 of them again (~0.4 s). Only changed files are compiled again here.
 setup: $(STAMP) java ## create .venv from uv.lock (installs uv with pip when missing), and Java for MPXJ
-	@$(BIN)/python -m compileall -q features training serving monitoring forewarn
 
 demo: setup ## simulate a portfolio and run every job on it; prints where each output is
 	$(BIN)/forewarn demo

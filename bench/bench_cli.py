@@ -8,9 +8,7 @@ The portfolio is simulated and the champions trained once, in a temporary folder
 time is not counted); each timed command is a fresh process, as a user runs it. Targets
 (issue 13): --help ≤ 0.5 s, report ≤ 5 s (wall, on a quiet machine). The machine is shared:
 medians of wall and of CPU seconds (what the command itself costs), and the load average.
-`--reuse DIR` skips the simulation and training of an earlier run. Forewarn's own modules
-are compiled to bytecode first, as `make setup` does (installed editable, uv leaves them
-out; `--no-compile` measures without). Not a test.
+`--reuse DIR` skips the simulation and training of an earlier run. Not a test.
 """
 
 from __future__ import annotations
@@ -26,8 +24,6 @@ import time
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
-REPO = Path(__file__).resolve().parent.parent
-PACKAGES = ("features", "training", "serving", "monitoring", "forewarn")
 BEFORE = {"forewarn --help": 0.94, "forewarn report": 32.0}  # issue 13, before the work
 TARGET = {"forewarn --help": 0.5, "forewarn report": 5.0}
 
@@ -64,13 +60,7 @@ def main() -> None:
     parser.add_argument("--report-runs", type=int, default=3, help="timed runs of report")
     parser.add_argument("--projects", type=int, default=55, help="simulated projects")
     parser.add_argument("--reuse", type=Path, help="a folder an earlier run printed")
-    parser.add_argument(
-        "--no-compile", action="store_true", help="leave Forewarn's modules uncompiled"
-    )
     args = parser.parse_args()
-    if not args.no_compile:
-        subprocess.run([sys.executable, "-m", "compileall", "-q", *PACKAGES], check=True,
-                       cwd=REPO)  # fmt: skip
 
     root = args.reuse or Path(tempfile.mkdtemp(prefix="bench-cli-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FOREWARN_", "MLFLOW_"))}
