@@ -216,10 +216,11 @@ class _Columns:
         self._object = Object
         self._boolean = Boolean.TYPE
         self._collectors = Collectors
+        self._joined = Collectors.joining("\n")
         # JPype calls caller-sensitive methods from its own class: a lookup with the full
         # privileges the lambda factory asks for, over public methods only.
         self._lookup = MethodHandles.lookup()
-        self._chains: dict[tuple[str, ...], Any] = {}
+        self._chains: dict[tuple[Any, ...], Any] = {}
         self._text = self._lambda(
             Function,
             self._lookup.findStatic(String, "valueOf", MethodType.methodType(String, Object)),
@@ -247,7 +248,7 @@ class _Columns:
         """``x -> x.a().b()...``: getters `names`, the first on `cls`, each on the last's
         result type (a null on the way is a NullPointerException: use on non-null chains).
         Made once per process: spinning a lambda class costs more than a small file's read."""
-        key = (str(cls.class_.getName()), *names)
+        key = (cls, *names)
         if key not in self._chains:
             handle = self._getter(cls, names[0])
             fn = self._lambda(self._function, handle)
@@ -262,7 +263,7 @@ class _Columns:
         holds, as a Java list."""
         stream = items.stream()
         for name in without:
-            key = ("not", str(cls.class_.getName()), name)
+            key = ("not", cls, name)
             if key not in self._chains:
                 test = self._lambda(self._predicate, self._getter(cls, name))
                 self._chains[key] = test.negate()
@@ -271,7 +272,7 @@ class _Columns:
 
     def flat(self, items: Any, cls: Any, name: str) -> Any:
         """Every element of the Java lists getter `name` returns on each of `items`."""
-        key = ("flat", str(cls.class_.getName()), name)
+        key = ("flat", cls, name)
         if key not in self._chains:
             from java.util import Collection
 
@@ -280,17 +281,21 @@ class _Columns:
             self._chains[key] = lists.andThen(stream_of)
         return items.stream().flatMap(self._chains[key]).collect(self._collectors.toList())
 
-    def texts(self, items: Any, fn: Any) -> list[str]:
-        """``String.valueOf(fn(x))`` for every item (for values whose text has no newline:
-        numbers, dates, enums, booleans)."""
+    def texts(self, items: Any, cls: Any, *names: str) -> list[str]:
+        """``String.valueOf(x.a().b()...)`` for every item of `items` (`chain`'s getters;
+        for values whose text has no newline: numbers, dates, enums, booleans)."""
         if items.isEmpty():
             return []
-        joined = items.stream().map(fn.andThen(self._text)).collect(self._collectors.joining("\n"))
+        key = ("text", cls, *names)
+        if key not in self._chains:
+            self._chains[key] = self.chain(cls, *names).andThen(self._text)
+        joined = items.stream().map(self._chains[key]).collect(self._joined)
         return str(joined).split("\n")
 
-    def strings(self, items: Any, fn: Any) -> list[str | None]:
-        """``fn(x)`` for every item, for free text (names may hold any character)."""
-        return [None if v is None else str(v) for v in items.stream().map(fn).toArray()]
+    def strings(self, items: Any, cls: Any, *names: str) -> list[str | None]:
+        """``x.a().b()...`` for every item, for free text (names may hold any character)."""
+        values = items.stream().map(self.chain(cls, *names)).toArray()
+        return [None if v is None else str(v) for v in values]
 
 
 @functools.cache
@@ -309,15 +314,20 @@ def _ids(texts: list[str]) -> np.ndarray:
     return np.array([int(t) for t in texts], dtype=np.int64)
 
 
-def _stamps(texts: list[str]) -> pd.Series:
-    """Java's text of LocalDateTimes (or "null") as a datetime column."""
-    return pd.to_datetime(pd.Series(texts, dtype=object).replace("null", None), format="ISO8601")
+def _stamps(texts: list[str]) -> np.ndarray:
+    """Java's text of LocalDateTimes (ISO 8601, or "null") as datetime64[ns], NaT for null."""
+    return np.array(["NaT" if t == "null" else t for t in texts], dtype="datetime64[ns]")
 
 
 def _enum_names(texts: list[str], enum: Any) -> list[str | None]:
     """Enum constants' text (their toString, which MPXJ overrides for some) as their names."""
-    names = {str(v.toString()): str(v.name()) for v in enum.values()}
+    names = _enum_table(enum)
     return [names.get(t) for t in texts]
+
+
+@functools.cache
+def _enum_table(enum: Any) -> dict[str, str]:
+    return {str(v.toString()): str(v.name()) for v in enum.values()}
 
 
 _DURATION = re.compile(r"^(-?\d+(?:\.\d+)?(?:E-?\d+)?)(\D+)$")
@@ -358,7 +368,7 @@ def _snapshot(path: Path, pf: Any) -> Snapshot:
     tasks = cols.keep(pf.getTasks(), Task, "getSummary", "getNull")
 
     def text(*getters: str) -> list[str]:
-        return cols.texts(tasks, cols.chain(Task, *getters))
+        return cols.texts(tasks, Task, *getters)
 
     # P6 keeps three percents and says per activity which one counts; MS Project has one.
     kind = np.array(_enum_names(text("getPercentCompleteType"), PercentCompleteType), dtype=object)
@@ -373,8 +383,8 @@ def _snapshot(path: Path, pf: Any) -> Snapshot:
     )
     data: dict[str, Any] = {
         "uid": _ids(text("getUniqueID")),
-        "activity_id": cols.strings(tasks, cols.chain(Task, "getActivityID")),
-        "name": cols.strings(tasks, cols.chain(Task, "getName")),
+        "activity_id": cols.strings(tasks, Task, "getActivityID"),
+        "name": cols.strings(tasks, Task, "getName"),
         "milestone": np.array(text("getMilestone")) == "true",
     }
     for col, getter in (
@@ -407,7 +417,7 @@ def _snapshot(path: Path, pf: Any) -> Snapshot:
     relations = cols.flat(tasks, Task, "getPredecessors")
 
     def link(*getters: str) -> list[str]:
-        return cols.texts(relations, cols.chain(Relation, *getters))
+        return cols.texts(relations, Relation, *getters)
 
     links = pd.DataFrame(
         {
