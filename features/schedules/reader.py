@@ -185,7 +185,10 @@ def read_file(path: Path, charset: str | None = None) -> list[Snapshot]:
         raise ScheduleError(f"{path}: MPXJ could not read it: {exc}") from exc
     if not files:
         raise ScheduleError(f"{path}: not a schedule file MPXJ can read")
-    return [_snapshot(path, pf) for pf in files]
+    try:
+        return [_snapshot(path, pf) for pf in files]
+    except java.lang.RuntimeException as exc:  # e.g. a relationship to a task not in the file
+        raise ScheduleError(f"{path}: MPXJ could not read its activities: {exc}") from exc
 
 
 def _ts(value: Any) -> pd.Timestamp | None:
