@@ -41,6 +41,7 @@ FAMILIES: dict[str, str] = {
     "timeline": "Timeline",
     "changes": "Changes",
     "context": "Portfolio context",
+    "schedule": "Schedule health, when the status reports carry it",
 }
 
 
@@ -547,14 +548,63 @@ FEATURES: tuple[Feature, ...] = (
     ),
 )
 
+# Contract v1.1's schedule-health columns (DCMA 14-point checks per snapshot, written by
+# `forewarn import`; docs/import.md defines each), as they stood at the latest report. A
+# family of their own: a portfolio whose reports carry none of them gets none of these
+# columns (its feature table, models and goldens unchanged); one whose reports carry any
+# gets them all, NaN where a report has none.
+_HEALTH_LABELS: dict[str, tuple[str, str]] = {
+    "dcma_logic": ("Share of incomplete activities missing a predecessor or a successor", "share"),
+    "dcma_leads": ("Share of relationships with a lead (negative lag)", "share"),
+    "dcma_lags": ("Share of relationships with a positive lag", "share"),
+    "dcma_fs_share": ("Share of relationships that are finish-to-start", "share"),
+    "dcma_hard_constraints": ("Share of incomplete activities with a hard constraint", "share"),
+    "dcma_high_float": ("Share of incomplete activities with high total float", "share"),
+    "dcma_negative_float": ("Share of incomplete activities with negative total float", "share"),
+    "dcma_high_duration": ("Share of incomplete activities with a long baseline duration", "share"),
+    "dcma_invalid_dates": (
+        "Share of activities with actual dates after, or forecast dates before, the data date",
+        "share",
+    ),
+    "dcma_resources": ("Share of incomplete activities with neither resources nor cost", "share"),
+    "dcma_missed": ("Share of the activities due by the data date that finished late", "share"),
+    "dcma_critical_path_test": ("1 when the critical path is unbroken, else 0", "0 or 1"),
+    "cpli": ("The critical path length index, (CPL + total float) / CPL", "index"),
+    "bei": ("The baseline execution index, activities done / activities due", "index"),
+}
+SCHEDULE_HEALTH_FEATURES: tuple[Feature, ...] = (
+    *(
+        Feature(
+            name,
+            "schedule",
+            f"`{name}` of the latest report: {label[:1].lower()}{label[1:]}; NaN when that "
+            "report has none.",
+            unit,
+            (_R + name,),
+        )
+        for name, (label, unit) in _HEALTH_LABELS.items()
+    ),
+    Feature(
+        "has_schedule_health",
+        "schedule",
+        "1 when the latest report carries any schedule-health value, else 0.",
+        "flag",
+        tuple(_R + name for name in _HEALTH_LABELS),
+        "flag",
+    ),
+)
+SCHEDULE_HEALTH_NAMES: tuple[str, ...] = tuple(f.name for f in SCHEDULE_HEALTH_FEATURES)
+# The report columns whose presence (any value) brings the family in.
+SCHEDULE_HEALTH_INPUTS: tuple[str, ...] = tuple(_HEALTH_LABELS)
+
 FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
-_BY_NAME = {f.name: f for f in FEATURES}
-if len(_BY_NAME) != len(FEATURES):  # pragma: no cover - a declaration bug, caught by tests too
+_BY_NAME = {f.name: f for f in (*FEATURES, *SCHEDULE_HEALTH_FEATURES)}
+if len(_BY_NAME) != len(FEATURES) + len(SCHEDULE_HEALTH_FEATURES):  # pragma: no cover
     raise RuntimeError("a feature is declared twice in features.catalogue")
 
 
 def feature(name: str) -> Feature:
-    """The declaration of one fixed feature."""
+    """The declaration of one feature (fixed or schedule health)."""
     return _BY_NAME[name]
 
 
@@ -567,10 +617,12 @@ def _check_attributes(extra_attributes: Sequence[str]) -> None:
         )
 
 
-def feature_names(extra_attributes: Sequence[str] = ()) -> list[str]:
-    """The feature columns, in order: the catalogue's, then the declared extra attributes."""
+def feature_names(extra_attributes: Sequence[str] = (), schedule_health: bool = False) -> list[str]:
+    """The feature columns, in order: the catalogue's fixed ones, the schedule-health family
+    when the reports carry it, then the declared extra attributes."""
     _check_attributes(extra_attributes)
-    return [*FEATURE_NAMES, *extra_attributes]
+    health = SCHEDULE_HEALTH_NAMES if schedule_health else ()
+    return [*FEATURE_NAMES, *health, *extra_attributes]
 
 
 def categorical_names(
@@ -589,9 +641,10 @@ def categorical_names(
     return names
 
 
-def flag_names() -> list[str]:
-    """The 0/1 availability flags."""
-    return [f.name for f in FEATURES if f.kind == "flag"]
+def flag_names(schedule_health: bool = False) -> list[str]:
+    """The 0/1 availability flags (with the schedule-health family's when it is in)."""
+    declared = (*FEATURES, *SCHEDULE_HEALTH_FEATURES) if schedule_health else FEATURES
+    return [f.name for f in declared if f.kind == "flag"]
 
 
 def _cell(text: str) -> str:
@@ -606,15 +659,17 @@ def render_markdown() -> str:
         "Generated from `features/catalogue.py` by `python -m features.catalogue > "
         "docs/features.md`; do not edit by hand (a test fails when this page is stale).",
         "",
-        f"{len(FEATURES)} features in {len(FAMILIES)} families, plus one column per extra "
-        "project attribute declared in settings (`FOREWARN_EXTRA_ATTRIBUTES`): numeric in "
-        "the data → numeric feature, otherwise categorical; they come last, in declared "
-        "order.",
+        f"{len(FEATURES)} features in {len(FAMILIES) - 1} families; "
+        f"{len(SCHEDULE_HEALTH_FEATURES)} schedule-health features when the status reports "
+        "carry any of contract v1.1's schedule-health columns (a portfolio from `forewarn "
+        "import`), after the fixed ones; then one column per extra project attribute "
+        "declared in settings (`FOREWARN_EXTRA_ATTRIBUTES`): numeric in the data → numeric "
+        "feature, otherwise categorical; they come last, in declared order.",
         "",
     ]
     lines += ["## Conventions", "", CONVENTIONS]
     for family, title in FAMILIES.items():
-        members = [f for f in FEATURES if f.family == family]
+        members = [f for f in (*FEATURES, *SCHEDULE_HEALTH_FEATURES) if f.family == family]
         lines += [
             f"## {title} ({len(members)})",
             "",

@@ -35,7 +35,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.catalogue import FEATURE_NAMES, feature_names
+from features.catalogue import (
+    FEATURE_NAMES,
+    SCHEDULE_HEALTH_INPUTS,
+    SCHEDULE_HEALTH_NAMES,
+    feature_names,
+)
 from features.columns import FeatureColumns
 from features.contract import RAG_COLOURS, Portfolio, PortfolioColumns
 from features.labels import closed_mask, label_counts, label_projects
@@ -823,10 +828,13 @@ def build_features(
     overrun_tolerance: float = 0.05,
     extra_attributes: Sequence[str] | None = None,
     context: pd.DataFrame | PreparedContext | None = None,
+    schedule_health: bool | None = None,
 ) -> pd.DataFrame:
     """Feature rows for ``as_of[project_id, as_of]`` (one output row per input row, in order).
 
-    Columns: ``project_id, as_of``, then ``feature_names(extra_attributes)``. An optional
+    Columns: ``project_id, as_of``, then ``feature_names(extra_attributes,
+    schedule_health)``; ``schedule_health`` None means: when the portfolio's status reports
+    carry any schedule-health value (contract v1.1, `forewarn import`). An optional
     boolean column ``at_approval`` marks rows that see the baseline only (no report, no
     change), as the training table's "at approval" row. ``context`` is a
     `portfolio_context` frame, or that frame made ready once by `prepare_context` (what a
@@ -837,7 +845,13 @@ def build_features(
     a mapping of its two columns to arrays: the same rows, without building frames.
     """
     rows = _feature_rows(
-        portfolio, as_of, delay_tolerance, overrun_tolerance, extra_attributes, context
+        portfolio,
+        as_of,
+        delay_tolerance,
+        overrun_tolerance,
+        extra_attributes,
+        context,
+        schedule_health,
     )
     return rows.to_frame()
 
@@ -850,6 +864,7 @@ def build_feature_columns(
     overrun_tolerance: float = 0.05,
     extra_attributes: Sequence[str] | None = None,
     context: pd.DataFrame | PreparedContext | None = None,
+    schedule_health: bool | None = None,
 ) -> FeatureColumns:
     """`build_features` before it is a DataFrame: the same columns, as arrays.
 
@@ -857,7 +872,13 @@ def build_feature_columns(
     them costs ~0.15 ms. ``FeatureColumns.to_frame()`` gives `build_features`' frame.
     """
     return _feature_rows(
-        portfolio, as_of, delay_tolerance, overrun_tolerance, extra_attributes, context
+        portfolio,
+        as_of,
+        delay_tolerance,
+        overrun_tolerance,
+        extra_attributes,
+        context,
+        schedule_health,
     )
 
 
@@ -868,11 +889,13 @@ def _feature_rows(
     overrun_tolerance: float,
     extra_attributes: Sequence[str] | None,
     context: pd.DataFrame | PreparedContext | None,
+    schedule_health: bool | None = None,
 ) -> FeatureColumns:
     extras = list(portfolio.extra_attributes if extra_attributes is None else extra_attributes)
-    names = feature_names(extras)  # also rejects attributes named like a built-in feature
     rows, projects = _Columns(as_of), _Columns(portfolio.projects)
     reports, changes = _Columns(portfolio.status_reports), _Columns(portfolio.changes)
+    health = _carries_schedule_health(reports) if schedule_health is None else schedule_health
+    names = feature_names(extras, health)  # also rejects attributes named like a feature
     req_ids = rows("project_id", _OBJECT)
     _, (code, report_code_all, change_code) = _project_codes(
         projects("project_id", _OBJECT),
@@ -963,6 +986,10 @@ def _feature_rows(
             context = prepare_context(context)
         numeric[_CONTEXT_ROWS] = _context_lookup(context, types, req_day)
 
+    block_names = tuple(_BLOCK_NAMES)
+    if health:
+        numeric = np.vstack([numeric, _schedule_health_rows(reports, order, k, has)])
+        block_names += SCHEDULE_HEALTH_NAMES
     singles = {
         "project_id": req_ids,
         "as_of": as_of_values,
@@ -970,7 +997,29 @@ def _feature_rows(
         "portfolio": projects("portfolio", _OBJECT)[code],
         **_extra_attributes(projects, extras, code),
     }
-    return FeatureColumns(("project_id", "as_of", *names), tuple(_BLOCK_NAMES), numeric, singles)
+    return FeatureColumns(("project_id", "as_of", *names), block_names, numeric, singles)
+
+
+def _carries_schedule_health(reports: _Columns) -> bool:
+    """Whether any status report has a schedule-health value (contract v1.1)."""
+    return any(
+        name in reports and bool(np.isfinite(reports(name, _F8)).any())
+        for name in SCHEDULE_HEALTH_INPUTS
+    )
+
+
+def _schedule_health_rows(
+    reports: _Columns, order: np.ndarray, k: np.ndarray, has: np.ndarray
+) -> np.ndarray:
+    """The schedule-health family (`SCHEDULE_HEALTH_NAMES` × rows): each column at the row's
+    latest report (``k``, its index among the reports sorted by ``order``; ``has``: there
+    is one), NaN without one; then the flag, 0 without a report."""
+    out = np.full((len(SCHEDULE_HEALTH_NAMES), len(k)), np.nan)
+    for i, name in enumerate(SCHEDULE_HEALTH_INPUTS):
+        if name in reports:
+            out[i] = _take(reports(name, _F8)[order], k, has)
+    out[-1] = np.isfinite(out[:-1]).any(axis=0)
+    return out
 
 
 # ------------------------------------------------------------------ snapshot and training

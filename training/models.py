@@ -19,6 +19,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from features.catalogue import SCHEDULE_HEALTH_NAMES
 from features.columns import FeatureColumns, Features, FrameColumns, columns_of
 from training.calibration import Calibrator, Method, fit_calibrator
 from training.linear import LinearScore
@@ -244,10 +245,15 @@ def encode_features(
         return matrix
     columns = columns_of(X)
     missing = [c for c in feature_names if c not in columns]
-    if missing:
-        raise KeyError(f"feature column(s) missing from the frame: {', '.join(missing)}")
+    # A model trained on imported schedules scoring reports that carry no schedule health
+    # (the family is built only when they do): the values are unknown, the flag is 0.
+    unknown = [c for c in missing if c not in SCHEDULE_HEALTH_NAMES]
+    if unknown:
+        raise KeyError(f"feature column(s) missing from the frame: {', '.join(unknown)}")
     matrix = np.empty((len(X), len(feature_names)), dtype=float)
-    numeric = [i for i, c in enumerate(feature_names) if c not in levels]
+    for c in missing:
+        matrix[:, feature_names.index(c)] = 0.0 if c == "has_schedule_health" else np.nan
+    numeric = [i for i, c in enumerate(feature_names) if c not in levels and c not in missing]
     if numeric:
         matrix[:, numeric] = _numeric_block(X, [feature_names[i] for i in numeric])
     for i, name in enumerate(feature_names):

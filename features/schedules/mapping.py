@@ -138,9 +138,10 @@ def _mapped_activities(dated: DatedSnapshot, quarantine: list[dict[str, object]]
     """The snapshot's activities that can be used, with ``done``, ``budget`` and baseline
     dates filled; the others go to the quarantine with a reason."""
     a = dated.snapshot.activities.copy()
-    dd = pd.Timestamp(dated.data_date)
 
     def hold(mask: pd.Series, reason: str | pd.Series) -> None:
+        if not mask.any():  # the usual case: framing nothing costs more than the checks
+            return
         reasons = reason if isinstance(reason, pd.Series) else pd.Series(reason, index=a.index)
         for act, why in zip(a.loc[mask].itertuples(), reasons[mask], strict=True):
             quarantine.append(
@@ -168,6 +169,8 @@ def _mapped_activities(dated: DatedSnapshot, quarantine: list[dict[str, object]]
     idle = a["percent_complete"] <= 0
     for col, own in (("actual_start", "start"), ("actual_finish", "finish")):
         phantom = idle & a[col].notna() & (a[col] != a[own])
+        if not phantom.any():
+            continue
         label = col.replace("_", " ")
         why = label + " " + _day(a[col]) + f" on an activity with no progress whose {own} is "
         hold(phantom, why + _day(a[own]) + ": ignored")
@@ -180,7 +183,6 @@ def _mapped_activities(dated: DatedSnapshot, quarantine: list[dict[str, object]]
     a["baseline_finish"] = a["baseline_finish"].fillna(a["planned_finish"]).fillna(a["finish"])
     baseline_cost = a["baseline_cost"].fillna(0.0)
     a["budget"] = baseline_cost if baseline_cost.sum() > 0 else a["cost"].fillna(0.0)
-    a.attrs["data_date"] = dd
     return a
 
 

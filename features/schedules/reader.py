@@ -11,9 +11,10 @@ relationships as two DataFrames of plain Python values (no Java objects escape t
 
 from __future__ import annotations
 
+import functools
 import re
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -66,6 +67,14 @@ ACTIVITY_COLUMNS = (
 RELATION_COLUMNS = ("predecessor", "successor", "type", "lag_days")
 
 
+# A command's JVM lives for seconds: the optimising compiler (C2) and the parallel collector's
+# threads would spend the CPU the read needs (on 2 cores, half of MPXJ's reading time went to
+# compiling code that never ran again); the quick compiler alone and one collector thread
+# read a 4,000-activity MSPDI in half the CPU time (bench/bench_import.py). The deep stack is
+# for MPXJ's recursive readers on deep outlines.
+JVM_OPTIONS = ("-Xss8m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
+
+
 class JavaNotFoundError(RuntimeError):
     """No Java runtime to run MPXJ on."""
 
@@ -112,7 +121,7 @@ def start_jvm() -> None:
 
     if not jpype.isJVMStarted():
         try:
-            jpype.startJVM("-Xss8m", convertStrings=True)
+            jpype.startJVM(*JVM_OPTIONS, convertStrings=True)
         except Exception as exc:  # a broken or too-old runtime
             raise JavaNotFoundError(
                 f"forewarn import could not start Java for MPXJ: {exc}"
@@ -176,96 +185,252 @@ def read_file(path: Path, charset: str | None = None) -> list[Snapshot]:
         raise ScheduleError(f"{path}: MPXJ could not read it: {exc}") from exc
     if not files:
         raise ScheduleError(f"{path}: not a schedule file MPXJ can read")
-    return [_snapshot(path, pf) for pf in files]
+    try:
+        return [_snapshot(path, pf) for pf in files]
+    except java.lang.RuntimeException as exc:  # e.g. a relationship to a task not in the file
+        raise ScheduleError(f"{path}: MPXJ could not read its activities: {exc}") from exc
 
 
 def _ts(value: Any) -> pd.Timestamp | None:
     return None if value is None else pd.Timestamp(str(value))
 
 
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
+class _Columns:
+    """Read one field of every item of a Java list in one call, iterating on the Java side.
+
+    A call from Python into Java costs microseconds, and a schedule's activities need some
+    thirty fields each: read one activity at a time, a 4,000-activity file took over a second
+    of calls (bench/bench_import.py). Here each field is a Java lambda (`LambdaMetafactory`
+    over the public getter, chained with `Function.andThen`) mapped over a Java stream and
+    joined into one string, so a field costs a handful of calls whatever the file's size.
+    Values come back as Java's `String.valueOf` writes them ("null" for none).
+    """
+
+    def __init__(self) -> None:
+        from java.lang import Boolean, Object, String
+        from java.lang.invoke import LambdaMetafactory, MethodHandles, MethodType
+        from java.util.function import Function, Predicate
+        from java.util.stream import Collectors
+
+        self._factory = LambdaMetafactory
+        self._method_type = MethodType
+        self._function = Function
+        self._predicate = Predicate
+        self._object = Object
+        self._boolean = Boolean.TYPE
+        self._collectors = Collectors
+        self._joined = Collectors.joining("\n")
+        # JPype calls caller-sensitive methods from its own class: a lookup with the full
+        # privileges the lambda factory asks for, over public methods only.
+        self._lookup = MethodHandles.lookup()
+        self._chains: dict[tuple[Any, ...], Any] = {}
+        self._text = self._lambda(
+            Function,
+            self._lookup.findStatic(String, "valueOf", MethodType.methodType(String, Object)),
+        )
+
+    def _lambda(self, interface: Any, handle: Any) -> Any:
+        mt = self._method_type
+        if interface is self._predicate:
+            sam, erased, actual = "test", mt.methodType(self._boolean, self._object), handle.type()
+        else:
+            sam, erased, actual = (
+                "apply",
+                mt.methodType(self._object, self._object),
+                handle.type().wrap(),
+            )
+        site = self._factory.metafactory(
+            self._lookup, sam, mt.methodType(interface), erased, handle, actual
+        )
+        return site.getTarget().invokeWithArguments()
+
+    def _getter(self, cls: Any, name: str) -> Any:
+        return self._lookup.unreflect(cls.class_.getMethod(name))
+
+    def chain(self, cls: Any, *names: str) -> Any:
+        """``x -> x.a().b()...``: getters `names`, the first on `cls`, each on the last's
+        result type (a null on the way is a NullPointerException: use on non-null chains).
+        Made once per process: spinning a lambda class costs more than a small file's read."""
+        key = (cls, *names)
+        if key not in self._chains:
+            handle = self._getter(cls, names[0])
+            fn = self._lambda(self._function, handle)
+            for name in names[1:]:
+                handle = self._lookup.unreflect(handle.type().returnType().getMethod(name))
+                fn = fn.andThen(self._lambda(self._function, handle))
+            self._chains[key] = fn
+        return self._chains[key]
+
+    def keep(self, items: Any, cls: Any, *without: str) -> Any:
+        """The items of Java list `items` for which none of the boolean getters `without`
+        holds, as a Java list."""
+        stream = items.stream()
+        for name in without:
+            key = ("not", cls, name)
+            if key not in self._chains:
+                test = self._lambda(self._predicate, self._getter(cls, name))
+                self._chains[key] = test.negate()
+            stream = stream.filter(self._chains[key])
+        return stream.collect(self._collectors.toList())
+
+    def flat(self, items: Any, cls: Any, name: str) -> Any:
+        """Every element of the Java lists getter `name` returns on each of `items`."""
+        key = ("flat", cls, name)
+        if key not in self._chains:
+            from java.util import Collection
+
+            stream_of = self._lambda(self._function, self._getter(Collection, "stream"))
+            lists = self._lambda(self._function, self._getter(cls, name))
+            self._chains[key] = lists.andThen(stream_of)
+        return items.stream().flatMap(self._chains[key]).collect(self._collectors.toList())
+
+    def texts(self, items: Any, cls: Any, *names: str) -> list[str]:
+        """``String.valueOf(x.a().b()...)`` for every item of `items` (`chain`'s getters;
+        for values whose text has no newline: numbers, dates, enums, booleans)."""
+        if items.isEmpty():
+            return []
+        key = ("text", cls, *names)
+        if key not in self._chains:
+            self._chains[key] = self.chain(cls, *names).andThen(self._text)
+        joined = items.stream().map(self._chains[key]).collect(self._joined)
+        return str(joined).split("\n")
+
+    def strings(self, items: Any, cls: Any, *names: str) -> list[str | None]:
+        """``x.a().b()...`` for every item, for free text (names may hold any character)."""
+        values = items.stream().map(self.chain(cls, *names)).toArray()
+        return [None if v is None else str(v) for v in values]
 
 
-def _f(value: Any) -> float:
-    return np.nan if value is None else float(value)
+@functools.cache
+def _java_columns() -> _Columns:
+    """The process's `_Columns` (the JVM lives as long as the process; so do its lambdas)."""
+    return _Columns()
 
 
-def _days(duration: Any, convert: Callable[[Any], Any]) -> float:
-    """A Java Duration in working days (the file's own hours per day)."""
-    if duration is None:
-        return np.nan
-    return float(convert(duration).getDuration())
+def _numbers(texts: list[str]) -> np.ndarray:
+    """Java's text of numbers (or "null") as floats, NaN for null."""
+    return np.array([np.nan if t == "null" else float(t) for t in texts], dtype=float)
+
+
+def _ids(texts: list[str]) -> np.ndarray:
+    """Java's text of integers as int64 (never null where this is used)."""
+    return np.array([int(t) for t in texts], dtype=np.int64)
+
+
+def _stamps(texts: list[str]) -> np.ndarray:
+    """Java's text of LocalDateTimes (ISO 8601, or "null") as datetime64[ns], NaT for null."""
+    return np.array(["NaT" if t == "null" else t for t in texts], dtype="datetime64[ns]")
+
+
+def _enum_names(texts: list[str], enum: Any) -> list[str | None]:
+    """Enum constants' text (their toString, which MPXJ overrides for some) as their names."""
+    names = _enum_table(enum)
+    return [names.get(t) for t in texts]
+
+
+@functools.cache
+def _enum_table(enum: Any) -> dict[str, str]:
+    return {str(v.toString()): str(v.name()) for v in enum.values()}
+
+
+_DURATION = re.compile(r"^(-?\d+(?:\.\d+)?(?:E-?\d+)?)(\D+)$")
+
+
+def _days_per_unit(props: Any) -> dict[str, float]:
+    """Working days in one of each MPXJ time unit (by its text: "h", "ed", ...), as MPXJ
+    converts them with the file's own hours per day, per week and days per month."""
+    from org.mpxj import Duration, TimeUnit
+
+    return {
+        str(unit.toString()): float(
+            Duration.getInstance(1.0, unit).convertUnits(TimeUnit.DAYS, props).getDuration()
+        )
+        for unit in TimeUnit.values()
+    }
+
+
+def _durations_in_days(texts: list[str], factor: dict[str, float]) -> np.ndarray:
+    """Java's text of MPXJ Durations ("8.0h", "1.5ed", "null") in working days (`factor`:
+    `_days_per_unit`; MPXJ's conversion is a ratio per unit)."""
+    out = np.full(len(texts), np.nan)
+    for i, text in enumerate(texts):
+        match = _DURATION.match(text)
+        if match is not None and match[2] in factor:
+            out[i] = float(match[1]) * factor[match[2]]
+    return out
 
 
 def _snapshot(path: Path, pf: Any) -> Snapshot:
-    from org.mpxj import TimeUnit
+    from org.mpxj import ConstraintType, PercentCompleteType, Relation, RelationType, Task
 
     props = pf.getProjectProperties()
-    to_days = lambda d: d.convertUnits(TimeUnit.DAYS, props)  # noqa: E731
-    rows: list[tuple[Any, ...]] = []
-    relations: list[tuple[Any, ...]] = []
-    for task in pf.getTasks():
-        # Summary tasks (MS Project's outline, P6's WBS and the project task) carry rolled-up
-        # values: counting them would count the work twice.
-        if task.getSummary() or task.getNull():
-            continue
-        uid = int(task.getUniqueID())
-        # P6 keeps three percents and says per activity which one counts; MS Project has one.
-        kind = task.getPercentCompleteType()
-        kind = None if kind is None else str(kind.name())
-        if kind == "PHYSICAL":
-            percent = task.getPhysicalPercentComplete()
-        elif kind == "UNITS":
-            percent = task.getPercentageWorkComplete()
-        else:
-            percent = task.getPercentageComplete()
-        constraint = task.getConstraintType()
-        rows.append(
-            (
-                uid,
-                task.getActivityID(),
-                task.getName(),
-                bool(task.getMilestone()),
-                _text(task.getStart()),
-                _text(task.getFinish()),
-                _text(task.getBaselineStart()),
-                _text(task.getBaselineFinish()),
-                _text(task.getPlannedStart()),
-                _text(task.getPlannedFinish()),
-                _text(task.getActualStart()),
-                _text(task.getActualFinish()),
-                _f(percent),
-                _days(task.getDuration(), to_days),
-                _days(task.getBaselineDuration(), to_days),
-                _days(task.getTotalSlack(), to_days),
-                _f(task.getCost()),
-                _f(task.getBaselineCost()),
-                _f(task.getActualCost()),
-                _f(task.getRemainingCost()),
-                None if constraint is None else str(constraint.name()),
-                int(task.getResourceAssignments().size()),
-                bool(task.getCritical()),
-            )
-        )
-        for rel in task.getPredecessors():
-            pred = rel.getPredecessorTask()
-            relations.append(
-                (
-                    int(pred.getUniqueID()),
-                    uid,
-                    str(rel.getType().name()),
-                    _days(rel.getLag(), to_days),
-                )
-            )
-    activities = pd.DataFrame(rows, columns=list(ACTIVITY_COLUMNS))
-    for col in ("start", "finish", "baseline_start", "baseline_finish"):
-        activities[col] = pd.to_datetime(activities[col], format="ISO8601")
-    for col in ("planned_start", "planned_finish"):
-        activities[col] = pd.to_datetime(activities[col], format="ISO8601")
-    for col in ("actual_start", "actual_finish"):
-        activities[col] = pd.to_datetime(activities[col], format="ISO8601")
-    links = pd.DataFrame(relations, columns=list(RELATION_COLUMNS))
+    cols = _java_columns()
+    per_unit = _days_per_unit(props)
+    # Summary tasks (MS Project's outline, P6's WBS and the project task) carry rolled-up
+    # values: counting them would count the work twice.
+    tasks = cols.keep(pf.getTasks(), Task, "getSummary", "getNull")
+
+    def text(*getters: str) -> list[str]:
+        return cols.texts(tasks, Task, *getters)
+
+    # P6 keeps three percents and says per activity which one counts; MS Project has one.
+    kind = np.array(_enum_names(text("getPercentCompleteType"), PercentCompleteType), dtype=object)
+    percent = np.where(
+        kind == "PHYSICAL",
+        _numbers(text("getPhysicalPercentComplete")),
+        np.where(
+            kind == "UNITS",
+            _numbers(text("getPercentageWorkComplete")),
+            _numbers(text("getPercentageComplete")),
+        ),
+    )
+    data: dict[str, Any] = {
+        "uid": _ids(text("getUniqueID")),
+        "activity_id": cols.strings(tasks, Task, "getActivityID"),
+        "name": cols.strings(tasks, Task, "getName"),
+        "milestone": np.array(text("getMilestone")) == "true",
+    }
+    for col, getter in (
+        ("start", "getStart"),
+        ("finish", "getFinish"),
+        ("baseline_start", "getBaselineStart"),
+        ("baseline_finish", "getBaselineFinish"),
+        ("planned_start", "getPlannedStart"),
+        ("planned_finish", "getPlannedFinish"),
+        ("actual_start", "getActualStart"),
+        ("actual_finish", "getActualFinish"),
+    ):
+        data[col] = _stamps(text(getter))
+    data["percent_complete"] = percent
+    data["duration_days"] = _durations_in_days(text("getDuration"), per_unit)
+    data["baseline_duration_days"] = _durations_in_days(text("getBaselineDuration"), per_unit)
+    data["total_float_days"] = _durations_in_days(text("getTotalSlack"), per_unit)
+    for col, getter in (
+        ("cost", "getCost"),
+        ("baseline_cost", "getBaselineCost"),
+        ("actual_cost", "getActualCost"),
+        ("remaining_cost", "getRemainingCost"),
+    ):
+        data[col] = _numbers(text(getter))
+    data["constraint"] = _enum_names(text("getConstraintType"), ConstraintType)
+    data["resources"] = _ids(text("getResourceAssignments", "size"))
+    data["critical"] = np.array(text("getCritical")) == "true"
+    activities = pd.DataFrame(data, columns=list(ACTIVITY_COLUMNS))
+
+    relations = cols.flat(tasks, Task, "getPredecessors")
+
+    def link(*getters: str) -> list[str]:
+        return cols.texts(relations, Relation, *getters)
+
+    links = pd.DataFrame(
+        {
+            "predecessor": _ids(link("getPredecessorTask", "getUniqueID")),
+            "successor": _ids(link("getSuccessorTask", "getUniqueID")),
+            "type": _enum_names(link("getType"), RelationType),
+            "lag_days": _durations_in_days(link("getLag"), per_unit),
+        },
+        columns=list(RELATION_COLUMNS),
+    )
     status = props.getStatusDate()
     guid = props.getGUID()
     return Snapshot(

@@ -203,10 +203,19 @@ def project_guid(project_id: str) -> str:
 
 
 def write_update_series(
-    portfolio: Portfolio, out_dir: Path, project_ids: list[str] | None = None
+    portfolio: Portfolio,
+    out_dir: Path,
+    project_ids: list[str] | None = None,
+    snapshots: int | None = None,
 ) -> list[Path]:
     """One MSPDI snapshot per status report (and one at actual finish for closed projects)
-    of each costed project; returns the files written."""
+    of each costed project; returns the files written.
+
+    With `snapshots`, at most that many per project (besides the one at actual finish),
+    spread evenly over its reports from the first to the last: a monthly update of a
+    project reported on weekly, and far fewer files for a portfolio-sized series (each
+    written snapshot still cuts its baseline at every report date, so its PV is exact).
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     projects = portfolio.projects.set_index("project_id", drop=False)
     ids = project_ids if project_ids is not None else list(projects.index)
@@ -218,7 +227,13 @@ def write_update_series(
         if mine.empty or not project["budget"] > 0:
             continue
         guid = project_guid(pid)
-        for i, day in enumerate(mine["report_date"]):
+        dates = mine["report_date"].tolist()
+        picked = list(range(len(dates)))
+        if snapshots is not None and len(dates) > snapshots:
+            spread = np.linspace(0, len(dates) - 1, max(snapshots, 1)).round()
+            picked = [int(j) for j in np.unique(spread)]
+        for i in picked:
+            day = dates[i]
             path = out_dir / f"{pid}_{day:%Y-%m-%d}.xml"
             write_mspdi(path, snapshot_plan(project, mine, i), day, str(project["name"]), guid)
             written.append(path)

@@ -11,6 +11,7 @@ from portfolio_builders import random_portfolio
 from features.catalogue import (
     FAMILIES,
     FEATURES,
+    SCHEDULE_HEALTH_FEATURES,
     categorical_names,
     feature_names,
     flag_names,
@@ -42,15 +43,17 @@ FIXED = [
 
 
 def test_every_feature_is_declared_once_and_completely() -> None:
-    names = [f.name for f in FEATURES]
+    declared = (*FEATURES, *SCHEDULE_HEALTH_FEATURES)
+    names = [f.name for f in declared]
     assert len(names) == len(set(names))
     contract = {f"{table}.{c.name}" for table, cols in COLUMNS.items() for c in cols}
-    for f in FEATURES:
+    for f in declared:
         assert f.family in FAMILIES, f.name
         assert f.kind in ("numeric", "categorical", "flag"), f.name
         assert f.definition and f.unit, f.name
         assert f.inputs and set(f.inputs) <= contract, (f.name, set(f.inputs) - contract)
-    assert {f.family for f in FEATURES} == set(FAMILIES)
+    assert {f.family for f in declared} == set(FAMILIES)
+    assert {f.family for f in SCHEDULE_HEALTH_FEATURES} == {"schedule"}
 
 
 def test_fixed_names_of_the_internals_contract_exist() -> None:
