@@ -905,6 +905,7 @@ def _training_setup(settings: Settings) -> tuple[Any, Any, dict[str, Any]]:
         gate_brier_margin=settings.gate_brier_margin,
         forward_min_projects=settings.forward_min_projects,
         cv_repeats=settings.cv_repeats,
+        quantiles=settings.quantiles,
     )
     store = Store(
         tracking_uri=settings.resolved_tracking_uri(),

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
         "(10 of each outcome); below that, repeated project-grouped cross-validation",
     )
     cv_repeats: int = Field(3, gt=0, description="repeats of the grouped cross-validation")
+    quantiles: bool = Field(
+        True, description="train also forewarn-finish / forewarn-cost (P10–P90 of slip, overrun)"
+    )
 
     # --- report ------------------------------------------------------------------------
     watch_list_size: int = Field(

@@ -42,7 +42,8 @@ from training.models import (
 )
 from training.splits import forward_cutoff, forward_split, grouped_folds
 
-Method = Literal["quantile_lgbm", "conformal"]
+Method = Literal["quantile_lgbm", "conformal", "reference_class"]
+# The learnt methods; "reference_class" is the anchor, served when both lose to it.
 METHODS: tuple[Method, ...] = ("quantile_lgbm", "conformal")
 LEVELS: tuple[float, ...] = (0.1, 0.5, 0.8, 0.9)
 QUANTILE_TARGETS: tuple[str, ...] = ("finish", "cost")
@@ -109,7 +110,8 @@ class QuantileModel:
     """Fitted quantiles of one target's outcome, serialisable as LightGBM text + JSON.
 
     ``quantile_lgbm`` holds one booster per level; ``conformal`` one median booster and
-    `offsets`: per stage (and ``all``), the residual quantile added for each level.
+    `offsets`: per stage (and ``all``), the residual quantile added for each level;
+    ``reference_class`` no booster, only the reference class's table (`reference`, JSON).
     """
 
     target: str
@@ -121,6 +123,7 @@ class QuantileModel:
     offsets: dict[str, list[float]] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     num_threads: int = 2
+    reference: str | None = None  # ReferenceClass.to_json() for the reference_class method
 
     @property
     def outcome(self) -> str:
@@ -131,6 +134,11 @@ class QuantileModel:
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """(rows, levels) quantiles of the outcome, never crossing."""
+        if self.method == "reference_class":
+            # Imported here: reference_class builds on this module.
+            from training.reference_class import ReferenceClass
+
+            return ReferenceClass.from_json(str(self.reference)).predict(X)
         matrix = self.encode(X)
         if self.method == "quantile_lgbm":
             raw = np.column_stack(
@@ -168,6 +176,7 @@ class QuantileModel:
             "feature_names": self.feature_names,
             "categorical_levels": self.categorical_levels,
             "offsets": self.offsets,
+            "reference": self.reference,
             "metadata": self.metadata,
         }
         return [b.model_to_string() for b in self.boosters], json.dumps(meta, indent=1)
@@ -189,6 +198,7 @@ class QuantileModel:
             offsets={k: [float(x) for x in v] for k, v in meta["offsets"].items()},
             metadata=meta.get("metadata", {}),
             num_threads=num_threads,
+            reference=meta.get("reference"),
         )
 
     def save(self, directory: Path) -> Path:
@@ -295,9 +305,26 @@ def fit_quantiles(
     max_trees: int = MAX_TREES,
 ) -> QuantileModel:
     """Fit one target's quantiles with `method` on the rows of `train` with a known outcome."""
-    if method not in METHODS:
+    if method not in (*METHODS, "reference_class"):
         raise ValueError(f"unknown quantile method {method!r}; one of {', '.join(METHODS)}")
     labelled = _labelled(train, target)
+    if method == "reference_class":
+        from training.reference_class import fit_reference_class
+
+        reference = fit_reference_class(labelled, target, levels)
+        return QuantileModel(
+            target=target,
+            method=method,
+            boosters=[],
+            feature_names=[],
+            categorical_levels={},
+            levels=levels,
+            reference=reference.to_json(),
+            metadata={
+                "outcome": OUTCOMES[target],
+                "n_projects": int(labelled["project_id"].nunique()),
+            },
+        )
     features = quantile_features(labelled)
     levels_of = category_levels(labelled, categorical_columns(labelled, features))
     common = dict(seed=seed, num_threads=num_threads, max_trees=max_trees)
