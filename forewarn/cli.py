@@ -1351,6 +1351,69 @@ def drift(
         raise typer.Exit(1)
 
 
+@app.command()
+def kpi(
+    data: DataArg,
+    year: Annotated[
+        int | None,
+        typer.Option("--year", help="the year whose projects are due (default: the as-of year)"),
+    ] = None,
+    as_of: AsOfOpt = None,
+    json_out: JsonOpt = False,
+    lang: LangOpt = None,
+) -> None:
+    """Portfolio KPI forecast: the year's on-time and within-budget shares, and the realised
+    KPIs of closed projects by year and portfolio."""
+    settings = _settings()
+    with _language(settings, lang):
+        _kpi(settings, data, year, _parse_date(as_of), json_out)
+
+
+def _kpi(
+    settings: Settings, data: Path, year: int | None, as_of: date | None, json_out: bool
+) -> None:
+    from serving.batch import default_as_of
+    from serving.kpi import kpi_sentences, portfolio_kpis
+
+    loaded = _load(data, settings)
+    champions = _champions(settings)
+    day = as_of or default_as_of(loaded.portfolio)
+    result = portfolio_kpis(
+        loaded.portfolio,
+        champions,
+        day,
+        year or day.year,
+        red=settings.red_threshold,
+        amber=settings.amber_threshold,
+        delay_tolerance=settings.delay_tolerance,
+        overrun_tolerance=settings.overrun_tolerance,
+        targets={
+            "on_time": settings.kpi_on_time_target,
+            "within_budget": settings.kpi_within_budget_target,
+        },
+        correlation=settings.kpi_correlation,
+    )
+    if json_out:
+        _print_json(result)
+        return
+    stdout.print(_("Portfolio KPIs as of {day}").format(day=day), highlight=False)
+    for line in kpi_sentences(result):
+        stdout.print(f"  {line}", highlight=False)
+    table = Table(title=_("Realised KPIs of closed projects, by year of finish"))
+    for header in (_("year"), _("portfolio"), _("closed"), _("on time"), _("within budget")):
+        table.add_column(header, justify="left" if header == _("portfolio") else "right")
+    for row in result["realised"]:
+        budget = row["within_budget"]
+        table.add_row(
+            str(row["year"]),
+            row["portfolio"],
+            str(row["n_closed"]),
+            f"{row['on_time']:.0%}",
+            "—" if budget is None else f"{budget:.0%} ({row['n_with_budget']})",
+        )
+    stdout.print(table)
+
+
 def _demo_drift(settings: Settings, out: Path, projects: int, seed: int) -> list[tuple[str, str]]:
     """Drift on a fresh same-settings portfolio (passes) and a drifted one (fails)."""
     outputs = []

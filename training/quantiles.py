@@ -58,6 +58,19 @@ FORMAT = "forewarn-quantile-model/1"
 MODEL_FILE = "quantile_model.json"
 
 
+# The PM's own forecast of each outcome, as a feature of the training table.
+FORECAST_COLUMNS = {"finish": "forecast_slip", "cost": "forecast_overrun"}
+
+
+def pm_forecast(frame: pd.DataFrame, target: str) -> np.ndarray:
+    """The PM's forecast slip / overrun at each row; 0 (the baseline) where there is none."""
+    column = FORECAST_COLUMNS[target]
+    if column not in frame.columns:
+        return np.zeros(len(frame))
+    values = frame[column].to_numpy(dtype=float, na_value=np.nan)
+    return np.where(np.isfinite(values), values, 0.0)
+
+
 def level_names(levels: tuple[float, ...] = LEVELS) -> list[str]:
     """``p10``, ``p50``, ... for the levels."""
     return [f"p{round(100 * q)}" for q in levels]
@@ -124,6 +137,7 @@ class QuantileModel:
     metadata: dict[str, Any] = field(default_factory=dict)
     num_threads: int = 2
     reference: str | None = None  # ReferenceClass.to_json() for the reference_class method
+    anchored: bool = True  # the boosters learn the miss of the PM's forecast, not the outcome
 
     @property
     def outcome(self) -> str:
@@ -147,6 +161,8 @@ class QuantileModel:
         else:
             point = self.boosters[0].predict(matrix, num_threads=self.num_threads)
             raw = point[:, None] + self._stage_offsets(X)
+        if self.anchored:
+            raw = raw + pm_forecast(X, self.target)[:, None]
         return non_crossing(raw)
 
     def predict_frame(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -177,6 +193,7 @@ class QuantileModel:
             "categorical_levels": self.categorical_levels,
             "offsets": self.offsets,
             "reference": self.reference,
+            "anchored": self.anchored,
             "metadata": self.metadata,
         }
         return [b.model_to_string() for b in self.boosters], json.dumps(meta, indent=1)
@@ -199,6 +216,7 @@ class QuantileModel:
             metadata=meta.get("metadata", {}),
             num_threads=num_threads,
             reference=meta.get("reference"),
+            anchored=bool(meta.get("anchored", False)),
         )
 
     def save(self, directory: Path) -> Path:
@@ -251,9 +269,15 @@ def _fit_booster(
     seed: int,
     num_threads: int,
     max_trees: int,
+    anchored: bool = True,
 ) -> lgb.Booster:
-    """One booster on the outcome, stopped early on the latest fifth of the projects."""
-    outcome = OUTCOMES[target]
+    """One booster on the outcome (less the PM's forecast when `anchored`), stopped early
+    on the latest fifth of the projects."""
+
+    def label(part: pd.DataFrame) -> np.ndarray:
+        y = part[OUTCOMES[target]].to_numpy(dtype=float)
+        return y - pm_forecast(part, target) if anchored else y
+
     cutoff = forward_cutoff(labelled, VALID_SHARE)
     fit_part, valid_part = forward_split(labelled, cutoff)
     categorical = list(levels)
@@ -270,7 +294,7 @@ def _fit_booster(
     # No monotone constraints: LightGBM refuses them with the quantile and L1 objectives.
     d_fit = lgb.Dataset(
         encode_features(fit_part, features, levels),
-        label=fit_part[outcome].to_numpy(dtype=float),
+        label=label(fit_part),
         weight=_unit_mean(fit_part["weight"]),
         feature_name=list(features),
         categorical_feature=[features.index(c) for c in categorical],
@@ -278,7 +302,7 @@ def _fit_booster(
     )
     d_valid = lgb.Dataset(
         encode_features(valid_part, features, levels),
-        label=valid_part[outcome].to_numpy(dtype=float),
+        label=label(valid_part),
         weight=_unit_mean(valid_part["weight"]),
         reference=d_fit,
     )
@@ -303,6 +327,7 @@ def fit_quantiles(
     seed: int = 42,
     num_threads: int = 2,
     max_trees: int = MAX_TREES,
+    anchored: bool = True,
 ) -> QuantileModel:
     """Fit one target's quantiles with `method` on the rows of `train` with a known outcome."""
     if method not in (*METHODS, "reference_class"):
@@ -327,7 +352,7 @@ def fit_quantiles(
         )
     features = quantile_features(labelled)
     levels_of = category_levels(labelled, categorical_columns(labelled, features))
-    common = dict(seed=seed, num_threads=num_threads, max_trees=max_trees)
+    common = dict(seed=seed, num_threads=num_threads, max_trees=max_trees, anchored=anchored)
     offsets: dict[str, list[float]] = {}
     if method == "quantile_lgbm":
         boosters = [
@@ -354,6 +379,7 @@ def fit_quantiles(
         levels=levels,
         offsets=offsets,
         num_threads=num_threads,
+        anchored=anchored,
     )
     model.metadata = {
         "outcome": OUTCOMES[target],
@@ -387,6 +413,8 @@ def _conformal_offsets(
             encode_features(labelled.iloc[test_idx], features, levels_of),
             num_threads=int(common["num_threads"]),
         )
+    if common["anchored"]:
+        point = point + pm_forecast(labelled, target)
     residual = labelled[outcome].to_numpy(dtype=float) - point
     weight = labelled["weight"].to_numpy(dtype=float)
     stages = stage_labels(labelled["elapsed_fraction"].to_numpy(dtype=float, na_value=np.nan))

@@ -21,25 +21,18 @@ import pandas as pd
 
 from training.evaluate import STAGE_LABELS, stage_labels
 from training.quantiles import (
+    FORECAST_COLUMNS,
     LEVELS,
     OUTCOMES,
     non_crossing,
+    pm_forecast,
     weighted_quantiles,
 )
 
+__all__ = ["FORECAST_COLUMNS", "ReferenceClass", "fit_reference_class", "pm_forecast"]
+
 MIN_CLASS_PROJECTS = 10
 ALL = "*"
-# The PM's own forecast of each outcome, as a feature of the training table.
-FORECAST_COLUMNS = {"finish": "forecast_slip", "cost": "forecast_overrun"}
-
-
-def pm_forecast(frame: pd.DataFrame, target: str) -> np.ndarray:
-    """The PM's forecast slip / overrun at each row; 0 (the baseline) where there is none."""
-    column = FORECAST_COLUMNS[target]
-    if column not in frame.columns:
-        return np.zeros(len(frame))
-    values = frame[column].to_numpy(dtype=float, na_value=np.nan)
-    return np.where(np.isfinite(values), values, 0.0)
 
 
 def _types(frame: pd.DataFrame) -> np.ndarray:
