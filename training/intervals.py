@@ -241,7 +241,7 @@ def evaluate_quantiles(
         folds = grouped_folds(labelled, k, options.seed)
         design = f"{k}-fold project-grouped cross-validation ({why_not_forward})"
     n = len(labelled)
-    predictions = {m: np.full((n, len(LEVELS)), np.nan) for m in methods}
+    predictions: dict[str, np.ndarray] = {m: np.full((n, len(LEVELS)), np.nan) for m in methods}
     reference = np.full((n, len(LEVELS)), np.nan)
     fold_of = np.full(n, -1)
     for i, (train_idx, test_idx) in enumerate(folds):

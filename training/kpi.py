@@ -86,8 +86,9 @@ def share_forecast(
     shares = (known_successes + np.arange(len(p) + 1)) / total
     cdf = np.cumsum(pmf)
     tail = (1 - interval) / 2
-    low = shares[min(np.searchsorted(cdf, tail - 1e-12), len(shares) - 1)]
-    high = shares[min(np.searchsorted(cdf, 1 - tail - 1e-12), len(shares) - 1)]
+    last = len(shares) - 1
+    low = shares[min(int(np.searchsorted(cdf, tail - 1e-12)), last)]
+    high = shares[min(int(np.searchsorted(cdf, 1 - tail - 1e-12)), last)]
     return {
         "n_projects": int(total),
         "n_running": len(p),

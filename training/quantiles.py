@@ -27,6 +27,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from features.columns import Features, columns_of
 from features.labels import label_projects
 from training.evaluate import STAGE_LABELS, stage_labels
 from training.models import (
@@ -62,13 +63,19 @@ MODEL_FILE = "quantile_model.json"
 FORECAST_COLUMNS = {"finish": "forecast_slip", "cost": "forecast_overrun"}
 
 
-def pm_forecast(frame: pd.DataFrame, target: str) -> np.ndarray:
+def pm_forecast(frame: Features, target: str) -> np.ndarray:
     """The PM's forecast slip / overrun at each row; 0 (the baseline) where there is none."""
+    columns = columns_of(frame)
     column = FORECAST_COLUMNS[target]
-    if column not in frame.columns:
-        return np.zeros(len(frame))
-    values = frame[column].to_numpy(dtype=float, na_value=np.nan)
+    if column not in columns:
+        return np.zeros(len(columns))
+    values = np.asarray(columns.column(column), dtype=float)
     return np.where(np.isfinite(values), values, 0.0)
+
+
+def elapsed_of(frame: Features) -> np.ndarray:
+    """Each row's elapsed fraction of the planned duration (a frame or feature columns)."""
+    return np.asarray(columns_of(frame).column("elapsed_fraction"), dtype=float)
 
 
 def level_names(levels: tuple[float, ...] = LEVELS) -> list[str]:
@@ -104,7 +111,9 @@ def non_crossing(values: np.ndarray) -> np.ndarray:
     return np.sort(np.asarray(values, dtype=float), axis=1)
 
 
-def weighted_quantiles(values: np.ndarray, weight: np.ndarray, levels: tuple[float, ...]) -> list:
+def weighted_quantiles(
+    values: np.ndarray, weight: np.ndarray, levels: tuple[float, ...]
+) -> list[float]:
     """The smallest value whose weighted share at or below it reaches each level."""
     values, weight = np.asarray(values, dtype=float), np.asarray(weight, dtype=float)
     keep = ~(np.isnan(values) | np.isnan(weight))
@@ -143,10 +152,10 @@ class QuantileModel:
     def outcome(self) -> str:
         return OUTCOMES[self.target]
 
-    def encode(self, X: pd.DataFrame) -> np.ndarray:
+    def encode(self, X: Features) -> np.ndarray:
         return encode_features(X, self.feature_names, self.categorical_levels)
 
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
+    def predict(self, X: Features) -> np.ndarray:
         """(rows, levels) quantiles of the outcome, never crossing."""
         if self.method == "reference_class":
             # Imported here: reference_class builds on this module.
@@ -159,7 +168,7 @@ class QuantileModel:
                 [b.predict(matrix, num_threads=self.num_threads) for b in self.boosters]
             )
         else:
-            point = self.boosters[0].predict(matrix, num_threads=self.num_threads)
+            point = np.asarray(self.boosters[0].predict(matrix, num_threads=self.num_threads))
             raw = point[:, None] + self._stage_offsets(X)
         if self.anchored:
             raw = raw + pm_forecast(X, self.target)[:, None]
@@ -173,11 +182,10 @@ class QuantileModel:
             out[name] = q[:, i]
         return out
 
-    def _stage_offsets(self, X: pd.DataFrame) -> np.ndarray:
-        elapsed = X["elapsed_fraction"].to_numpy(dtype=float, na_value=np.nan)
-        stages = stage_labels(elapsed)
+    def _stage_offsets(self, X: Features) -> np.ndarray:
+        stages = stage_labels(elapsed_of(X))
         table = np.array([self.offsets.get(s, self.offsets["all"]) for s in STAGE_LABELS])
-        index = pd.Index(STAGE_LABELS).get_indexer(stages)
+        index = pd.Index(STAGE_LABELS).get_indexer(pd.Index(stages))
         return table[index]
 
     # -------------------------------------------------------------- serialisation

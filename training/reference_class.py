@@ -19,11 +19,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from features.columns import Features, columns_of
 from training.evaluate import STAGE_LABELS, stage_labels
 from training.quantiles import (
     FORECAST_COLUMNS,
     LEVELS,
     OUTCOMES,
+    elapsed_of,
     non_crossing,
     pm_forecast,
     weighted_quantiles,
@@ -35,10 +37,12 @@ MIN_CLASS_PROJECTS = 10
 ALL = "*"
 
 
-def _types(frame: pd.DataFrame) -> np.ndarray:
-    if "project_type" not in frame.columns:
-        return np.full(len(frame), ALL, dtype=object)
-    return frame["project_type"].astype(object).where(frame["project_type"].notna(), ALL).to_numpy()
+def _types(frame: Features) -> np.ndarray:
+    columns = columns_of(frame)
+    if "project_type" not in columns:
+        return np.full(len(columns), ALL, dtype=object)
+    kinds = np.asarray(columns.column("project_type"), dtype=object)
+    return np.where(pd.isna(kinds), ALL, kinds).astype(object)
 
 
 @dataclass
@@ -50,9 +54,9 @@ class ReferenceClass:
     classes: dict[str, list[float]] = field(default_factory=dict)
     n_projects: dict[str, int] = field(default_factory=dict)
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+    def predict(self, frame: Features) -> np.ndarray:
         """(rows, levels): the PM's forecast plus its class's quantiles of the miss."""
-        stages = stage_labels(frame["elapsed_fraction"].to_numpy(dtype=float, na_value=np.nan))
+        stages = stage_labels(elapsed_of(frame))
         types = _types(frame)
         keys = pd.Series(types.astype(str)) + "|" + pd.Series(stages.astype(str))
         fallback = ALL + "|" + pd.Series(stages.astype(str))
@@ -60,7 +64,7 @@ class ReferenceClass:
         chosen = chosen.where(chosen.isin(list(self.classes)), f"{ALL}|{ALL}")
         names = list(self.classes)
         table = np.array([self.classes[n] for n in names])
-        offsets = table[pd.Index(names).get_indexer(chosen.to_numpy())]
+        offsets = table[pd.Index(names).get_indexer(pd.Index(chosen))]
         return non_crossing(pm_forecast(frame, self.target)[:, None] + offsets)
 
     def to_json(self) -> str:
