@@ -38,6 +38,7 @@ from training.kpi import cohort, kpi_forecast  # noqa: E402
 from training.models import fit_risk_model  # noqa: E402
 
 TARGETS = {"on_time": 0.9, "within_budget": 0.9}
+MIN_CLOSED = 40  # closed projects to train on at a date
 KPIS = {
     "on_time": ("delay", "late", "p_late"),
     "within_budget": ("overrun", "over_budget", "p_over_budget"),
@@ -69,21 +70,35 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--correlations", type=float, nargs="*", default=[0.0, 0.05, 0.1, 0.2])
     args = parser.parse_args()
-    portfolio = simulate_portfolio(args.projects, seed=args.seed).portfolio
+    sim = simulate_portfolio(args.projects, seed=args.seed)
+    portfolio, today = sim.portfolio, pd.Timestamp(sim.today)
     projects = portfolio.projects
     final = label_projects(projects)
     resolved = projects.loc[final["late"].notna().to_numpy()]
-    years = pd.to_datetime(resolved["planned_finish"]).dt.year
-    counts = years.value_counts()
-    usable = sorted(y for y, n in counts.items() if n >= 30 and (years < y).sum() >= 0)
+    # A year is usable when 90 % of its cohort has an outcome by the simulation's end (else
+    # the realised share would be that of the early finishers only).
+    due = pd.to_datetime(projects["planned_finish"]).dt.year
+    cohort_of = due[projects["status"] != "cancelled"]
+    closed_share = (
+        due[final["late"].notna().to_numpy()].value_counts() / cohort_of.value_counts()
+    ).fillna(0)
+    usable = sorted(
+        int(y)
+        for y, share in closed_share.items()
+        if share >= 0.9 and cohort_of.value_counts()[y] >= 30
+    )
     dates = [
         pd.Timestamp(f"{y}-{m:02d}-01")
         for y in usable
         for m in (1, 4, 7, 10)
-        if label_projects(projects, as_of=pd.Timestamp(f"{y}-{m:02d}-01"))["late"].notna().sum()
-        >= 40
+        if pd.Timestamp(f"{y}-{m:02d}-01") < today
+        and label_projects(projects, as_of=pd.Timestamp(f"{y}-{m:02d}-01"))["late"].notna().sum()
+        >= MIN_CLOSED
     ]
-    print(f"simulated {args.projects} projects (seed {args.seed}); {len(dates)} dates")
+    print(
+        f"simulated {args.projects} projects (seed {args.seed}, data to {today.date()}); "
+        f"cohort years {usable}; {len(dates)} quarterly dates with ≥ {MIN_CLOSED} closed projects"
+    )
     rows: list[dict[str, Any]] = []
     started = time.perf_counter()
     for day in dates:
