@@ -457,6 +457,8 @@ def _write_report(
             drift=drift,
             context=champions.context,
             watch_list_size=settings.watch_list_size,
+            quantiles=champions.quantiles,
+            kpi=_kpi_options(settings),
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(result.html, encoding="utf-8")
@@ -1369,9 +1371,21 @@ def kpi(
         _kpi(settings, data, year, _parse_date(as_of), json_out)
 
 
+def _kpi_options(settings: Settings) -> Any:
+    from serving.kpi import KpiOptions
+
+    return KpiOptions(
+        on_time_target=settings.kpi_on_time_target,
+        within_budget_target=settings.kpi_within_budget_target,
+        correlation=settings.kpi_correlation,
+    )
+
+
 def _kpi(
     settings: Settings, data: Path, year: int | None, as_of: date | None, json_out: bool
 ) -> None:
+    from dataclasses import replace
+
     from serving.batch import default_as_of
     from serving.kpi import kpi_sentences, portfolio_kpis
 
@@ -1382,16 +1396,11 @@ def _kpi(
         loaded.portfolio,
         champions,
         day,
-        year or day.year,
+        replace(_kpi_options(settings), year=year),
         red=settings.red_threshold,
         amber=settings.amber_threshold,
         delay_tolerance=settings.delay_tolerance,
         overrun_tolerance=settings.overrun_tolerance,
-        targets={
-            "on_time": settings.kpi_on_time_target,
-            "within_budget": settings.kpi_within_budget_target,
-        },
-        correlation=settings.kpi_correlation,
     )
     if json_out:
         _print_json(result)

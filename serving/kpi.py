@@ -9,6 +9,7 @@ are in the language in force (`serving.i18n`); the JSON keys never change.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -26,20 +27,57 @@ KPI_WORDS = {
 }
 
 
+@dataclass(frozen=True)
+class KpiOptions:
+    """What the KPI forecast depends on (the CLI takes it from the settings)."""
+
+    on_time_target: float = 0.90
+    within_budget_target: float = 0.90
+    correlation: float = 0.1
+    year: int | None = None  # None: the as-of date's year
+
+    @property
+    def targets(self) -> dict[str, float]:
+        return {"on_time": self.on_time_target, "within_budget": self.within_budget_target}
+
+
+def kpi_summary(
+    projects: pd.DataFrame,
+    scores: pd.DataFrame,
+    as_of: date,
+    options: KpiOptions,
+    *,
+    delay_tolerance: float,
+    overrun_tolerance: float,
+) -> dict[str, Any]:
+    """The KPI forecast from the running projects' scores, and the realised KPIs by year."""
+    out = kpi_forecast(
+        projects,
+        scores[["project_id", "p_late", "p_over_budget"]],
+        options.year or as_of.year,
+        pd.Timestamp(as_of),
+        delay_tolerance=delay_tolerance,
+        overrun_tolerance=overrun_tolerance,
+        targets=options.targets,
+        correlation=options.correlation,
+    )
+    out["budget_deviation"] = overrun_tolerance
+    out["realised"] = realised_kpis(projects, delay_tolerance, overrun_tolerance)
+    return out
+
+
 def portfolio_kpis(
     portfolio: Portfolio,
     champions: Champions,
     as_of: date,
-    year: int,
+    options: KpiOptions,
     *,
     red: float,
     amber: float,
     delay_tolerance: float,
     overrun_tolerance: float,
-    targets: Mapping[str, float],
-    correlation: float,
 ) -> dict[str, Any]:
-    """The KPI forecast of `year` as known at `as_of`, and the realised KPIs by year."""
+    """The KPI forecast as known at `as_of`, scored by batch scoring with the champions."""
     scores = score_portfolio(
         portfolio,
         champions,
@@ -51,18 +89,14 @@ def portfolio_kpis(
         delay_tolerance=delay_tolerance,
         overrun_tolerance=overrun_tolerance,
     ).frame
-    out = kpi_forecast(
+    out = kpi_summary(
         portfolio.projects,
-        scores[["project_id", "p_late", "p_over_budget"]],
-        year,
-        pd.Timestamp(as_of),
+        scores,
+        as_of,
+        options,
         delay_tolerance=delay_tolerance,
         overrun_tolerance=overrun_tolerance,
-        targets=targets,
-        correlation=correlation,
     )
-    out["budget_deviation"] = overrun_tolerance
-    out["realised"] = realised_kpis(portfolio.projects, delay_tolerance, overrun_tolerance)
     out["models"] = {t: f"{c.name} v{c.version}" for t, c in champions.by_target.items()}
     return out
 

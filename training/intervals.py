@@ -27,6 +27,7 @@ from training.quantiles import (
     LEVELS,
     METHODS,
     OUTCOMES,
+    Calibration,
     Method,
     QuantileModel,
     fit_quantiles,
@@ -236,10 +237,13 @@ def evaluate_quantiles(
         test_idx = np.flatnonzero((closed >= cutoff).to_numpy())
         folds = [(train_idx, test_idx)]
         design = f"forward: trained on projects closed before {cutoff.date()}, tested on later"
+        # Conformal residuals the same way: from the latest closures of the training side.
+        calibration: Calibration = "forward"
     else:
         k = min(options.cv_folds, labelled["project_id"].nunique())
         folds = grouped_folds(labelled, k, options.seed)
         design = f"{k}-fold project-grouped cross-validation ({why_not_forward})"
+        calibration = "folds"
     n = len(labelled)
     predictions: dict[str, np.ndarray] = {m: np.full((n, len(LEVELS)), np.nan) for m in methods}
     reference = np.full((n, len(LEVELS)), np.nan)
@@ -252,7 +256,7 @@ def evaluate_quantiles(
             progress(f"{target}: {method}, fold {i + 1}/{len(folds)}")
             model = fit_quantiles(
                 train, target, method, seed=options.seed, num_threads=options.num_threads,
-                max_trees=options.max_trees,
+                max_trees=options.max_trees, calibration=calibration,
             )  # fmt: skip
             predictions[method][test_idx] = model.predict(test)
     tested = fold_of >= 0
@@ -265,7 +269,9 @@ def evaluate_quantiles(
         rows, y, preds, reference[tested], LEVELS, options.n_bootstrap, options.seed
     )
     chosen, why = choose_method(report)
-    report.update(target=target, protocol=design, method=chosen, method_choice=why)
+    report.update(
+        target=target, protocol=design, method=chosen, method_choice=why, calibration=calibration
+    )
     return IntervalEvaluation(rows, y, preds, reference[tested], report, design)
 
 
@@ -281,7 +287,7 @@ def train_quantile_target(
     progress(f"{target}: fitting {method} quantiles on all projects")
     model = fit_quantiles(
         labelled, target, method, seed=options.seed, num_threads=options.num_threads,
-        max_trees=options.max_trees,
+        max_trees=options.max_trees, calibration=evaluation.report["calibration"],
     )  # fmt: skip
     model.metadata["evaluation"] = {
         "protocol": evaluation.design,

@@ -6,8 +6,10 @@ out of sample (`training.intervals`):
 
 - ``quantile_lgbm``: one LightGBM booster per level with the pinball (quantile) objective.
 - ``conformal``: one LightGBM booster for the median (L1 objective), made into quantiles by
-  the empirical quantiles of its out-of-fold residuals over project-grouped folds
-  (cross-conformal), per stage of the project, since the spread shrinks as it advances.
+  the empirical quantiles of its residuals on projects it was not fitted on — out of
+  project-grouped folds (cross-conformal) or, where the portfolio is large enough to be
+  judged forward in time, on its latest closures — per stage of the project, since the
+  spread shrinks as it advances.
 
 Whatever the method, quantiles never cross: each row's values are sorted (the monotone
 rearrangement, which can only lower the pinball loss). Artefacts are LightGBM text and
@@ -54,6 +56,8 @@ CLASSIFIER_TARGETS: dict[str, str] = {"finish": "delay", "cost": "overrun"}
 OUTCOME_COLUMNS = tuple(OUTCOMES.values())
 VALID_SHARE = 0.2  # the latest fifth of the projects stops the boosting early
 CONFORMAL_FOLDS = 5
+FORWARD_CALIBRATION_SHARE = 0.3  # "forward" conformal: the latest 30 % of closures
+Calibration = Literal["folds", "forward"]
 MIN_STAGE_PROJECTS = 20  # fewer projects in a stage and its residuals pool with all stages
 FORMAT = "forewarn-quantile-model/1"
 MODEL_FILE = "quantile_model.json"
@@ -336,8 +340,13 @@ def fit_quantiles(
     num_threads: int = 2,
     max_trees: int = MAX_TREES,
     anchored: bool = True,
+    calibration: Calibration = "folds",
 ) -> QuantileModel:
-    """Fit one target's quantiles with `method` on the rows of `train` with a known outcome."""
+    """Fit one target's quantiles with `method` on the rows of `train` with a known outcome.
+
+    `calibration` (conformal only): the residuals of 5 project-grouped folds, or those of
+    the latest closures from a model fitted on the earlier ones (``forward``).
+    """
     if method not in (*METHODS, "reference_class"):
         raise ValueError(f"unknown quantile method {method!r}; one of {', '.join(METHODS)}")
     labelled = _labelled(train, target)
@@ -377,7 +386,9 @@ def fit_quantiles(
     else:
         median = {"objective": "regression_l1", "metric": "l1"}
         boosters = [_fit_booster(labelled, target, features, levels_of, median, **common)]  # type: ignore[arg-type]
-        offsets = _conformal_offsets(labelled, target, features, levels_of, median, levels, common)
+        offsets = _conformal_offsets(
+            labelled, target, features, levels_of, median, levels, common, calibration
+        )
     model = QuantileModel(
         target=target,
         method=method,
@@ -395,6 +406,7 @@ def fit_quantiles(
         "n_projects": int(labelled["project_id"].nunique()),
         "closed_through": str(pd.to_datetime(labelled["actual_finish"]).max().date()),
         "trees": [b.current_iteration() for b in boosters],
+        "calibration": calibration if method == "conformal" else None,
     }
     return model
 
@@ -407,12 +419,25 @@ def _conformal_offsets(
     objective: dict[str, Any],
     levels: tuple[float, ...],
     common: dict[str, Any],
+    calibration: Calibration = "folds",
 ) -> dict[str, list[float]]:
-    """Per stage, the weighted residual quantiles of the median model fitted without each
-    project's fold (the residuals of projects the booster never saw)."""
+    """Per stage, the weighted residual quantiles of the median model on projects it was
+    not fitted on: each fold's, or (``forward``) the latest closures'."""
     outcome = OUTCOMES[target]
-    k = min(CONFORMAL_FOLDS, labelled["project_id"].nunique())
-    folds = grouped_folds(labelled, k, int(common["seed"]))
+    if calibration == "forward":
+        # The latest closures' residuals, from a model fitted on the earlier ones: how the
+        # served model meets running projects (those that close later than its data).
+        closed = pd.to_datetime(labelled["actual_finish"])
+        cutoff = forward_cutoff(labelled, FORWARD_CALIBRATION_SHARE)
+        folds = [
+            (
+                np.flatnonzero((closed < cutoff).to_numpy()),
+                np.flatnonzero((closed >= cutoff).to_numpy()),
+            )
+        ]
+    else:
+        k = min(CONFORMAL_FOLDS, labelled["project_id"].nunique())
+        folds = grouped_folds(labelled, k, int(common["seed"]))
     point = np.full(len(labelled), np.nan)
     for train_idx, test_idx in folds:
         part = labelled.iloc[train_idx]

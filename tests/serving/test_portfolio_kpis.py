@@ -12,11 +12,9 @@ from features.pointintime import portfolio_context, training_table
 from features.simulator import simulate_portfolio
 from serving import i18n
 from serving.champions import Champion, Champions
-from serving.kpi import fmt_chance, kpi_sentences, portfolio_kpis
+from serving.kpi import KpiOptions, fmt_chance, kpi_sentences, portfolio_kpis
 from training.kpi import cohort
 from training.models import fit_risk_model
-
-TARGETS = {"on_time": 0.9, "within_budget": 0.9}
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +32,8 @@ def forecast() -> tuple[dict, pd.DataFrame]:
         context=portfolio_context(portfolio, [day]),
     )
     out = portfolio_kpis(
-        portfolio, champions, day.date(), day.year, red=0.6, amber=0.35,
-        delay_tolerance=0.05, overrun_tolerance=0.05, targets=TARGETS, correlation=0.1,
+        portfolio, champions, day.date(), KpiOptions(), red=0.6, amber=0.35,
+        delay_tolerance=0.05, overrun_tolerance=0.05,
     )  # fmt: skip
     return out, portfolio.projects
 
