@@ -1175,7 +1175,7 @@ def _row_context(row: dict[str, Any], drivers: bool = True) -> dict[str, Any]:
     )
     out["cost_data"] = cost_data is not False and not is_missing(row.get("cpi"))
     out["no_cost_data"] = out["rag_over_budget_label"] == _(NO_COST_WORDS)
-    finish = row.get("finish_p80")
+    finish: Any = row.get("finish_p80")
     out["finish_p80_iso"] = "" if is_missing(finish) else pd.Timestamp(finish).date().isoformat()
     out["rag_class"] = {
         r: "na"
