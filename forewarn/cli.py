@@ -574,6 +574,7 @@ def _write_explanation(
                 delay_tolerance=settings.delay_tolerance,
                 overrun_tolerance=settings.overrun_tolerance,
                 context=champions.context,
+                quantiles=champions.quantiles,
             )
         except UnknownProjectError:
             _fail(f"no project {project_id!r} in {data}")

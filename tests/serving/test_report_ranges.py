@@ -108,3 +108,24 @@ def test_kpi_section_in_the_first_section(world: tuple) -> None:
     assert (
         "按时交付" in chinese and "P80 完工日期" in chinese and "chance of reaching" not in chinese
     )
+
+
+def test_explanation_view_draws_the_finish_fan(world: tuple) -> None:
+    from serving.views import build_explanation
+
+    portfolio, champions, day = world
+    reports = portfolio.status_reports
+    pid = reports.groupby("project_id").size().idxmax()
+    result = build_explanation(
+        portfolio, pid, champions.models(), [], as_of=day.date(), context=champions.context,
+        quantiles=champions.quantiles, **KW,
+    )  # fmt: skip
+    fan = result.fan
+    assert fan is not None and len(fan) == len(result.history) > 3
+    q = fan[["p10", "p50", "p80", "p90"]]
+    assert (q.diff(axis=1).iloc[:, 1:] >= pd.Timedelta(0)).all().all()
+    assert 'id="finish-fan"' in result.html
+    without = build_explanation(
+        portfolio, pid, champions.models(), [], as_of=day.date(), context=champions.context, **KW
+    )
+    assert without.fan is None and 'id="finish-fan"' not in without.html
