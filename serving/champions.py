@@ -92,6 +92,8 @@ class Champions:
         """LightGBM threads per call: 1 in the service (concurrency comes from requests)."""
         for champion in self.by_target.values():
             champion.model.num_threads = num_threads
+        for model in self.quantiles.values():
+            model.num_threads = num_threads
 
 
 def context_from_reference(references: Iterable[pd.DataFrame]) -> pd.DataFrame | None:
