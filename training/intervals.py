@@ -30,6 +30,7 @@ from training.quantiles import (
     Calibration,
     Method,
     QuantileModel,
+    exceedance,
     fit_quantiles,
     level_names,
 )
@@ -202,6 +203,25 @@ def choose_method(report: Mapping[str, Any]) -> tuple[str, str]:
     return chosen, f"{chosen} ({why}) — {figures}"
 
 
+def _exceedance_check(
+    y: np.ndarray, q: np.ndarray, w: np.ndarray, tolerance: float
+) -> dict[str, float | None]:
+    """P(outcome > tolerance) read off the held-out quantiles — the classifier's question
+    answered by the distribution — against what happened: the mean predicted, the observed
+    share and the Brier score (the classifiers' reports carry theirs, to compare)."""
+    p = exceedance(q, tolerance)
+    ok = np.isfinite(p) & np.isfinite(y)
+    if not ok.any():
+        return {"tolerance": tolerance, "mean_p": None, "observed": None, "brier": None}
+    late = (y[ok] > tolerance).astype(float)
+    return {
+        "tolerance": tolerance,
+        "mean_p": float(np.average(p[ok], weights=w[ok])),
+        "observed": float(np.average(late, weights=w[ok])),
+        "brier": float(np.average((p[ok] - late) ** 2, weights=w[ok])),
+    }
+
+
 @dataclass
 class IntervalEvaluation:
     """Held-out quantiles of every method and the reference class, and their report."""
@@ -269,6 +289,12 @@ def evaluate_quantiles(
         rows, y, preds, reference[tested], LEVELS, options.n_bootstrap, options.seed
     )
     chosen, why = choose_method(report)
+    if chosen:
+        report["exceedance"] = _exceedance_check(
+            y, preds[chosen], rows["weight"].to_numpy(dtype=float), options.tolerance(
+                CLASSIFIER_TARGETS[target]
+            )
+        )  # fmt: skip
     report.update(
         target=target, protocol=design, method=chosen, method_choice=why, calibration=calibration
     )

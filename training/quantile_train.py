@@ -33,6 +33,10 @@ def _quiet(_: str) -> None:
     return None
 
 
+def _fmt(value: Any) -> str:
+    return "—" if not isinstance(value, int | float) else f"{value:.3f}"
+
+
 def _metrics(report: Mapping[str, Any]) -> dict[str, Any]:
     method = report["method"]
     cmp = report["comparison"].get(method, {})
@@ -120,6 +124,14 @@ def attach_quantiles(
         else:
             tracking.promote(target, info.version)
             notes.append(f"{info.name} v{info.version} is the first model: now champion")
+        check = report.get("exceedance") or {}
+        if check.get("brier") is not None:
+            notes.append(
+                f"{target}: P(beyond the tolerance) read off the ranges has Brier "
+                f"{check['brier']:.3f} on held-out rows (the classifier's: "
+                f"{_fmt(result.report.get('brier'))}); mean {check['mean_p']:.0%} against "
+                f"{check['observed']:.0%} observed"
+            )
         result.notes.extend(notes)
         result.report["quantiles"] = {
             **report,

@@ -118,5 +118,8 @@ def test_conformal_covers_its_levels_out_of_sample(
     for name, level in zip(("p10", "p50", "p80", "p90"), LEVELS, strict=True):
         assert abs(coverage[name] - level) < 0.08, (name, coverage)
     assert ev.report["method"] == "conformal"
+    # P(slip > 5 %) read off the ranges is an informative probability of "late".
+    check = ev.report["exceedance"]
+    assert check["brier"] < 0.2 and abs(check["mean_p"] - check["observed"]) < 0.1, check
     # Every held-out row has the reference class's quantiles too, in order.
     assert np.isfinite(ev.reference).all() and (np.diff(ev.reference, axis=1) >= 0).all()
