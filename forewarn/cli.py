@@ -1599,7 +1599,8 @@ def demo(
     train(data=data, as_of=None, target="both", cv=None, json_out=False)
     outputs.append(
         (
-            "MLflow runs and models forewarn-delay / forewarn-overrun (champion aliases)",
+            "MLflow runs and models forewarn-delay / forewarn-overrun / forewarn-finish / "
+            "forewarn-cost (champion aliases)",
             f"{settings.resolved_tracking_uri()} (make mlflow-ui)",
         )
     )
@@ -1609,6 +1610,9 @@ def demo(
     outputs.append(("scores of the running projects, with drivers (batch, CSV)", str(scores_path)))
     console.rule("5. early-warning report")
     outputs.extend(_demo_report_and_explain(settings, data, out))
+    console.rule("6. portfolio KPIs: this year's on-time and within-budget shares")
+    kpi(data=data, year=None, as_of=None, json_out=False, lang=None)
+    outputs.append(("portfolio KPI forecast (on time, within budget)", f"forewarn kpi {data}"))
     console.rule("drift watch: a fresh portfolio, then a drifted one")
     outputs.extend(_demo_drift(settings, out, projects, seed))
     console.rule("outputs")
