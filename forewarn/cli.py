@@ -468,6 +468,8 @@ def _write_report(
             drift=drift,
             context=champions.context,
             watch_list_size=settings.watch_list_size,
+            quantiles=champions.quantiles,
+            kpi=_kpi_options(settings),
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(result.html, encoding="utf-8")
@@ -583,6 +585,7 @@ def _write_explanation(
                 delay_tolerance=settings.delay_tolerance,
                 overrun_tolerance=settings.overrun_tolerance,
                 context=champions.context,
+                quantiles=champions.quantiles,
             )
         except UnknownProjectError:
             _fail(f"no project {project_id!r} in {data}")
@@ -916,6 +919,7 @@ def _training_setup(settings: Settings) -> tuple[Any, Any, dict[str, Any]]:
         gate_brier_margin=settings.gate_brier_margin,
         forward_min_projects=settings.forward_min_projects,
         cv_repeats=settings.cv_repeats,
+        quantiles=settings.quantiles,
     )
     store = Store(
         tracking_uri=settings.resolved_tracking_uri(),
@@ -1373,6 +1377,76 @@ def drift(
         raise typer.Exit(1)
 
 
+@app.command()
+def kpi(
+    data: DataArg,
+    year: Annotated[
+        int | None,
+        typer.Option("--year", help="the year whose projects are due (default: the as-of year)"),
+    ] = None,
+    as_of: AsOfOpt = None,
+    json_out: JsonOpt = False,
+    lang: LangOpt = None,
+) -> None:
+    """Portfolio KPI forecast: the year's on-time and within-budget shares, and the realised
+    KPIs of closed projects by year and portfolio."""
+    settings = _settings()
+    with _language(settings, lang):
+        _kpi(settings, data, year, _parse_date(as_of), json_out)
+
+
+def _kpi_options(settings: Settings) -> Any:
+    from serving.kpi import KpiOptions
+
+    return KpiOptions(
+        on_time_target=settings.kpi_on_time_target,
+        within_budget_target=settings.kpi_within_budget_target,
+        correlation=settings.kpi_correlation,
+    )
+
+
+def _kpi(
+    settings: Settings, data: Path, year: int | None, as_of: date | None, json_out: bool
+) -> None:
+    from dataclasses import replace
+
+    from serving.batch import default_as_of
+    from serving.kpi import kpi_sentences, portfolio_kpis
+
+    loaded = _load(data, settings)
+    champions = _champions(settings)
+    day = as_of or default_as_of(loaded.portfolio)
+    result = portfolio_kpis(
+        loaded.portfolio,
+        champions,
+        day,
+        replace(_kpi_options(settings), year=year),
+        red=settings.red_threshold,
+        amber=settings.amber_threshold,
+        delay_tolerance=settings.delay_tolerance,
+        overrun_tolerance=settings.overrun_tolerance,
+    )
+    if json_out:
+        _print_json(result)
+        return
+    stdout.print(_("Portfolio KPIs as of {day}").format(day=day), highlight=False)
+    for line in kpi_sentences(result):
+        stdout.print(f"  {line}", highlight=False)
+    table = Table(title=_("Realised KPIs of closed projects, by year of finish"))
+    for header in (_("year"), _("portfolio"), _("closed"), _("on time"), _("within budget")):
+        table.add_column(header, justify="left" if header == _("portfolio") else "right")
+    for row in result["realised"]:
+        budget = row["within_budget"]
+        table.add_row(
+            str(row["year"]),
+            row["portfolio"],
+            str(row["n_closed"]),
+            f"{row['on_time']:.0%}",
+            "—" if budget is None else f"{budget:.0%} ({row['n_with_budget']})",
+        )
+    stdout.print(table)
+
+
 def _demo_drift(settings: Settings, out: Path, projects: int, seed: int) -> list[tuple[str, str]]:
     """Drift on a fresh same-settings portfolio (passes) and a drifted one (fails)."""
     outputs = []
@@ -1548,7 +1622,8 @@ def demo(
     train(data=data, as_of=None, target="both", cv=None, json_out=False)
     outputs.append(
         (
-            "MLflow runs and models forewarn-delay / forewarn-overrun (champion aliases)",
+            "MLflow runs and models forewarn-delay / forewarn-overrun / forewarn-finish / "
+            "forewarn-cost (champion aliases)",
             f"{settings.resolved_tracking_uri()} (make mlflow-ui)",
         )
     )
@@ -1558,6 +1633,9 @@ def demo(
     outputs.append(("scores of the running projects, with drivers (batch, CSV)", str(scores_path)))
     console.rule("5. early-warning report")
     outputs.extend(_demo_report_and_explain(settings, data, out))
+    console.rule("6. portfolio KPIs: this year's on-time and within-budget shares")
+    kpi(data=data, year=None, as_of=None, json_out=False, lang=None)
+    outputs.append(("portfolio KPI forecast (on time, within budget)", f"forewarn kpi {data}"))
     console.rule("drift watch: a fresh portfolio, then a drifted one")
     outputs.extend(_demo_drift(settings, out, projects, seed))
     console.rule("outputs")

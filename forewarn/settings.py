@@ -85,6 +85,26 @@ class Settings(BaseSettings):
         "(10 of each outcome); below that, repeated project-grouped cross-validation",
     )
     cv_repeats: int = Field(3, gt=0, description="repeats of the grouped cross-validation")
+    quantiles: bool = Field(
+        True, description="train also forewarn-finish / forewarn-cost (P10–P90 of slip, overrun)"
+    )
+
+    # --- portfolio KPIs (forewarn kpi) -------------------------------------------------
+    kpi_on_time_target: float = Field(
+        0.90, gt=0, le=1, description="KPI target: share of the year's projects on time"
+    )
+    kpi_within_budget_target: float = Field(
+        0.90,
+        gt=0,
+        le=1,
+        description="KPI target: share within budget (at most overrun_tolerance, 5%, over)",
+    )
+    kpi_correlation: float = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        description="correlation between projects' outcomes that widens the KPI interval",
+    )
 
     # --- report ------------------------------------------------------------------------
     watch_list_size: int = Field(

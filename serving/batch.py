@@ -21,6 +21,7 @@ from features.atomic import replaced_whole
 from features.contract import Portfolio
 from features.pointintime import snapshot
 from serving.champions import Champions
+from serving.ranges import range_columns
 from serving.scoring import score_frame
 
 OUTPUT_SUFFIXES = (".csv", ".parquet")
@@ -93,6 +94,10 @@ def score_portfolio(
         else score_frame(champions.models(), features, red, amber, k)
     )
     models = {t: f"{c.name} v{c.version}" for t, c in champions.by_target.items()}
+    if champions.quantiles:
+        ranges = range_columns(champions.quantiles, features, portfolio.projects, delay_tolerance)
+        frame = frame.assign(**ranges)
+        models.update(champions.quantile_versions)
     return BatchScores(frame=frame, as_of=as_of, models=models)
 
 
@@ -108,6 +113,9 @@ def output_frame(scores: BatchScores, explain: bool) -> pd.DataFrame:
         out = out.drop(columns=driver_columns)
     for target in ("delay", "overrun"):
         out[f"{target}_model"] = scores.models.get(target)
+    for target in ("finish", "cost"):
+        if target in scores.models:
+            out[f"{target}_model"] = scores.models[target]
     return out
 
 

@@ -25,6 +25,7 @@ import pandas as pd
 
 from features.pointintime import CONTEXT_FEATURES, PreparedContext, prepare_context
 from training.models import RiskModel
+from training.quantiles import QUANTILE_TARGETS, QuantileModel
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,9 @@ class Champions:
     by_target: dict[str, Champion]
     context: pd.DataFrame | None = None
     references: dict[str, pd.DataFrame] = field(default_factory=dict)
+    #: The quantile champions (``finish``, ``cost``: serving/ranges.py), where trained.
+    quantiles: dict[str, QuantileModel] = field(default_factory=dict)
+    quantile_versions: dict[str, str] = field(default_factory=dict)  # target → "name vN"
     _prepared: PreparedContext | None = field(default=None, init=False, repr=False)
 
     @property
@@ -88,6 +92,8 @@ class Champions:
         """LightGBM threads per call: 1 in the service (concurrency comes from requests)."""
         for champion in self.by_target.values():
             champion.model.num_threads = num_threads
+        for model in self.quantiles.values():
+            model.num_threads = num_threads
 
 
 def context_from_reference(references: Iterable[pd.DataFrame]) -> pd.DataFrame | None:
@@ -164,7 +170,15 @@ def load_from_registry(
         raise LookupError(f"no champion model in {tracking_uri}: " + "; ".join(missing))
     for reason in missing:
         logger.warning("%s", reason)
-    return Champions(found, context_from_reference(references.values()), references)
+    champions = Champions(found, context_from_reference(references.values()), references)
+    for target in QUANTILE_TARGETS:  # optional: scores are given without ranges
+        try:
+            q = tracking.load_quantiles(target, alias, tracking_uri=tracking_uri)
+        except LookupError:
+            continue
+        champions.quantiles[target] = q.model
+        champions.quantile_versions[target] = f"{q.name} v{q.version}"
+    return champions
 
 
 # ------------------------------------------------------------------- files (Bento store)

@@ -19,6 +19,7 @@ from features.contract import PortfolioColumns
 from serving import i18n
 from serving.champions import Champions
 from serving.intake import as_of_columns, combine_tables, request_tables
+from serving.ranges import RANGE_COLUMNS, range_columns
 from serving.request_models import ProjectIn
 from serving.response_models import (
     CONTRIBUTION_SPACE,
@@ -138,6 +139,11 @@ def _score_requests(
             champions.models(), features, options.red, options.amber, options.top_drivers
         )
         cols = {name: columns[name].tolist() for name in RISK_COLUMNS}
+        if champions.quantiles:
+            ranges = range_columns(
+                champions.quantiles, features, combined.projects, options.delay_tolerance
+            )
+            cols.update({name: ranges[name].tolist() for name in RANGE_COLUMNS})
         start = 0
         for (k, tables), day_k in zip(group, dates, strict=True):
             ids = tables.projects["project_id"].tolist()
@@ -194,7 +200,24 @@ def _project_score(
         drivers_over_budget=cols["drivers_over_budget"][i],
         models=refs,
         caveats=caveats,
+        **_ranges(cols, i),
     )
+
+
+def _ranges(cols: dict[str, list[Any]], i: int) -> dict[str, Any]:
+    """The finish and cost ranges of row i, where the quantile champions gave them."""
+    if "finish_p50" not in cols:
+        return {}
+    out: dict[str, Any] = {}
+    for name in RANGE_COLUMNS:
+        value = cols[name][i]
+        if name.startswith("finish_p"):
+            out[name] = None if pd.isna(value) else pd.Timestamp(value).date()
+        elif name.startswith("cost_p"):
+            out[name] = _probability(value)
+        else:
+            out[name] = i18n.reason(value)
+    return out
 
 
 def explain_project(

@@ -29,7 +29,10 @@ from features.contract import Portfolio
 from features.pointintime import snapshot
 from serving import i18n
 from serving.i18n import N_, _, ngettext
+from serving.kpi import KpiOptions, kpi_sentences, kpi_summary
+from serving.ranges import range_columns
 from serving.scoring import ScoringModel, score_frame
+from training.quantiles import QuantileModel
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -784,11 +787,13 @@ def score_running(
     delay_tolerance: float,
     overrun_tolerance: float,
     context: pd.DataFrame | None = None,
+    quantiles: Mapping[str, QuantileModel] | None = None,
 ) -> pd.DataFrame:
     """`score_frame` of every project running at as_of, from what was known that day.
 
     Adds the project's ``name`` and ``has_budget`` (so "no cost data" can be told apart
-    from "no model") to the documented columns.
+    from "no model") to the documented columns; with `quantiles` (the forewarn-finish /
+    forewarn-cost champions), the finish and cost ranges of `serving.ranges`.
     """
     features = snapshot(
         portfolio,
@@ -799,6 +804,9 @@ def score_running(
         context=context,
     )
     scores = score_frame(models, features, red, amber, top_drivers)
+    if quantiles:
+        ranges = range_columns(quantiles, features, portfolio.projects, delay_tolerance)
+        scores = scores.assign(**ranges)
     names = portfolio.projects.set_index("project_id")["name"]
     scores["name"] = scores["project_id"].map(names).to_numpy()
     scores["has_budget"] = (
@@ -825,6 +833,8 @@ def build_report(
     context: pd.DataFrame | None = None,
     watch_list_size: int | None = None,
     lang: str | None = None,
+    quantiles: Mapping[str, QuantileModel] | None = None,
+    kpi: KpiOptions | None = None,
 ) -> ReportResult:
     """Score the running projects at the report date and at the previous one; render.
 
@@ -833,7 +843,8 @@ def build_report(
     score with (the champions', as batch scoring does); None computes it from the data.
     ``watch_list_size`` caps the watch list's table (None: every red and amber project).
     ``lang`` is the page's language (None: the one in force, `serving.i18n.use`); the
-    driver sentences are written in it.
+    driver sentences are written in it. ``quantiles`` adds the P80 finish and cost to the
+    watch list; ``kpi`` the portfolio's KPI forecast to the first section.
     """
     with i18n.use(lang):
         return _build_report(
@@ -850,6 +861,8 @@ def build_report(
             drift=drift,
             context=context,
             watch_list_size=watch_list_size,
+            quantiles=quantiles,
+            kpi=kpi,
         )
 
 
@@ -868,6 +881,8 @@ def _build_report(
     drift: DriftStatus | None,
     context: pd.DataFrame | None,
     watch_list_size: int | None,
+    quantiles: Mapping[str, QuantileModel] | None = None,
+    kpi: KpiOptions | None = None,
 ) -> ReportResult:
     as_of, since = report_dates(portfolio, as_of, since)
     kwargs: dict[str, Any] = {
@@ -877,9 +892,17 @@ def _build_report(
         "overrun_tolerance": overrun_tolerance,
         "context": context,
     }
-    current = score_running(portfolio, models, as_of, top_drivers=top_drivers, **kwargs)
+    current = score_running(
+        portfolio, models, as_of, top_drivers=top_drivers, quantiles=quantiles, **kwargs
+    )
     # The previous date needs RAG and probabilities only: skip the TreeSHAP work.
     previous = score_running(portfolio, models, since, top_drivers=0, **kwargs)
+    summary = None
+    if kpi is not None:
+        summary = kpi_summary(
+            portfolio.projects, current, as_of, kpi,
+            delay_tolerance=delay_tolerance, overrun_tolerance=overrun_tolerance,
+        )  # fmt: skip
     html = render_report(
         current,
         previous,
@@ -892,6 +915,7 @@ def _build_report(
         amber=amber,
         source=portfolio.source,
         watch_list_size=watch_list_size,
+        kpi=summary,
     )
     return ReportResult(html=html, scores=current, previous=previous, as_of=as_of, since=since)
 
@@ -996,6 +1020,7 @@ def render_report(
     title: str | None = None,
     watch_list_size: int | None = None,
     lang: str | None = None,
+    kpi: Mapping[str, Any] | None = None,
 ) -> str:
     """The report page from the score frames at as_of and at since (point in time).
 
@@ -1020,6 +1045,7 @@ def render_report(
             source=source,
             title=title if title is not None else _("Early-warning report"),
             watch_list_size=watch_list_size,
+            kpi=kpi,
         )
 
 
@@ -1037,6 +1063,7 @@ def _render_report(
     source: str,
     title: str,
     watch_list_size: int | None,
+    kpi: Mapping[str, Any] | None = None,
 ) -> str:
     frame = current.copy()
     if "name" not in frame:
@@ -1090,7 +1117,19 @@ def _render_report(
         stale_days=None if data_as_of is None else (as_of - data_as_of).days,
         red=red,
         amber=amber,
+        ranges="finish_p80" in frame.columns,
+        kpi=None if kpi is None else _kpi_context(kpi),
     )
+
+
+def _kpi_context(kpi: Mapping[str, Any]) -> dict[str, Any]:
+    """The KPI forecast's sentences and the realised KPIs of the portfolio as a whole."""
+    return {
+        "year": kpi["year"],
+        "sentences": kpi_sentences(kpi),
+        "forecast": {k: kpi[k] for k in ("on_time", "within_budget")},
+        "realised": [r for r in kpi["realised"] if r["portfolio"] == "all"],
+    }
 
 
 @dataclass(frozen=True)
@@ -1135,6 +1174,8 @@ def _row_context(row: dict[str, Any], drivers: bool = True) -> dict[str, Any]:
     )
     out["cost_data"] = cost_data is not False and not is_missing(row.get("cpi"))
     out["no_cost_data"] = out["rag_over_budget_label"] == _(NO_COST_WORDS)
+    finish: Any = row.get("finish_p80")
+    out["finish_p80_iso"] = "" if is_missing(finish) else pd.Timestamp(finish).date().isoformat()
     out["rag_class"] = {
         r: "na"
         if is_missing(row.get(f"rag_{r}")) or row.get(f"rag_{r}") == "n/a"

@@ -62,6 +62,22 @@ class ProjectScore(BaseModel):
     drivers_over_budget: list[Driver] = Field(
         description="the features that moved p_over_budget most, largest |contribution| first"
     )
+    finish_p50: date | None = Field(
+        None,
+        description="finish date with a 50 % chance of being met (forewarn-finish); null "
+        "with finish_range_reason when there is no range",
+    )
+    finish_p80: date | None = Field(None, description="finish date met with 80 % chance")
+    finish_p90: date | None = Field(None, description="finish date met with 90 % chance")
+    cost_p50: float | None = Field(
+        None,
+        description="final cost (budget's currency) with a 50 % chance of not being "
+        "exceeded (forewarn-cost); null with cost_range_reason without a budget",
+    )
+    cost_p80: float | None = Field(None, description="final cost not exceeded with 80 % chance")
+    cost_p90: float | None = Field(None, description="final cost not exceeded with 90 % chance")
+    finish_range_reason: str | None = Field(None, description="why finish_p* are null")
+    cost_range_reason: str | None = Field(None, description="why cost_p* are null")
     models: list[ModelRef] = Field(description="the models behind these scores")
     caveats: list[str] = Field(
         default_factory=list,

@@ -50,6 +50,7 @@ from serving.report import (
 )
 from serving.request_models import DATE_RULE, in_contract_years
 from serving.scoring import ScoringModel, explain_row, score_frame
+from training.quantiles import QuantileModel, finish_dates, level_names
 
 #: How many contributions a waterfall shows before folding the rest into one bar.
 WATERFALL_FEATURES = 10
@@ -392,6 +393,84 @@ def forecast_figure(project: Mapping[str, Any], reports: pd.DataFrame, as_of: da
     return fig
 
 
+def fan_frame(
+    quantiles: Mapping[str, QuantileModel], features: pd.DataFrame, project: Mapping[str, Any]
+) -> pd.DataFrame | None:
+    """The finish quantiles (P10 … P90 as dates) at each feature row's date; None without a
+    forewarn-finish champion."""
+    model = quantiles.get("finish")
+    if model is None or features.empty:
+        return None
+    base = pd.DataFrame(
+        {k: [project.get(k)] * len(features) for k in ("planned_start", "planned_finish")}
+    )
+    dates = finish_dates(base, model.predict(features))
+    fan = pd.DataFrame({"as_of": pd.to_datetime(features["as_of"]).to_numpy()})
+    for i, name in enumerate(level_names(model.levels)):
+        fan[name] = pd.to_datetime(dates[:, i])
+    return fan
+
+
+def fan_figure(fan: pd.DataFrame, project: Mapping[str, Any], as_of: date) -> go.Figure:
+    """Forewarn's finish range at each past report date: P10–P90 and P50–P80 bands, the
+    P50 line, the planned finish, and the actual finish once known by as_of."""
+    x = fan["as_of"]
+    fig = go.Figure()
+    for lo, hi, name, alpha in (
+        ("p10", "p90", _("P10–P90"), 0.15),
+        ("p50", "p80", _("P50–P80"), 0.3),
+    ):
+        fig.add_trace(go.Scatter(x=x, y=fan[lo], mode="lines", line={"width": 0},
+                                 hoverinfo="skip", showlegend=False))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=fan[hi],
+                mode="lines",
+                line={"width": 0},
+                fill="tonexty",
+                fillcolor=f"rgba(31,78,121,{alpha})",
+                name=name,
+                hoverinfo="skip",
+            )
+        )
+    fig.add_trace(
+        go.Scatter(
+            x=x,
+            y=fan["p50"],
+            mode="lines+markers",
+            name=_("P50 finish"),
+            line={"color": "#1f4e79", "width": 2},
+            marker={"size": 4},
+            customdata=fan[["p80", "p90"]].to_numpy(),
+            hovertemplate=_("reported {day}: P50 {p50}, P80 {p80}, P90 {p90}").format(
+                day="%{x|" + _day_format() + "}",
+                p50="%{y|" + _day_format() + "}",
+                p80="%{customdata[0]|" + _day_format() + "}",
+                p90="%{customdata[1]|" + _day_format() + "}",
+            )
+            + "<extra></extra>",
+        )
+    )
+    span = [x.min(), x.max()]
+    planned = project.get("planned_finish")
+    if planned is not None and not pd.isna(planned):
+        fig.add_trace(go.Scatter(x=span, y=[planned, planned], mode="lines",
+                                 name=_("planned finish (baseline)"), hoverinfo="skip",
+                                 line={"color": "#52606d", "dash": "dash"}))  # fmt: skip
+    actual = project.get("actual_finish")
+    if actual is not None and not pd.isna(actual) and pd.Timestamp(actual) <= pd.Timestamp(as_of):
+        fig.add_trace(go.Scatter(x=span, y=[actual, actual], mode="lines",
+                                 name=_("actual finish"), hoverinfo="skip",
+                                 line={"color": "#b42318", "width": 2}))  # fmt: skip
+    fig.update_layout(
+        yaxis={"title": _("finish date"), "tickformat": _day_format()},
+        xaxis=_date_axis(title=_("report date")),
+        legend={"orientation": "h", "y": -0.22},
+    )
+    return fig
+
+
 def trajectory_figure(history: pd.DataFrame, red: float, amber: float, cost: bool) -> go.Figure:
     """p(late) and p(over budget) at each past report date, with the RAG bands."""
     fig = go.Figure()
@@ -559,6 +638,7 @@ def build_explanation(
     overrun_tolerance: float,
     context: pd.DataFrame | None = None,
     lang: str | None = None,
+    quantiles: Mapping[str, QuantileModel] | None = None,
 ) -> ExplanationResult:
     """Score one project at as_of and at each of its past report dates; render the page.
 
@@ -566,6 +646,7 @@ def build_explanation(
     was known on it, with the same models. ``context`` is the portfolio context to score
     with (the champions', as batch scoring does); None computes it from the portfolio.
     ``lang``: the page's language (None: the one in force, `serving.i18n.use`).
+    ``quantiles`` (the forewarn-finish champion) adds the fan chart of the finish range.
     """
     with i18n.use(lang):
         return _build_explanation(
@@ -580,6 +661,7 @@ def build_explanation(
             delay_tolerance=delay_tolerance,
             overrun_tolerance=overrun_tolerance,
             context=context,
+            quantiles=quantiles,
         )
 
 
@@ -596,6 +678,7 @@ def _build_explanation(
     delay_tolerance: float,
     overrun_tolerance: float,
     context: pd.DataFrame | None,
+    quantiles: Mapping[str, QuantileModel] | None = None,
 ) -> ExplanationResult:
     projects = portfolio.projects
     match = projects[projects["project_id"] == project_id]
@@ -629,6 +712,8 @@ def _build_explanation(
     # The page's own date joins the trajectory only when it is a report date.
     history = history[history["as_of"].isin(pd.to_datetime(reports["report_date"]))]
     waterfalls = _waterfalls(models, now, red, amber, top_drivers)
+    past = features[features["as_of"].isin(pd.to_datetime(reports["report_date"]))]
+    fan = fan_frame(quantiles or {}, past.reset_index(drop=True), project)
     html = render_explanation(
         project=project,
         score=score,
@@ -640,8 +725,9 @@ def _build_explanation(
         models=cards,
         red=red,
         amber=amber,
+        fan=fan,
     )
-    return ExplanationResult(html=html, score=score, history=history, as_of=as_of)
+    return ExplanationResult(html=html, score=score, history=history, as_of=as_of, fan=fan)
 
 
 @dataclass(frozen=True)
@@ -652,6 +738,7 @@ class ExplanationResult:
     score: dict[str, Any]
     history: pd.DataFrame
     as_of: date
+    fan: pd.DataFrame | None = None  # finish quantiles (dates) at each past report date
 
 
 # ------------------------------------------------------------------------------ render
@@ -701,6 +788,7 @@ def render_explanation(
     red: float,
     amber: float,
     lang: str | None = None,
+    fan: pd.DataFrame | None = None,
 ) -> str:
     """The explanation page of one project from plain frames, all cut at as_of.
 
@@ -722,6 +810,7 @@ def render_explanation(
             models=models,
             red=red,
             amber=amber,
+            fan=fan,
         )
 
 
@@ -737,6 +826,7 @@ def _render_explanation(
     models: Sequence[ModelCard],
     red: float,
     amber: float,
+    fan: pd.DataFrame | None = None,
 ) -> str:
     cost = score.get("p_over_budget") is not None and not pd.isna(score.get("p_over_budget"))
     risks = []
@@ -802,6 +892,13 @@ def _render_explanation(
             _("The project manager's forecast finish, report by report"),
         )
         if has_forecast
+        else None,
+        "fan": figure_div(
+            fan_figure(fan, project, as_of),
+            "finish-fan",
+            _("Forewarn's finish range (P10–P90), report by report"),
+        )
+        if fan is not None and len(fan)
         else None,
         "trajectory": figure_div(
             trajectory_figure(history, red, amber, cost),

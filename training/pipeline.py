@@ -99,6 +99,7 @@ class TrainingOptions:
     num_threads: int = 2
     reference_rows: int = 5000
     plots: bool = True
+    quantiles: bool = False  # also train forewarn-finish / forewarn-cost (quantile_train.py)
 
     def tolerance(self, target: str) -> float:
         return self.delay_tolerance if target == "delay" else self.overrun_tolerance
@@ -660,6 +661,9 @@ def train(
             run_id=info.run_id,
             notes=notes,
         )
+    from training.quantile_train import attach_quantiles  # here: it imports this module
+
+    attach_quantiles(results, table, portfolio, options, store, stamp, progress)
     return results
 
 

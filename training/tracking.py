@@ -1,7 +1,8 @@
 """MLflow tracking and registry: the only module of Forewarn that imports mlflow.
 
 Runs live in one experiment; each target's model is a LightGBM booster in LightGBM's text
-format (never pickle), registered as ``forewarn-delay`` / ``forewarn-overrun``, with the
+format (never pickle), registered as ``forewarn-delay`` / ``forewarn-overrun`` (the quantile
+models as ``forewarn-finish`` / ``forewarn-cost``: LightGBM text boosters and JSON), with the
 calibrator and category levels (``risk_model.json``) stored inside the logged model, so a
 registered version alone rebuilds a `RiskModel`. Aliases: ``champion``, ``challenger``,
 ``previous-champion``.
@@ -48,11 +49,19 @@ import numpy as np
 import pandas as pd
 
 from training.models import RiskModel
+from training.quantiles import QuantileModel
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-REGISTERED_NAMES = {"delay": "forewarn-delay", "overrun": "forewarn-overrun"}
+REGISTERED_NAMES = {
+    "delay": "forewarn-delay",
+    "overrun": "forewarn-overrun",
+    # Quantiles of slip and overrun (training/quantiles.py), beside the classifiers.
+    "finish": "forewarn-finish",
+    "cost": "forewarn-cost",
+}
+QUANTILE_MODEL_DIR = "quantile_model"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous-champion"
@@ -767,3 +776,76 @@ def load_evaluation(
             run_id=info.run_id, artifact_path=f"evaluation/{target}.json", dst_path=tmp
         )
         return dict(json.loads(Path(path).read_text()))
+
+
+# ------------------------------------------------------------------ quantile models
+
+
+@dataclass
+class LoadedQuantiles:
+    """A registered quantile model rebuilt as a `QuantileModel`, with its registry tags."""
+
+    model: QuantileModel
+    name: str
+    version: str
+    run_id: str
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+def log_quantiles(
+    target: str,
+    model: QuantileModel,
+    metrics: Mapping[str, Any],
+    report: dict[str, Any],
+    report_markdown: str,
+    params: Mapping[str, Any],
+    tags: Mapping[str, Any],
+) -> VersionInfo:
+    """Log one quantile target's run (metrics, evaluation, the model as LightGBM text +
+    JSON under ``quantile_model/``) and register it as a new version."""
+    import mlflow
+
+    name = REGISTERED_NAMES[target]
+    with mlflow.start_run(run_name=f"train-{target}") as run:
+        mlflow.log_params({k: _tag(v)[:6000] for k, v in params.items()})
+        mlflow.set_tags({"target": target, **{k: _tag(v) for k, v in tags.items()}})
+        mlflow.log_metrics(flatten_metrics(metrics))
+        mlflow.log_dict(report, f"evaluation/{target}.json")
+        mlflow.log_text(report_markdown, f"evaluation/{target}.md")
+        with tempfile.TemporaryDirectory() as tmp:
+            mlflow.log_artifacts(str(model.save(Path(tmp) / "m")), QUANTILE_MODEL_DIR)
+        source = mlflow.get_artifact_uri(QUANTILE_MODEL_DIR)
+        version_tags = {
+            "target": target,
+            "run_id": run.info.run_id,
+            **{k: _tag(v) for k, v in tags.items()},
+        }
+        version = _register(name, source, run.info.run_id, None, version_tags)
+    return VersionInfo(name=name, version=version, run_id=run.info.run_id, tags=version_tags)
+
+
+def load_quantiles(
+    target: str, alias: str = CHAMPION, tracking_uri: str | None = None
+) -> LoadedQuantiles:
+    """Rebuild the quantile model registered under `alias` (or a version number).
+
+    Raises LookupError when the registry has no such model or alias.
+    """
+    import mlflow
+
+    if tracking_uri is not None:
+        _set_uri(tracking_uri)
+    info = version_info(target, alias)
+    if info is None:
+        raise LookupError(
+            f"no {REGISTERED_NAMES[target]} model with alias or version {alias!r}: "
+            "train one first (forewarn train DATA)"
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=info.run_id, artifact_path=QUANTILE_MODEL_DIR, dst_path=tmp
+        )
+        model = QuantileModel.load(Path(local))
+    return LoadedQuantiles(
+        model=model, name=info.name, version=info.version, run_id=info.run_id, tags=info.tags
+    )
