@@ -149,7 +149,7 @@ def kpi_sentences(forecast: Mapping[str, Any]) -> list[str]:
         )
     lines.append(
         i18n._(
-            "90% intervals from the per-project probabilities, widened for a shared "
+            "Intervals (90 per cent) from the per-project probabilities, widened for a shared "
             "correlation of {rho} between projects; within budget = at most {deviation} "
             "over budget"
         ).format(rho=f"{forecast['correlation']:.2f}", deviation=_pct(forecast["budget_deviation"]))
