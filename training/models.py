@@ -372,18 +372,9 @@ def fit_risk_model(
         weight=_unit_mean(valid_part["weight"]),
         reference=d_fit,
     )
-    booster = lgb.train(
-        all_params,
-        d_fit,
-        num_boost_round=max_trees,
-        valid_sets=[d_valid],
-        valid_names=["later_projects"],
-        callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
-    )
-    best = int(booster.best_iteration) or booster.current_iteration()
     # Keep only the trees up to the best iteration, so the text file is the model served.
     model = RiskModel(
-        booster=lgb.Booster(model_str=booster.model_to_string(num_iteration=best)),
+        booster=(booster := train_early_stopped(all_params, d_fit, d_valid, max_trees)),
         calibrator=Calibrator(method=method),
         feature_names=list(features),
         categorical_levels=levels,
@@ -405,7 +396,7 @@ def fit_risk_model(
             for f, d in zip(features, monotone_vector(target, features), strict=True)
             if d and monotone
         },
-        "best_iteration": best,
+        "best_iteration": booster.current_iteration(),
         "min_data_in_leaf": all_params["min_data_in_leaf"],
         "max_trees": max_trees,
         "calibration": method,
@@ -416,6 +407,22 @@ def fit_risk_model(
         "closed_through": str(pd.to_datetime(labelled["actual_finish"]).max().date()),
     }
     return model
+
+
+def train_early_stopped(
+    params: dict[str, Any], d_fit: lgb.Dataset, d_valid: lgb.Dataset, max_trees: int
+) -> lgb.Booster:
+    """Boost until the later projects stop improving; the booster cut at its best tree."""
+    booster = lgb.train(
+        params,
+        d_fit,
+        num_boost_round=max_trees,
+        valid_sets=[d_valid],
+        valid_names=["later_projects"],
+        callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
+    )
+    best = int(booster.best_iteration) or booster.current_iteration()
+    return lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
 
 
 def _unit_mean(weight: pd.Series) -> np.ndarray:

@@ -34,7 +34,6 @@ from features.labels import label_projects
 from training.evaluate import STAGE_LABELS, stage_labels
 from training.models import (
     DEFAULT_PARAMS,
-    EARLY_STOPPING_ROUNDS,
     LEAF_PROJECTS,
     MAX_TREES,
     MIN_PROJECTS,
@@ -42,6 +41,7 @@ from training.models import (
     category_levels,
     encode_features,
     feature_columns,
+    train_early_stopped,
 )
 from training.splits import forward_cutoff, forward_split, grouped_folds
 
@@ -318,16 +318,7 @@ def _fit_booster(
         weight=_unit_mean(valid_part["weight"]),
         reference=d_fit,
     )
-    booster = lgb.train(
-        params,
-        d_fit,
-        num_boost_round=max_trees,
-        valid_sets=[d_valid],
-        valid_names=["later_projects"],
-        callbacks=[lgb.early_stopping(EARLY_STOPPING_ROUNDS, verbose=False)],
-    )
-    best = int(booster.best_iteration) or booster.current_iteration()
-    return lgb.Booster(model_str=booster.model_to_string(num_iteration=best))
+    return train_early_stopped(params, d_fit, d_valid, max_trees)
 
 
 def fit_quantiles(

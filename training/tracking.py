@@ -620,6 +620,17 @@ def download_model(target: str, alias_or_version: str, dst: Path) -> Path:
     )
 
 
+def _required_version(target: str, alias: str) -> VersionInfo:
+    """The version behind `alias` (or a version number); LookupError when there is none."""
+    info = version_info(target, alias)
+    if info is None:
+        raise LookupError(
+            f"no {REGISTERED_NAMES[target]} model with alias or version {alias!r}: "
+            "train one first (forewarn train DATA)"
+        )
+    return info
+
+
 def load_model(target: str, alias: str = CHAMPION, tracking_uri: str | None = None) -> LoadedModel:
     """Rebuild the `RiskModel` registered under `alias` (or a version number).
 
@@ -628,12 +639,7 @@ def load_model(target: str, alias: str = CHAMPION, tracking_uri: str | None = No
     """
     if tracking_uri is not None:
         _set_uri(tracking_uri)
-    info = version_info(target, alias)
-    if info is None:
-        raise LookupError(
-            f"no {REGISTERED_NAMES[target]} model with alias or version {alias!r}: "
-            "train one first (forewarn train DATA)"
-        )
+    info = _required_version(target, alias)
     with tempfile.TemporaryDirectory() as tmp:
         local = download_model(target, info.version, Path(tmp))
         booster_text = (local / "model.lgb").read_text()
@@ -835,12 +841,7 @@ def load_quantiles(
 
     if tracking_uri is not None:
         _set_uri(tracking_uri)
-    info = version_info(target, alias)
-    if info is None:
-        raise LookupError(
-            f"no {REGISTERED_NAMES[target]} model with alias or version {alias!r}: "
-            "train one first (forewarn train DATA)"
-        )
+    info = _required_version(target, alias)
     with tempfile.TemporaryDirectory() as tmp:
         local = mlflow.artifacts.download_artifacts(
             run_id=info.run_id, artifact_path=QUANTILE_MODEL_DIR, dst_path=tmp
