@@ -64,13 +64,17 @@ def _env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, uri: str) -> None:
     monkeypatch.setenv("FOREWARN_OUT_DIR", str(tmp_path / "out"))
 
 
-def _count(uri: str, table: str) -> int:
+def _count(uri: str, table: str, where: str = "") -> int:
     import psycopg
 
     with psycopg.connect(uri) as conn:
-        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+        row = conn.execute(f"SELECT count(*) FROM {table} {where}").fetchone()
     assert row is not None
     return int(row[0])
+
+
+# The classifiers' versions; train also registers the range models (forewarn-finish, -cost).
+CLASSIFIERS = "WHERE name IN ('forewarn-delay', 'forewarn-overrun')"
 
 
 def test_train_retrain_score_drift_on_postgres(
@@ -84,8 +88,9 @@ def test_train_retrain_score_drift_on_postgres(
     trained = json.loads(out)
     assert {t: r["model_version"] for t, r in trained.items()} == {"delay": "1", "overrun": "1"}
     # Written into PostgreSQL itself (no sqlite file appeared beside the models folder).
-    assert _count(uri, "model_versions") == 2
-    assert _count(uri, "runs") == 2
+    assert _count(uri, "model_versions", CLASSIFIERS) == 2
+    assert _count(uri, "model_versions", "WHERE name LIKE 'forewarn-finish'") >= 1
+    assert _count(uri, "runs") >= 4  # a run per classifier and per range model
     assert not (tmp_path / "models" / "mlflow.db").exists()
 
     as_of = (world.today - pd.Timedelta(days=120)).date().isoformat()
@@ -94,7 +99,7 @@ def test_train_retrain_score_drift_on_postgres(
     retrained = json.loads(out)
     for target, result in retrained.items():
         assert result["model_version"] == "2", (target, result["decision"], result["reasons"])
-    assert _count(uri, "model_versions") == 4
+    assert _count(uri, "model_versions", CLASSIFIERS) == 4
 
     scores = tmp_path / "scores.csv"
     code, out, err = _cli("score", str(world.data), "--out", str(scores), "--explain", "--json")
@@ -173,5 +178,7 @@ def test_train_and_score_through_a_tracking_server(
     code, out, err = _cli("score", str(world.data), "--out", str(scores), "--json")
     assert code == 0, err
     summary = json.loads(out)
-    assert summary["models"] == {"delay": "forewarn-delay v1"}
+    # The delay classifier, and the finish ranges that train registered on its table.
+    assert summary["models"]["delay"] == "forewarn-delay v1"
+    assert set(summary["models"]) == {"delay", "finish"}
     assert len(pd.read_parquet(scores)) == summary["projects"] > 0
