@@ -2,13 +2,16 @@
 logistic regression, per stage, with the three-valued verdict — by portfolio size.
 
 Portfolios: simulated ones of 30, 60, 120, 500 and 2,000 projects (3 seeds each; the size
-is the number simulated, the closed ones are what is trained on), little06 (121 real
+is the number simulated, the closed ones are what is trained on); simulated ones shaped like
+the real portfolios PMOs bring (`SHAPES`: monthly EVM without PM forecasts; actual cost and
+milestones with ~2 reports a project; baseline and budget alone); little06 (121 real
 software projects, delay at tolerance 0.5: at 0.05 nearly all are late) and subsamples of
 30 and 60 of its projects. Each runs `training.pipeline.evaluate_recipe`, what `forewarn
 train` reports: the protocol it chooses by size, the recipe chosen by nested grouped CV.
 
     .venv/bin/python bench/bench_quality.py                 # everything (long on 2 cores)
-    .venv/bin/python bench/bench_quality.py --sizes 30 60 --seeds 1 --no-little06
+    .venv/bin/python bench/bench_quality.py --sizes 30 60 --seeds 1 --no-little06 --shapes
+    .venv/bin/python bench/bench_quality.py --sizes --shapes approval --no-little06
 
 Prints one table per target: rows = portfolio, columns = stages, each cell
 "champion / best rule (name) verdict", then the verdict counts. Not a test: figures to read.
@@ -54,6 +57,39 @@ def _subsample(portfolio: Portfolio, n: int, seed: int) -> Portfolio:
 
 def _simulated(n: int, seed: int) -> Portfolio:
     return simulate_portfolio(n, seed=seed).portfolio
+
+
+# Portfolios shaped like the real ones PMOs bring (issue 12's table), simulated: what they
+# record, not how many. The simulated size is chosen so the closed share is near theirs.
+SHAPES = {
+    # monthly EVM tracking (PV, EV, AC), no PM forecast, no RAG: ~29 closed
+    "evm": (50, "monthly PV/EV/AC, no PM forecast"),
+    # actual cost and milestones, no EV, ~2 reports a project: ~63 closed
+    "cost+milestones": (100, "actual cost and milestones, no EV, 2 reports a project"),
+    # one record at approval: baseline and budget only
+    "approval": (1000, "baseline and budget only, no status report"),
+}
+
+
+def _shaped(shape: str, seed: int) -> Portfolio:
+    n, _ = SHAPES[shape]
+    p = _simulated(n, seed)
+    reports = p.status_reports
+    keep = ["project_id", "report_date"]
+    if shape == "evm":
+        keep += ["percent_complete", "planned_value", "earned_value", "actual_cost"]
+        reports = reports.assign(month=pd.to_datetime(reports["report_date"]).dt.to_period("M"))
+        reports = reports.groupby(["project_id", "month"], as_index=False).last()
+    elif shape == "cost+milestones":
+        keep += ["actual_cost", "milestones_planned", "milestones_done"]
+        rng = np.random.default_rng(seed)
+        reports = reports.assign(draw=rng.random(len(reports)))
+        reports = reports[reports.groupby("project_id")["draw"].rank(method="first") <= 2]
+        reports = reports.sort_values(["project_id", "report_date"])
+    else:
+        reports = reports.iloc[:0]
+    changes = p.changes.iloc[:0] if shape == "approval" else p.changes
+    return Portfolio(p.projects, reports[keep].reset_index(drop=True), changes, shape)
 
 
 def run_one(
@@ -124,6 +160,13 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=[30, 60, 120, 500, 2000])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--no-little06", action="store_true")
+    parser.add_argument(
+        "--shapes",
+        nargs="*",
+        default=list(SHAPES),
+        choices=list(SHAPES),
+        help="simulated portfolios that record what real ones do (none: --shapes with no name)",
+    )
     parser.add_argument("--bootstrap", type=int, default=200)
     args = parser.parse_args()
     options = TrainingOptions(n_bootstrap=args.bootstrap, plots=False)
@@ -136,6 +179,9 @@ def main() -> None:
     for n in args.sizes:
         for seed in range(1, args.seeds + 1):
             rows += run_one(f"sim {n} s{seed}", _simulated(n, seed), ["delay", "overrun"], options)
+    for shape in args.shapes:
+        for seed in range(1, args.seeds + 1):
+            rows += run_one(f"{shape} s{seed}", _shaped(shape, seed), ["delay", "overrun"], options)
     if not args.no_little06:
         little = load_portfolio(LITTLE06).portfolio
         wide = TrainingOptions(n_bootstrap=args.bootstrap, plots=False, delay_tolerance=0.5)

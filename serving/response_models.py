@@ -151,7 +151,7 @@ class ModelInfo(BaseModel):
     )
     recipe: str | None = Field(
         None,
-        description="the champion's recipe: rule, logistic, boost_from_rule or lightgbm",
+        description="the champion's recipe: rule, logistic, stack, boost_from_rule or lightgbm",
     )
     source: Literal["mlflow", "bento"] = Field(
         description="where it was loaded from: the MLflow registry or the Bento's model store"

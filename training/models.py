@@ -24,6 +24,7 @@ from features.columns import FeatureColumns, Features, FrameColumns, columns_of
 from training.calibration import Calibrator, Method, fit_calibrator
 from training.linear import LinearScore
 from training.splits import assert_disjoint, forward_cutoff, forward_split
+from training.staged import StagedScore
 
 Target = Literal["delay", "overrun"]
 TARGETS: tuple[Target, ...] = ("delay", "overrun")
@@ -104,6 +105,7 @@ class RiskModel:
     metadata: dict[str, Any] = field(default_factory=dict)
     num_threads: int = 2
     prior: LinearScore | None = None
+    staged: StagedScore | None = None  # a piece per stage (training.staged); then no prior
 
     # ------------------------------------------------------------------ prediction
     @property
@@ -129,8 +131,12 @@ class RiskModel:
             self.booster.predict(matrix, raw_score=True, num_threads=self.num_threads),
             dtype=float,
         )
+        if self.staged is not None:
+            columns = self._prior_columns(matrix, self.staged.features)
+            return self.staged.margin(columns, len(matrix), margin)
         if self.prior is not None:
-            margin = margin + self.prior.margin(self._prior_columns(matrix), len(matrix))
+            columns = self._prior_columns(matrix, self.prior.features)
+            margin = margin + self.prior.margin(columns, len(matrix))
         return margin
 
     def predict(self, X: Features | np.ndarray) -> np.ndarray:
@@ -149,18 +155,22 @@ class RiskModel:
             self.booster.predict(matrix, pred_contrib=True, num_threads=self.num_threads),
             dtype=float,
         )
+        if self.staged is not None:
+            columns = self._prior_columns(matrix, self.staged.features)
+            return self.staged.contributions(columns, out, self.feature_names)
         if self.prior is not None:
-            shares = self.prior.shares(self._prior_columns(matrix), len(matrix))
+            shares = self.prior.shares(
+                self._prior_columns(matrix, self.prior.features), len(matrix)
+            )
             for j, term in enumerate(self.prior.terms):
                 out[:, self.feature_names.index(term.feature)] += shares[:, j]
             out[:, -1] += self.prior.base_value()
         return out
 
-    def _prior_columns(self, matrix: np.ndarray) -> dict[str, np.ndarray]:
-        """The prior's inputs from the encoded matrix (category codes back to their text)."""
-        assert self.prior is not None
+    def _prior_columns(self, matrix: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+        """The linear inputs from the encoded matrix (category codes back to their text)."""
         columns: dict[str, np.ndarray] = {}
-        for name in self.prior.features:
+        for name in names:
             values = matrix[:, self.feature_names.index(name)]
             levels = self.categorical_levels.get(name)
             if levels is not None:
@@ -192,6 +202,7 @@ class RiskModel:
             "categorical_levels": self.categorical_levels,
             "calibrator": self.calibrator.to_dict(),
             "prior": None if self.prior is None else self.prior.to_dict(),
+            "staged": None if self.staged is None else self.staged.to_dict(),
             "metadata": self.metadata,
         }
         return self.booster.model_to_string(), json.dumps(meta, indent=2, default=str)
@@ -210,6 +221,7 @@ class RiskModel:
             metadata=dict(meta.get("metadata", {})),
             num_threads=num_threads,
             prior=None if meta.get("prior") is None else LinearScore.from_dict(meta["prior"]),
+            staged=None if meta.get("staged") is None else StagedScore.from_dict(meta["staged"]),
         )
 
     def to_files(self, directory: Path) -> dict[str, Path]:

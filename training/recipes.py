@@ -1,21 +1,26 @@
 """The champion's recipe, chosen by project-grouped cross-validation inside the training rows.
 
-Four recipes, simplest first:
+Five recipes, simplest first:
 
 - ``rule``: the best rule's index calibrated — a logistic on that index and the elapsed
-  share (the rule is the one with the highest AUC on the training rows);
-- ``logistic``: a regularised logistic regression on every feature (its strength chosen);
+  share (SPI(t) / CPI unless another rule is clearly stronger on the training rows);
+- ``stack``: the rule, the logistic regression and the best booster, weighted stage by
+  stage (`fit_stack`, `training.staged`): in each fifth of the planned duration it follows
+  whichever part read that stage best on the inner folds — where choosing one recipe for
+  every stage loses to the logistic regression early or to the rule late;
+- ``logistic``: a logistic regression on every feature, at the baseline's strength;
 - ``boost_from_rule``: LightGBM boosted from the rule's log-odds (``init_score``): the trees
   learn what the rule misses, and with nothing to learn they stay at the rule;
 - ``lightgbm``: LightGBM alone.
 
-`select_recipe` scores every candidate (recipe × complexity: trees, leaves, regularisation)
-by its out-of-fold weighted log-loss over `INNER_FOLDS` project-grouped folds, then takes
-the *simplest* candidate within one standard error (paired by project) of the best: with a
-few dozen projects that is usually the rule, and the more projects, the more the data can
-earn a richer recipe. `fit_selected` refits the choice on every row and calibrates it on the
-out-of-fold margins (Platt scaling), not on a small slice. Every recipe is a `RiskModel`
-with LightGBM text and JSON artefacts, the monotone directions, and exact contributions.
+`select_recipe` scores every candidate (recipe × complexity: trees, leaves) by its
+out-of-fold weighted log-loss over `INNER_FOLDS` project-grouped folds (the stack's weights
+cross-fitted over the same folds), then `_choose` takes the stack when it is within one
+standard error (paired by project) of the best, else the simplest candidate within one; a
+booster alone must first beat the rule by two. `fit_candidate` refits the choice on every
+row and calibrates it on the out-of-fold margins (Platt scaling), not on a small slice.
+Every recipe is a `RiskModel` with LightGBM text and JSON artefacts, the monotone
+directions, and exact contributions.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from training.baselines import RULES, Rule
+from training.baselines import RULE_TITLES, RULES, Rule
 from training.calibration import Calibrator, Method, fit_calibrator
 from training.evaluate import weighted_auc
 from training.linear import LinearScore, column_values, fit_linear
@@ -44,24 +49,37 @@ from training.models import (
     monotone_vector,
 )
 from training.splits import grouped_folds
+from training.staged import ELAPSED, STAGE_EDGES, StagedScore, StagePiece, stage_index
 
-RECIPES = ("rule", "logistic", "boost_from_rule", "lightgbm")  # simplest first
+RECIPES = ("rule", "logistic", "stack", "boost_from_rule", "lightgbm")  # simplest first
+LINEAR_RECIPES = ("rule", "logistic")  # no trees
+# Always eligible (`_choose`): the two anchors the verdict compares with, and the stack of them
+# that follows each stage's stronger part; a booster alone must first beat the rule clearly.
+ALWAYS_ELIGIBLE = ("rule", "stack", "logistic")
 RECIPE_WORDS = {
     "rule": "the best rule's index, calibrated",
     "logistic": "regularised logistic regression",
     "boost_from_rule": "LightGBM boosted from the rule",
     "lightgbm": "LightGBM alone",
+    "stack": "the rule, the logistic regression and LightGBM weighted stage by stage",
 }
 INNER_FOLDS = 3
-LOGISTIC_C = (0.05, 1.0)  # per project's worth of weight: strong, mild
+# The logistic regression's strength: the baseline's own (`training.baselines.fit_logistic`
+# weighs rows to a mean of 1 at C=1, which is C = rows per project with each project's
+# weights summing to 1, as here). One strength, not a grid: with a few dozen projects,
+# choosing among strengths on inner folds of two thirds of them mostly picks noise (the
+# weaker ones overfit 40 projects and lose there, then serve 60 worse than the baseline).
+LOGISTIC_C: tuple[float, ...] = ()  # extra strengths to try, none by default
 TREE_SHAPES = (4, 15)  # leaves per tree
 LEARNING_RATE = 0.1
 MAX_TREES = 200
 PATIENCE = 20
 MIN_RULE_COVERAGE = 0.5  # a rule whose index is missing on most rows cannot carry a prior
 RULE_MARGIN_SE = 2.0  # standard errors by which a recipe must beat the rule to replace it
+# ... or in one stage: five stages are five chances for noise to show a gap of two (about one
+# in five when nothing differs); 2.5 keeps that near one in twenty.
+STAGE_MARGIN_SE = 2.5
 SMALL_PROJECTS = 200  # below: one tree shape, one thread (small fits are mostly overhead)
-ELAPSED = "elapsed_fraction"
 
 
 @dataclass(frozen=True)
@@ -72,10 +90,21 @@ class Candidate:
     C: float | None = None
     num_leaves: int | None = None
     n_trees: int = 0
+    rule: str | None = None  # the rule whose index a ``rule`` candidate calibrates
+    trees_from: str | None = None  # a stack's booster: ``boost_from_rule`` or ``lightgbm``
 
     def label(self) -> str:
-        if self.recipe in ("rule", "logistic"):
+        if self.recipe == "rule":
+            return "rule" + ("" if self.rule is None else f" ({RULE_TITLES[self.rule]})")
+        if self.recipe == "logistic":
             return self.recipe + ("" if self.C is None else f" (C={self.C:g})")
+        if self.recipe == "stack":
+            parts = [] if self.rule is None else [f"{RULE_TITLES[self.rule]} rule"]
+            parts.append("logistic")
+            if self.trees_from is not None:
+                what = "boosted from the rule" if self.trees_from == "boost_from_rule" else "alone"
+                parts.append(f"LightGBM {what}, {self.n_trees} trees of {self.num_leaves} leaves")
+            return "stack by stage (" + " + ".join(parts) + ")"
         return f"{self.recipe} ({self.n_trees} trees of {self.num_leaves} leaves)"
 
 
@@ -88,6 +117,7 @@ class Selection:
     oof_margin: np.ndarray
     candidates: list[dict[str, Any]] = field(default_factory=list)
     reason: str = ""
+    stack: StackFit | None = None  # the stack's weights per stage, when it is chosen
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -96,6 +126,7 @@ class Selection:
             "rule": self.rule,
             "reason": self.reason,
             "candidates": self.candidates,
+            **({} if self.stack is None else {"stack": self.stack.to_json()}),
         }
 
 
@@ -120,6 +151,19 @@ PRIOR_ORDER = {
 }
 
 
+def applicable_rules(frame: pd.DataFrame, target: str) -> list[Rule]:
+    """The target's rules whose index is there on at least half of the rows, in
+    `PRIOR_ORDER`."""
+    by_name = {r.name: r for r in RULES[target]}
+    out = []
+    for r in (by_name[name] for name in PRIOR_ORDER[target]):
+        if r.column in frame:
+            x = frame[r.column].to_numpy(dtype=float, na_value=np.nan)
+            if np.isfinite(x).mean() >= MIN_RULE_COVERAGE:
+                out.append(r)
+    return out
+
+
 def best_rule(frame: pd.DataFrame, target: str) -> Rule | None:
     """The rule the prior is built on: among those whose index is there on at least half of
     the rows, the first in `PRIOR_ORDER` (SPI(t), CPI: the canonical EVM indices first) unless
@@ -128,14 +172,9 @@ def best_rule(frame: pd.DataFrame, target: str) -> Rule | None:
     makes a recipe look worse than any one rule. None when no rule applies."""
     y, w = _labels(frame, target), _weights(frame)
     best: tuple[float, Rule] | None = None
-    by_name = {r.name: r for r in RULES[target]}
-    for r in (by_name[name] for name in PRIOR_ORDER[target]):
-        if r.column not in frame:
-            continue
+    for r in applicable_rules(frame, target):
         x = frame[r.column].to_numpy(dtype=float, na_value=np.nan)
         known = np.isfinite(x)
-        if known.mean() < MIN_RULE_COVERAGE:
-            continue
         auc = weighted_auc(y[known], r.sign * x[known], w[known])
         if auc is not None and (best is None or auc > best[0] + RULE_SWITCH_MARGIN):
             best = (auc, r)
@@ -146,7 +185,6 @@ def best_rule(frame: pd.DataFrame, target: str) -> Rule | None:
 # within a stage every project then gets the same step, so the calibrated rule ranks
 # projects exactly as the rule does (a slope would let "later in the stage" outrank the
 # index), while a stage where the rule says little still gets its own base rate.
-STAGE_EDGES = (0.2, 0.4, 0.6, 0.8)
 
 
 def fit_rule_prior(frame: pd.DataFrame, target: str, r: Rule) -> LinearScore:
@@ -293,14 +331,15 @@ def select_recipe(
     recipes: Sequence[str] = RECIPES,
     folds: int = INNER_FOLDS,
 ) -> Selection:
-    """Every candidate's out-of-fold log-loss; the simplest within one standard error wins."""
+    """Every candidate's out-of-fold log-loss; the simplest within one standard error of the
+    best wins, and a booster must first beat the rule by two (`_choose`)."""
     y, w = _labels(frame, target), _weights(frame)
     codes, uniques = pd.factorize(frame["project_id"])
     n_projects = len(uniques)
     k = max(2, min(folds, n_projects // 2))
     split = grouped_folds(frame, k, seed, label=TARGET_LABELS[target])
     r = best_rule(frame, target)
-    recipes = [x for x in recipes if r is not None or x not in ("rule", "boost_from_rule")]
+    wanted = [x for x in recipes if r is not None or x not in ("rule", "boost_from_rule")]
     levels = category_levels(frame, list(categorical))
 
     inner: list[_Fold] = []
@@ -312,56 +351,80 @@ def select_recipe(
             prior_fit, prior_valid = _prior_margin(prior, fit), _prior_margin(prior, valid)
         inner.append(_Fold(fit, valid, valid_idx, prior_fit, prior_valid))
 
+    # The stack is made of the rule, the logistic regression and the best booster: all are
+    # computed when it is wanted, and kept as candidates only when they are wanted themselves.
+    stacked = "stack" in wanted
     results: list[tuple[Candidate, np.ndarray]] = []  # candidate, out-of-fold margin
-    if "rule" in recipes:
-        margin = np.full(len(frame), np.nan)
+    parts: list[tuple[Candidate, np.ndarray]] = []  # the stack's components
+    if r is not None and ({"rule", "stack"} & set(wanted)):
+        rule_margin = np.full(len(frame), np.nan)
         for f in inner:
             assert f.prior_valid is not None
-            margin[f.valid_idx] = f.prior_valid
-        results.append((Candidate("rule"), margin))
-    if "logistic" in recipes:
-        for C in LOGISTIC_C:
-            margin = np.full(len(frame), np.nan)
-            for f in inner:
-                score = fit_logistic_score(f.fit, target, features, categorical, C)
-                margin[f.valid_idx] = _prior_margin(score, f.valid)
-            results.append((Candidate("logistic", C=C), margin))
+            rule_margin[f.valid_idx] = f.prior_valid
+        parts.append((Candidate("rule", rule=r.name), rule_margin))
+    stages = _stages(frame)
+    C = round(max(1.0, len(frame) / max(n_projects, 1)), 1)
+    if {"logistic", "stack"} & set(wanted):
+        logistic_margin = np.full(len(frame), np.nan)
+        for f in inner:
+            score = fit_logistic_score(f.fit, target, features, categorical, C)
+            logistic_margin[f.valid_idx] = _prior_margin(score, f.valid)
+        parts.append((Candidate("logistic", C=C), logistic_margin))
+    results += [p for p in parts if p[0].recipe in wanted]
     shapes = TREE_SHAPES[:1] if n_projects < SMALL_PROJECTS else TREE_SHAPES
     if n_projects < SMALL_PROJECTS:
         threads = 1
+    boosters: list[tuple[Candidate, np.ndarray]] = []
     for recipe in ("boost_from_rule", "lightgbm"):
-        if recipe not in recipes:
+        if recipe not in wanted and not (stacked and (recipe != "boost_from_rule" or r)):
             continue
         for leaves in shapes:
-            results.append(
+            boosters.append(
                 _booster_candidate(
                     frame, target, features, levels, inner, recipe, leaves, seed, threads
                 )
             )
+    results += [p for p in boosters if p[0].recipe in wanted]
+
+    everywhere = np.ones(len(frame), dtype=bool)
+    stack_fit = None
+    if stacked:
+        # The booster of the stack: the one with the lowest out-of-fold log-loss, unless it
+        # has no tree (boosting from the rule that stopped at once is the rule again).
+        grown = [p for p in boosters if p[0].n_trees > 0]
+        if grown:
+            losses_b = [_Judged(y, w, codes, n_projects, m, everywhere).loss for _, m in grown]
+            parts.append(grown[int(np.argmin(losses_b))])
+        if len(parts) >= 2:
+            Z = np.column_stack([m for _, m in parts])
+            names = [_component(c) for c, _ in parts]
+            stack_margin = _cross_fitted_stack(Z, y, w, stages, names, inner)
+            stack_fit = fit_stack(Z, y, w, stages, names)
+            trees = next((c for c, _ in parts if c.recipe not in LINEAR_RECIPES), None)
+            candidate = Candidate(
+                "stack",
+                C=C,
+                num_leaves=None if trees is None else trees.num_leaves,
+                n_trees=0 if trees is None else trees.n_trees,
+                rule=None if r is None else r.name,
+                trees_from=None if trees is None else trees.recipe,
+            )
+            simpler = len([p for p in results if p[0].recipe in LINEAR_RECIPES])
+            results.insert(simpler, (candidate, stack_margin))
+    if not results:
+        raise ValueError(f"no recipe among {list(recipes)} applies to {target}")
 
     # Each candidate is judged as it would be served: after Platt scaling of its margins
     # (two parameters, fitted here on its out-of-fold margins). Raw log-loss would punish a
     # logistic regression that ranks well but is overconfident, which calibration fixes.
-    per_project = [
-        _per_project(_log_loss_rows(y, _platt(margin, y, w)), w, codes, n_projects)
-        for _, margin in results
-    ]
-    losses = np.array([p.sum() / w.sum() for p in per_project])
-
-    def se(i: int, j: int) -> float:
-        """Standard error of the mean per-project loss difference of i and j."""
-        diff = per_project[i] - per_project[j]
-        return float(np.std(diff, ddof=1) / np.sqrt(n_projects)) * n_projects / w.sum()
-
-    # With a rule, a richer candidate must beat it clearly (by two standard errors): the
-    # rule is what the PMO has, and a few dozen projects rarely show more than noise.
-    eligible = list(range(len(results)))
-    if results and results[0][0].recipe == "rule":
-        eligible = [0] + [
-            i for i in range(1, len(results)) if losses[i] + RULE_MARGIN_SE * se(i, 0) < losses[0]
-        ]
-    best = min(eligible, key=lambda i: losses[i])
-    chosen = next(i for i in eligible if losses[i] <= losses[best] + se(i, best))
+    judged = [_Judged(y, w, codes, n_projects, m, everywhere) for _, m in results]
+    losses = np.array([j.loss for j in judged])
+    by_stage = []
+    for s in STAGES:
+        rows = stages == s
+        if len(np.unique(codes[rows])) >= MIN_STAGE_PROJECTS and len(np.unique(y[rows])) == 2:
+            by_stage.append([_Judged(y, w, codes, n_projects, m, rows) for _, m in results])
+    best, chosen, eligible = _choose(judged, results, by_stage)
     table = [
         {
             "candidate": c.label(),
@@ -375,19 +438,242 @@ def select_recipe(
     reason = (
         f"{pick.label()}: out-of-fold log-loss {losses[chosen]:.4f} over {k} project-grouped "
         f"folds of {n_projects} projects"
-        + (
-            ""
-            if chosen == best
-            else f", within one standard error of the best ({results[best][0].label()}, "
-            f"{losses[best]:.4f}) and simpler"
-        )
-        + (
-            "; no richer recipe beat the rule by two standard errors"
-            if pick.recipe == "rule" and len(eligible) == 1 and len(results) > 1
-            else ""
-        )
     )
-    return Selection(pick, None if r is None else r.name, margin, table, reason)
+    if chosen != best:
+        reason += (
+            f", within one standard error of the best ({results[best][0].label()}, "
+            f"{losses[best]:.4f}) overall and in each of {len(by_stage)} stages, and simpler"
+        )
+    if any(i not in eligible for i in range(len(results))):
+        reason += "; a booster alone must beat the rule by two standard errors, none did"
+    selection = Selection(pick, None if r is None else r.name, margin, table, reason)
+    if pick.recipe == "stack":
+        selection.stack = stack_fit
+    return selection
+
+
+def _component(candidate: Candidate) -> str:
+    """A stack part's name: ``rule:<name>``, ``logistic`` or ``trees``."""
+    if candidate.recipe == "rule":
+        return f"rule:{candidate.rule}"
+    return "logistic" if candidate.recipe == "logistic" else "trees"
+
+
+STAGES = range(len(STAGE_EDGES) + 1)
+# How many projects' worth of evidence a stage's stacking weights must outweigh to move away
+# from the weights pooled over every stage (a stage of a 30-project portfolio barely moves;
+# one of 300 follows its own data).
+STACK_SHRINK = 3.0
+MIN_STAGE_PROJECTS = 10  # a stage judged on fewer projects says nothing `_choose` can use
+STACK_RIDGE = 0.05  # on the pooled weights: keeps them finite when two parts are collinear
+STACK_OFFSET_SHRINK = 0.5  # a stage of one outcome keeps a finite offset
+
+
+def _stages(frame: pd.DataFrame) -> np.ndarray:
+    return stage_index(frame[ELAPSED].to_numpy(dtype=float, na_value=np.nan))
+
+
+@dataclass
+class StackFit:
+    """Stacking weights per stage over the component margins (columns of ``Z``), and each
+    stage's offset: ``offset_s + Σ weight_sj · z_j``, every weight ≥ 0."""
+
+    components: list[str]  # "rule", "logistic", "trees" (a booster's whole margin)
+    weights: list[list[float]]  # per stage, per component
+    offsets: list[float]  # per stage
+    pooled: list[float]  # the weights over every stage the stages shrink toward
+
+    def margin(self, Z: np.ndarray, stages: np.ndarray) -> np.ndarray:
+        weights = np.asarray(self.weights)[stages]
+        return np.asarray(self.offsets)[stages] + np.sum(weights * Z, axis=1)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "components": self.components,
+            "pooled": [round(x, 4) for x in self.pooled],
+            "stages": [
+                {"weights": [round(x, 4) for x in wt], "offset": round(off, 4)}
+                for wt, off in zip(self.weights, self.offsets, strict=True)
+            ],
+        }
+
+
+def _fit_weights(
+    Z: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    groups: np.ndarray,
+    n_groups: int,
+    anchor: np.ndarray,
+    shrink: float,
+    offset_anchor: np.ndarray,
+    offset_shrink: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Non-negative weights and an offset per group minimising the weighted log-loss plus
+    ``shrink · |b − anchor|²`` and ``offset_shrink · |a − offset_anchor|²`` (L-BFGS-B)."""
+    from scipy.optimize import minimize
+
+    k = Z.shape[1]
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        b, a = theta[:k], theta[k:]
+        m = a[groups] + Z @ b
+        value = float(w @ np.logaddexp(0.0, np.where(y == 1, -m, m)))
+        value += shrink * float((b - anchor) @ (b - anchor))
+        value += offset_shrink * float((a - offset_anchor) @ (a - offset_anchor))
+        r = w * (1.0 / (1.0 + np.exp(-m)) - y)
+        grad_b = Z.T @ r + 2 * shrink * (b - anchor)
+        grad_a = np.bincount(groups, weights=r, minlength=n_groups)
+        grad_a += 2 * offset_shrink * (a - offset_anchor)
+        return value, np.r_[grad_b, grad_a]
+
+    start = np.r_[anchor, offset_anchor]
+    bounds = [(0.0, None)] * k + [(None, None)] * n_groups
+    out = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds)
+    return out.x[:k], out.x[k:]
+
+
+def fit_stack(
+    Z: np.ndarray, y: np.ndarray, w: np.ndarray, stages: np.ndarray, components: list[str]
+) -> StackFit:
+    """Weights pooled over the stages (each stage its own offset), then each stage's weights
+    and offset refitted on its rows, shrunk toward the pooled ones by `STACK_SHRINK` projects'
+    worth (each project's rows weigh one in all, so a stage's total weight is its projects)."""
+    n_stages = len(STAGES)
+    base = _logit_share(y, w)
+    offsets0 = np.full(n_stages, base)
+    pooled, pooled_offsets = _fit_weights(
+        Z,
+        y,
+        w,
+        stages,
+        n_stages,
+        anchor=np.full(Z.shape[1], 1.0 / Z.shape[1]),
+        shrink=STACK_RIDGE,
+        offset_anchor=offsets0,
+        offset_shrink=1e-6,
+    )
+    weights, offsets = [], []
+    for s in STAGES:
+        rows = stages == s
+        if not rows.any():
+            weights.append([float(x) for x in pooled])
+            offsets.append(float(pooled_offsets[s]))
+            continue
+        b, a = _fit_weights(
+            Z[rows],
+            y[rows],
+            w[rows],
+            np.zeros(int(rows.sum()), dtype=int),
+            1,
+            anchor=pooled,
+            shrink=STACK_SHRINK,
+            offset_anchor=pooled_offsets[s : s + 1],
+            offset_shrink=STACK_OFFSET_SHRINK,
+        )
+        weights.append([float(x) for x in b])
+        offsets.append(float(a[0]))
+    return StackFit(components, weights, offsets, [float(x) for x in pooled])
+
+
+def _logit_share(y: np.ndarray, w: np.ndarray) -> float:
+    p = float(np.clip(np.average(y, weights=w), 1e-3, 1 - 1e-3))
+    return float(np.log(p / (1 - p)))
+
+
+def _cross_fitted_stack(
+    Z: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    stages: np.ndarray,
+    components: list[str],
+    inner: list[_Fold],
+) -> np.ndarray:
+    """The stack's out-of-fold margins: each inner fold's rows stacked by weights fitted on
+    the other folds' out-of-fold margins, so the stack is judged on rows it did not see."""
+    out = np.full(len(y), np.nan)
+    for f in inner:
+        rest = np.ones(len(y), dtype=bool)
+        rest[f.valid_idx] = False
+        fitted = fit_stack(Z[rest], y[rest], w[rest], stages[rest], components)
+        out[f.valid_idx] = fitted.margin(Z[f.valid_idx], stages[f.valid_idx])
+    return out
+
+
+@dataclass
+class _Judged:
+    """One candidate's Platt-calibrated out-of-fold log-loss on some rows, per project."""
+
+    y: np.ndarray
+    w: np.ndarray
+    codes: np.ndarray
+    n_projects: int
+    margin: np.ndarray
+    rows: np.ndarray
+
+    def __post_init__(self) -> None:
+        y, w, m = self.y[self.rows], self.w[self.rows], self.margin[self.rows]
+        self.per_project = _per_project(
+            _log_loss_rows(y, _platt(m, y, w)), w, self.codes[self.rows], self.n_projects
+        )
+        self.present = np.bincount(self.codes[self.rows], minlength=self.n_projects) > 0
+        self.total_weight = float(w.sum())
+        self.loss = float(self.per_project.sum() / self.total_weight)
+
+    def se(self, other: _Judged) -> float:
+        """Standard error of the mean per-project loss difference with `other`."""
+        diff = (self.per_project - other.per_project)[self.present]
+        n = len(diff)
+        if n < 2:
+            return float("inf")
+        return float(np.std(diff, ddof=1) / np.sqrt(n)) * n / self.total_weight
+
+
+def _choose(
+    judged: list[_Judged],
+    results: list[tuple[Candidate, np.ndarray]],
+    by_stage: list[list[_Judged]],
+) -> tuple[int, int, list[int]]:
+    """(best, chosen, eligible), candidates simplest first.
+
+    The rule is what the PMO has, and a few dozen projects rarely show more than noise: it
+    stays unless another candidate beats it by `RULE_MARGIN_SE` standard errors (paired by
+    project) overall, or by `STAGE_MARGIN_SE` in one stage (`by_stage`: the candidates
+    judged on one stage's rows) — the verdict judges the model stage by stage, and a rule
+    as good as anything overall can still lose the early stages clearly. Otherwise the
+    simplest candidate within one standard error of the best, overall and in every stage;
+    the stack follows each stage's stronger part, so it usually passes where its parts do
+    not; if nothing passes, the best overall. A booster alone is eligible only when it
+    beats the rule by `RULE_MARGIN_SE` standard errors overall; the logistic regression and
+    the stack always."""
+    eligible = list(range(len(results)))
+    rule_i = next((i for i, (c, _) in enumerate(results) if c.recipe == "rule"), None)
+    if rule_i is not None:
+        anchor = judged[rule_i]
+        eligible = [
+            i
+            for i in eligible
+            if results[i][0].recipe in ALWAYS_ELIGIBLE
+            or judged[i].loss + RULE_MARGIN_SE * judged[i].se(anchor) < anchor.loss
+        ]
+
+    def near_best(scores: list[_Judged], i: int, margin: float = 1.0) -> bool:
+        best_here = min(eligible, key=lambda j: scores[j].loss)
+        return scores[i].loss <= scores[best_here].loss + margin * scores[i].se(scores[best_here])
+
+    best = min(eligible, key=lambda i: judged[i].loss)
+    if (
+        rule_i is not None
+        and near_best(judged, rule_i, RULE_MARGIN_SE)
+        and all(near_best(scores, rule_i, STAGE_MARGIN_SE) for scores in by_stage)
+    ):
+        return best, rule_i, eligible
+    passing = [
+        i
+        for i in eligible
+        if i != rule_i and all(near_best(scores, i) for scores in [judged, *by_stage])
+    ]
+    return best, (passing or [best])[0], eligible
 
 
 def _booster_candidate(
@@ -475,26 +761,10 @@ def fit_candidate(
     """`candidate` refitted on every row of `frame`, calibrated on its out-of-fold margins."""
     features = list(features)
     levels = category_levels(frame, list(categorical))
-    prior: LinearScore | None = None
-    r = None if rule_name is None else next(x for x in RULES[target] if x.name == rule_name)
-    if candidate.recipe in ("rule", "boost_from_rule"):
-        if r is None:
-            raise ValueError(f"recipe {candidate.recipe} needs a rule")
-        prior = fit_rule_prior(frame, target, r)
-    elif candidate.recipe == "logistic":
-        prior = fit_logistic_score(frame, target, features, categorical, candidate.C or 1.0)
-    if candidate.n_trees and candidate.recipe in ("boost_from_rule", "lightgbm"):
-        assert candidate.num_leaves is not None
-        params = booster_params(frame, target, features, candidate.num_leaves, seed, threads)
-        init = None if prior is None else _prior_margin(prior, frame)
-        trained = lgb.train(
-            params,
-            _dataset(frame, target, features, levels, init),
-            num_boost_round=candidate.n_trees,
-        )
-        booster = lgb.Booster(model_str=trained.model_to_string())
-    else:
-        booster = null_booster(frame, features, levels)
+    if candidate.recipe == "rule" and candidate.rule is not None:
+        rule_name = candidate.rule
+    prior = _linear_part(frame, target, features, categorical, candidate, rule_name)
+    booster = _fit_booster(frame, target, features, levels, candidate, prior, seed, threads)
     y, w = _labels(frame, target), _weights(frame)
     known = ~np.isnan(oof_margin)
     try:
@@ -526,6 +796,139 @@ def fit_candidate(
     return model
 
 
+def _linear_part(
+    frame: pd.DataFrame,
+    target: str,
+    features: Sequence[str],
+    categorical: Sequence[str],
+    candidate: Candidate,
+    rule_name: str | None,
+) -> LinearScore | None:
+    """The candidate's linear score refitted on `frame`: the rule's calibrated index (also
+    the start of boosting from it), the logistic regression, or None (LightGBM alone)."""
+    if candidate.recipe in ("rule", "boost_from_rule"):
+        name = candidate.rule if candidate.recipe == "rule" and candidate.rule else rule_name
+        r = None if name is None else next(x for x in RULES[target] if x.name == name)
+        if r is None:
+            raise ValueError(f"recipe {candidate.recipe} needs a rule")
+        return fit_rule_prior(frame, target, r)
+    if candidate.recipe == "logistic":
+        return fit_logistic_score(frame, target, features, categorical, candidate.C or 1.0)
+    return None
+
+
+def _fit_booster(
+    frame: pd.DataFrame,
+    target: str,
+    features: list[str],
+    levels: dict[str, list[str]],
+    candidate: Candidate | None,
+    prior: LinearScore | None,
+    seed: int,
+    threads: int,
+) -> lgb.Booster:
+    """The candidate's trees on every row (boosted from `prior`), or the null booster."""
+    if candidate is None or not candidate.n_trees or candidate.recipe in ALWAYS_ELIGIBLE:
+        return null_booster(frame, features, levels)
+    assert candidate.num_leaves is not None
+    params = booster_params(frame, target, features, candidate.num_leaves, seed, threads)
+    init = None if prior is None else _prior_margin(prior, frame)
+    trained = lgb.train(
+        params,
+        _dataset(frame, target, features, levels, init),
+        num_boost_round=candidate.n_trees,
+    )
+    return lgb.Booster(model_str=trained.model_to_string())
+
+
+def fit_stack_model(
+    frame: pd.DataFrame,
+    target: str,
+    features: Sequence[str],
+    categorical: Sequence[str],
+    selection: Selection,
+    seed: int = 42,
+    threads: int = 2,
+) -> RiskModel:
+    """The stack (`training.staged`): its parts refitted on every row — the rule's calibrated
+    index, the logistic regression, the booster (from the rule's log-odds when it boosts from
+    it) — weighted per stage by the weights fitted on their out-of-fold margins. Those
+    weights are calibrated already: the calibrator is the identity."""
+    stack, chosen = selection.stack, selection.chosen
+    assert stack is not None
+    features = list(features)
+    levels = category_levels(frame, list(categorical))
+    # The linear parts in the stack's order: each rule's calibrated index, the logistic.
+    linear_parts: list[tuple[str, LinearScore]] = []
+    for name in stack.components:
+        if name.startswith("rule:"):
+            rule_ = next(x for x in RULES[target] if x.name == name.removeprefix("rule:"))
+            linear_parts.append((name, fit_rule_prior(frame, target, rule_)))
+        elif name == "logistic":
+            score = fit_logistic_score(frame, target, features, categorical, chosen.C or 1.0)
+            linear_parts.append((name, score))
+    primary = f"rule:{selection.rule}"
+    prior = None
+    if chosen.trees_from == "boost_from_rule":
+        # Boosting from the rule carries the rule's log-odds inside the booster's margin.
+        prior = next(score for name, score in linear_parts if name == primary)
+    trees = None
+    if chosen.trees_from is not None:
+        trees = Candidate(chosen.trees_from, num_leaves=chosen.num_leaves, n_trees=chosen.n_trees)
+    booster = _fit_booster(frame, target, features, levels, trees, prior, seed, threads)
+
+    pieces = []
+    for b, offset in zip(stack.weights, stack.offsets, strict=True):
+        weight = dict(zip(stack.components, b, strict=True))
+        tree_weight = weight.get("trees", 0.0)
+        carried = {primary: tree_weight} if prior is not None else {}
+        pieces.append(
+            StagePiece(
+                candidate=chosen.label(),
+                recipe=chosen.recipe,
+                rule=selection.rule,
+                scores=[score for _, score in linear_parts],
+                weights=[weight[name] + carried.get(name, 0.0) for name, _ in linear_parts],
+                tree_weight=tree_weight,
+                offset=offset,
+            )
+        )
+    w = _weights(frame)
+    stages = _stages(frame)
+    stage_weight = np.bincount(stages, weights=w, minlength=len(pieces))
+    booster_base = float(
+        np.asarray(
+            booster.predict(encode_features(frame.head(1), features, levels), pred_contrib=True)
+        )[0, -1]
+    )
+    base = (
+        sum(sw * p.base(booster_base) for sw, p in zip(stage_weight, pieces, strict=True)) / w.sum()
+    )
+    directions = MONOTONE_DIRECTIONS.get(target, {})
+    model = RiskModel(
+        booster=booster,
+        calibrator=Calibrator(method="sigmoid"),
+        feature_names=features,
+        categorical_levels=levels,
+        target=target,
+        num_threads=threads,
+        staged=StagedScore(pieces=pieces, base=float(base)),
+    )
+    model.metadata = {
+        "label": TARGET_LABELS[target],
+        "recipe": chosen.recipe,
+        "candidate": asdict(chosen),
+        "rule": selection.rule,
+        "monotone": {f: d for f, d in directions.items() if f in features},
+        "best_iteration": chosen.n_trees,
+        "calibration": "stacked by stage",
+        "n_rows": len(frame),
+        "n_projects": int(frame["project_id"].nunique()),
+        "closed_through": str(pd.to_datetime(frame["actual_finish"]).max().date()),
+    }
+    return model
+
+
 def fit_champion(
     frame: pd.DataFrame,
     target: str,
@@ -537,6 +940,10 @@ def fit_champion(
 ) -> RiskModel:
     """The whole recipe: choose by inner cross-validation, refit on everything, calibrate."""
     selection = select_recipe(frame, target, features, categorical, seed, threads, recipes)
+    if selection.stack is not None:
+        model = fit_stack_model(frame, target, features, categorical, selection, seed, threads)
+        model.metadata["selection"] = selection.to_json()
+        return model
     model = fit_candidate(
         frame,
         target,
