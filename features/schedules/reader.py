@@ -71,8 +71,16 @@ RELATION_COLUMNS = ("predecessor", "successor", "type", "lag_days")
 # threads would spend the CPU the read needs (on 2 cores, half of MPXJ's reading time went to
 # compiling code that never ran again); the quick compiler alone and one collector thread
 # read a 4,000-activity MSPDI in half the CPU time (bench/bench_import.py). The deep stack is
-# for MPXJ's recursive readers on deep outlines.
-JVM_OPTIONS = ("-Xss8m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
+# for MPXJ's recursive readers on deep outlines. MPXJ ships Log4j's API without a logging
+# back end: the first MPP read printed "Log4j API could not find a logging provider" on
+# stdout, ahead of `--json`'s object; naming Log4j's own simple logger keeps stdout clean
+# (it writes errors, if POI ever logs one, to stderr).
+JVM_OPTIONS = (
+    "-Xss8m",
+    "-XX:TieredStopAtLevel=1",
+    "-XX:+UseSerialGC",
+    "-Dlog4j2.loggerContextFactory=org.apache.logging.log4j.simple.SimpleLoggerContextFactory",
+)
 
 
 class JavaNotFoundError(RuntimeError):
