@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from features.schedules.mapping import (
 from features.schedules.reader import (
     JavaNotFoundError,
     ScheduleError,
-    read_file,
+    read_files,
     schedule_files,
     start_jvm,
 )
@@ -72,17 +73,19 @@ def import_schedules(
     start_jvm()
     dated: list[DatedSnapshot] = []
     sources_of: dict[str, str] = {}
-    for path in files:
-        for snapshot in read_file(path, charset):
-            try:
-                day, source = data_date(snapshot, options)
-                pid = project_identity(snapshot, options)
-            except IdentityError as exc:
-                raise ScheduleError(str(exc)) from exc
-            dated.append(DatedSnapshot(snapshot, pid, day, source))
-            sources_of[str(path)] = source
-        if on_file is not None:
-            on_file(path)
+    # Closed on the way out: a file that cannot be dated ends the reading ahead at once.
+    with closing(read_files(files, charset)) as read:
+        for path, snapshots in zip(files, read, strict=True):
+            for snapshot in snapshots:
+                try:
+                    day, source = data_date(snapshot, options)
+                    pid = project_identity(snapshot, options)
+                except IdentityError as exc:
+                    raise ScheduleError(str(exc)) from exc
+                dated.append(DatedSnapshot(snapshot, pid, day, source))
+                sources_of[str(path)] = source
+            if on_file is not None:
+                on_file(path)
     return ImportResult(map_snapshots(dated, options), files, len(dated), sources_of)
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 import functools
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Generator, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -166,6 +167,45 @@ def date_in_name(path: Path) -> date | None:
 
 def read_file(path: Path, charset: str | None = None) -> list[Snapshot]:
     """Every project in one schedule file (the JVM must be started)."""
+    return _snapshots(path, _read_projects(path, charset))
+
+
+def read_files(
+    paths: list[Path], charset: str | None = None
+) -> Generator[list[Snapshot], None, None]:
+    """`read_file` of each of `paths`, in order (the JVM must be started).
+
+    While this thread turns one file's projects into snapshots, a second thread has MPXJ read
+    the next file: a Java call releases Python's lock, so on two cores the two overlap (a
+    folder of weekly updates is half MPXJ's reading, half ours). One file is read ahead, no
+    more, so a folder of large schedules holds at most two in memory. A file that cannot be
+    read raises when its turn comes, as `read_file` would, after the files before it.
+    """
+    if not paths:
+        return
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mpxj-reader") as pool:
+        ahead = pool.submit(_read_projects_on_a_thread, paths[0], charset)
+        _java_columns()  # made while the first file is read
+        for i, path in enumerate(paths):
+            projects = ahead.result()
+            if i + 1 < len(paths):
+                ahead = pool.submit(_read_projects_on_a_thread, paths[i + 1], charset)
+            yield _snapshots(path, projects)
+
+
+def _read_projects_on_a_thread(path: Path, charset: str | None) -> list[Any]:
+    """`_read_projects` on a pool thread, which lets go of the JVM when done (JPype attaches
+    a Python thread to the JVM on its first Java call and keeps it attached until told)."""
+    import java
+
+    try:
+        return _read_projects(path, charset)
+    finally:
+        java.lang.Thread.detach()
+
+
+def _read_projects(path: Path, charset: str | None) -> list[Any]:
+    """MPXJ's projects (Java `ProjectFile`s) in one schedule file."""
     import java
     from org.mpxj.reader import UniversalProjectReader
 
@@ -193,6 +233,12 @@ def read_file(path: Path, charset: str | None = None) -> list[Snapshot]:
         raise ScheduleError(f"{path}: MPXJ could not read it: {exc}") from exc
     if not files:
         raise ScheduleError(f"{path}: not a schedule file MPXJ can read")
+    return files
+
+
+def _snapshots(path: Path, files: list[Any]) -> list[Snapshot]:
+    import java
+
     try:
         return [_snapshot(path, pf) for pf in files]
     except java.lang.RuntimeException as exc:  # e.g. a relationship to a task not in the file

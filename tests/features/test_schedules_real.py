@@ -19,7 +19,13 @@ import pytest
 
 from features.loading import load_portfolio
 from features.schedules import ImportOptions, import_folder
-from features.schedules.reader import java_available, read_file, start_jvm
+from features.schedules.reader import (
+    ScheduleError,
+    java_available,
+    read_file,
+    read_files,
+    start_jvm,
+)
 
 pytestmark = pytest.mark.skipif(not java_available(), reason="no Java: make setup installs it")
 
@@ -211,8 +217,6 @@ def test_resource_rates_xer_budget(tmp_path: Path) -> None:
 
 
 def test_a_file_without_a_date_fails_naming_it(tmp_path: Path) -> None:
-    from features.schedules import ScheduleError
-
     with pytest.raises(ScheduleError, match=r"mspditimephased\.xml: the file has no data date"):
         import_folder([DATA / "mpxj/mspditimephased.xml"], tmp_path, ImportOptions())
 
@@ -297,3 +301,20 @@ def test_p6_update_copies_in_windows_1251_are_one_project_by_project_key(tmp_pat
     # Without --project-key each copy is its own project, named by its P6 code.
     alone = import_folder([exports], tmp_path / "apart", ImportOptions(), "windows-1251")
     assert [n["project_id"] for n in alone["projects"]] == list(copies)
+
+
+def test_files_read_ahead_come_in_order_and_a_bad_one_fails_in_its_turn(tmp_path: Path) -> None:
+    start_jvm()
+    broken = tmp_path / "broken.xer"
+    broken.write_text("ERMHDR\t8.4\nnot a schedule\n")
+    names = ["mpxj/percent-complete-8.4.xer", "aspose/test.xer", "mpxj/resource-rates-test.xer"]
+    paths = [DATA / n for n in names]
+    got = read_files([*paths, broken, paths[0]])
+    for path in paths:  # MPXJ reads the next file while this one is mapped
+        ahead, alone = next(got), read_file(path)
+        assert {s.file for s in ahead} == {str(path)}
+        assert [s.project_code for s in ahead] == [s.project_code for s in alone]
+        for a, b in zip(ahead, alone, strict=True):
+            pd.testing.assert_frame_equal(a.activities, b.activities)
+    with pytest.raises(ScheduleError, match=r"broken\.xer"):
+        next(got)
