@@ -10,34 +10,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from contextlib import closing
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from features.schedules.mapping import (
-    DatedSnapshot,
-    IdentityError,
-    ImportOptions,
-    Mapped,
-    ProjectNote,
-    data_date,
-    map_snapshots,
-    project_identity,
-)
+from features.schedules.options import ImportOptions
 from features.schedules.reader import (
     JavaNotFoundError,
+    ReadAhead,
     ScheduleError,
-    read_files,
     schedule_files,
     start_jvm,
 )
+
+if TYPE_CHECKING:
+    from features.schedules.mapping import Mapped
 
 __all__ = [
     "ImportOptions",
     "ImportResult",
     "JavaNotFoundError",
-    "ProjectNote",
     "ScheduleError",
     "import_folder",
     "import_schedules",
@@ -73,8 +65,17 @@ def import_schedules(
     start_jvm()
     dated: list[DatedSnapshot] = []
     sources_of: dict[str, str] = {}
-    # Closed on the way out: a file that cannot be dated ends the reading ahead at once.
-    with closing(read_files(files, charset)) as read:
+    with ReadAhead(files, charset) as read:
+        # Java reads the first file while Python loads pandas for the mapping (importing
+        # it here, not at the top, is what lets the two overlap: about half a second).
+        from features.schedules.mapping import (
+            DatedSnapshot,
+            IdentityError,
+            data_date,
+            map_snapshots,
+            project_identity,
+        )
+
         for path, snapshots in zip(files, read, strict=True):
             for snapshot in snapshots:
                 try:

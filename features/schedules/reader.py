@@ -2,7 +2,8 @@
 
 The only module of Forewarn that touches Java. The JVM is started once per process, on the
 first read (`start_jvm`); nothing here runs at import time, and `mpxj`/`jpype` are imported
-inside the functions so that importing `features.schedules` costs nothing.
+inside the functions so that importing `features.schedules` costs nothing. So are NumPy and
+pandas: `forewarn import` has Java read its first file while Python loads them.
 
 A file holds one or more projects (a P6 XER may hold several); each becomes a `Snapshot`:
 the project's identity and dates as the file states them, and its activities and
@@ -14,15 +15,16 @@ from __future__ import annotations
 import functools
 import re
 import shutil
-from collections.abc import Generator, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 # Files MPXJ reads that a PMO exports; anything else in a folder is ignored.
 SCHEDULE_SUFFIXES = (".xer", ".xml", ".pmxml", ".mpp", ".mpx", ".mpt")
@@ -170,27 +172,47 @@ def read_file(path: Path, charset: str | None = None) -> list[Snapshot]:
     return _snapshots(path, _read_projects(path, charset))
 
 
-def read_files(
-    paths: list[Path], charset: str | None = None
-) -> Generator[list[Snapshot], None, None]:
-    """`read_file` of each of `paths`, in order (the JVM must be started).
+class ReadAhead:
+    """`read_file` of each of `paths`, in order, iterated (the JVM must be started).
 
-    While this thread turns one file's projects into snapshots, a second thread has MPXJ read
-    the next file: a Java call releases Python's lock, so on two cores the two overlap (a
-    folder of weekly updates is half MPXJ's reading, half ours). One file is read ahead, no
-    more, so a folder of large schedules holds at most two in memory. A file that cannot be
-    read raises when its turn comes, as `read_file` would, after the files before it.
+    A second thread has MPXJ read the file after the one being mapped: a Java call lets go of
+    Python's lock, so on two cores the two overlap (a folder of weekly updates is half MPXJ's
+    reading, half ours). The first file's read starts when this is made, so the caller can
+    load what it needs meanwhile. One file is read ahead, no more: a folder of large schedules
+    holds at most two in memory. A file that cannot be read raises `ScheduleError` in its
+    turn, after the files before it, as `read_file` would. Use it as a context manager: on
+    the way out the read ahead, if any, is awaited and the thread ended.
     """
-    if not paths:
-        return
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mpxj-reader") as pool:
-        ahead = pool.submit(_read_projects_on_a_thread, paths[0], charset)
-        _java_columns()  # made while the first file is read
-        for i, path in enumerate(paths):
-            projects = ahead.result()
-            if i + 1 < len(paths):
-                ahead = pool.submit(_read_projects_on_a_thread, paths[i + 1], charset)
+
+    def __init__(self, paths: list[Path], charset: str | None = None) -> None:
+        self._paths = list(paths)
+        self._charset = charset
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mpxj-reader")
+        self._ahead: Future[list[Any]] | None = None
+        if self._paths:
+            self._ahead = self._pool.submit(_read_projects_on_a_thread, self._paths[0], charset)
+        _java_columns()  # its lambdas are made while the first file is read
+
+    def __iter__(self) -> Iterator[list[Snapshot]]:
+        for i, path in enumerate(self._paths):
+            assert self._ahead is not None
+            projects = self._ahead.result()
+            nxt = self._paths[i + 1] if i + 1 < len(self._paths) else None
+            self._ahead = (
+                None
+                if nxt is None
+                else self._pool.submit(_read_projects_on_a_thread, nxt, self._charset)
+            )
             yield _snapshots(path, projects)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> ReadAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _read_projects_on_a_thread(path: Path, charset: str | None) -> list[Any]:
@@ -246,6 +268,8 @@ def _snapshots(path: Path, files: list[Any]) -> list[Snapshot]:
 
 
 def _ts(value: Any) -> pd.Timestamp | None:
+    import pandas as pd
+
     return None if value is None else pd.Timestamp(str(value))
 
 
@@ -363,16 +387,22 @@ def _java_columns() -> _Columns:
 
 def _numbers(texts: list[str]) -> np.ndarray:
     """Java's text of numbers (or "null") as floats, NaN for null."""
+    import numpy as np
+
     return np.array([np.nan if t == "null" else float(t) for t in texts], dtype=float)
 
 
 def _ids(texts: list[str]) -> np.ndarray:
     """Java's text of integers as int64 (never null where this is used)."""
+    import numpy as np
+
     return np.array([int(t) for t in texts], dtype=np.int64)
 
 
 def _stamps(texts: list[str]) -> np.ndarray:
     """Java's text of LocalDateTimes (ISO 8601, or "null") as datetime64[ns], NaT for null."""
+    import numpy as np
+
     return np.array(["NaT" if t == "null" else t for t in texts], dtype="datetime64[ns]")
 
 
@@ -406,6 +436,8 @@ def _days_per_unit(props: Any) -> dict[str, float]:
 def _durations_in_days(texts: list[str], factor: dict[str, float]) -> np.ndarray:
     """Java's text of MPXJ Durations ("8.0h", "1.5ed", "null") in working days (`factor`:
     `_days_per_unit`; MPXJ's conversion is a ratio per unit)."""
+    import numpy as np
+
     out = np.full(len(texts), np.nan)
     for i, text in enumerate(texts):
         match = _DURATION.match(text)
@@ -415,6 +447,8 @@ def _durations_in_days(texts: list[str], factor: dict[str, float]) -> np.ndarray
 
 
 def _snapshot(path: Path, pf: Any) -> Snapshot:
+    import numpy as np
+    import pandas as pd
     from org.mpxj import ConstraintType, PercentCompleteType, Relation, RelationType, Task
 
     props = pf.getProjectProperties()

@@ -20,10 +20,10 @@ import pytest
 from features.loading import load_portfolio
 from features.schedules import ImportOptions, import_folder
 from features.schedules.reader import (
+    ReadAhead,
     ScheduleError,
     java_available,
     read_file,
-    read_files,
     start_jvm,
 )
 
@@ -309,12 +309,13 @@ def test_files_read_ahead_come_in_order_and_a_bad_one_fails_in_its_turn(tmp_path
     broken.write_text("ERMHDR\t8.4\nnot a schedule\n")
     names = ["mpxj/percent-complete-8.4.xer", "aspose/test.xer", "mpxj/resource-rates-test.xer"]
     paths = [DATA / n for n in names]
-    got = read_files([*paths, broken, paths[0]])
-    for path in paths:  # MPXJ reads the next file while this one is mapped
-        ahead, alone = next(got), read_file(path)
-        assert {s.file for s in ahead} == {str(path)}
-        assert [s.project_code for s in ahead] == [s.project_code for s in alone]
-        for a, b in zip(ahead, alone, strict=True):
-            pd.testing.assert_frame_equal(a.activities, b.activities)
-    with pytest.raises(ScheduleError, match=r"broken\.xer"):
-        next(got)
+    with ReadAhead([*paths, broken, paths[0]]) as reading:
+        got = iter(reading)
+        for path in paths:  # MPXJ reads the next file while this one is mapped
+            ahead, alone = next(got), read_file(path)
+            assert {s.file for s in ahead} == {str(path)}
+            assert [s.project_code for s in ahead] == [s.project_code for s in alone]
+            for a, b in zip(ahead, alone, strict=True):
+                pd.testing.assert_frame_equal(a.activities, b.activities)
+        with pytest.raises(ScheduleError, match=r"broken\.xer"):
+            next(got)
