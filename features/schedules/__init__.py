@@ -67,7 +67,7 @@ def import_schedules(
     sources_of: dict[str, str] = {}
     with ReadAhead(files, charset) as read:
         # Java reads the first file while Python loads pandas for the mapping (importing
-        # it here, not at the top, is what lets the two overlap: about half a second).
+        # it here, not at the top, is what lets the two overlap on a second core).
         from features.schedules.mapping import (
             DatedSnapshot,
             IdentityError,
