@@ -165,8 +165,12 @@ def test_mpp_and_mspdi_with_baselines_agree(tmp_path: Path) -> None:
     assert mpp.projects.iloc[0]["budget"] == pytest.approx(1.0)
 
 
-def test_one_day_schedule_is_quarantined_not_lost(tmp_path: Path) -> None:
-    _, p = _import(tmp_path, "mpxj/task-costs-project2019-mspdi.xml", status_date=_UNDATED)
+@pytest.mark.parametrize(
+    "name", ["mpxj/task-costs-project2019-mspdi.xml", "mpxj/task-costs-project2019-mpp14.mpp"]
+)
+def test_one_day_schedule_is_quarantined_not_lost(tmp_path: Path, name: str) -> None:
+    # The same MS Project 2019 project saved as MSPDI and as MPP.
+    _, p = _import(tmp_path, name, status_date=_UNDATED)
     assert p.projects.empty
     (reason,) = _quarantine(tmp_path)["reason"]
     assert "baseline finish 2018-10-18 is not after its start 2018-10-18" in reason
