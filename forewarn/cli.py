@@ -1531,7 +1531,9 @@ def import_command(
             risks_field=settings.import_risks_field,
             issues_field=settings.import_issues_field,
         )
-        with Progress(console=console, transient=True) as progress:
+        # Off when stderr is no terminal: rich would leave a blank line there, and the one
+        # line of an error (exit 2) is what a scheduler's log must read.
+        with Progress(console=console, transient=True, disable=not console.is_terminal) as progress:
             task = progress.add_task("reading schedules", total=None)
             summary = import_folder(
                 sources, out, options, charset, on_file=lambda _: progress.advance(task)

@@ -49,3 +49,17 @@ def test_every_command_has_help() -> None:
         result = runner.invoke(app, [str(name), "--help"])
         assert result.exit_code == 0, (name, result.output)
         assert "Usage" in result.output
+
+
+def test_the_import_package_loads_no_pandas_before_java_reads() -> None:
+    # forewarn import has MPXJ read the first file while pandas loads (import_schedules):
+    # a module-level pandas import in features.schedules would put the two back in a row.
+    code = (
+        "import sys\n"
+        "import features.schedules\n"
+        "print(','.join(m for m in ('pandas', 'numpy', 'jpype') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == "", f"importing features.schedules imported {out}"

@@ -12,31 +12,24 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from features.schedules.mapping import (
-    DatedSnapshot,
-    IdentityError,
-    ImportOptions,
-    Mapped,
-    ProjectNote,
-    data_date,
-    map_snapshots,
-    project_identity,
-)
+from features.schedules.options import ImportOptions
 from features.schedules.reader import (
     JavaNotFoundError,
+    ReadAhead,
     ScheduleError,
-    read_file,
     schedule_files,
     start_jvm,
 )
+
+if TYPE_CHECKING:
+    from features.schedules.mapping import Mapped
 
 __all__ = [
     "ImportOptions",
     "ImportResult",
     "JavaNotFoundError",
-    "ProjectNote",
     "ScheduleError",
     "import_folder",
     "import_schedules",
@@ -72,17 +65,28 @@ def import_schedules(
     start_jvm()
     dated: list[DatedSnapshot] = []
     sources_of: dict[str, str] = {}
-    for path in files:
-        for snapshot in read_file(path, charset):
-            try:
-                day, source = data_date(snapshot, options)
-                pid = project_identity(snapshot, options)
-            except IdentityError as exc:
-                raise ScheduleError(str(exc)) from exc
-            dated.append(DatedSnapshot(snapshot, pid, day, source))
-            sources_of[str(path)] = source
-        if on_file is not None:
-            on_file(path)
+    with ReadAhead(files, charset) as read:
+        # Java reads the first file while Python loads pandas for the mapping (importing
+        # it here, not at the top, is what lets the two overlap on a second core).
+        from features.schedules.mapping import (
+            DatedSnapshot,
+            IdentityError,
+            data_date,
+            map_snapshots,
+            project_identity,
+        )
+
+        for path, snapshots in zip(files, read, strict=True):
+            for snapshot in snapshots:
+                try:
+                    day, source = data_date(snapshot, options)
+                    pid = project_identity(snapshot, options)
+                except IdentityError as exc:
+                    raise ScheduleError(str(exc)) from exc
+                dated.append(DatedSnapshot(snapshot, pid, day, source))
+                sources_of[str(path)] = source
+            if on_file is not None:
+                on_file(path)
     return ImportResult(map_snapshots(dated, options), files, len(dated), sources_of)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -21,26 +21,11 @@ import pandas as pd
 
 from features.contract import conform
 from features.schedules.health import schedule_health
+from features.schedules.options import ImportOptions
 from features.schedules.reader import Snapshot, date_in_name
 
 IMPORT_QUARANTINE_COLUMNS = ["file", "project_id", "activity_id", "activity_name", "reason"]
 _DAY = pd.Timedelta(days=1)
-
-
-@dataclass(frozen=True)
-class ImportOptions:
-    """How schedule files are dated, recognised and compared (`forewarn import`'s options)."""
-
-    status_date: date | None = None  # for files without a data/status date
-    project_key: str | None = None  # regex; first group of a match on code, else file name
-    project_map: Mapping[str, str] = field(default_factory=dict)  # file / code → project_id
-    change_threshold: float = 0.05  # relative change of duration or cost that is a change
-    high_float_days: float = 44.0
-    high_duration_days: float = 44.0
-    portfolio_field: str | None = None  # project field (P6 project code, MSP custom property)
-    type_field: str | None = None
-    risks_field: str | None = None
-    issues_field: str | None = None
 
 
 @dataclass

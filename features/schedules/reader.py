@@ -2,7 +2,8 @@
 
 The only module of Forewarn that touches Java. The JVM is started once per process, on the
 first read (`start_jvm`); nothing here runs at import time, and `mpxj`/`jpype` are imported
-inside the functions so that importing `features.schedules` costs nothing.
+inside the functions so that importing `features.schedules` costs nothing. So are NumPy and
+pandas: `forewarn import` has Java read its first file while Python loads them.
 
 A file holds one or more projects (a P6 XER may hold several); each becomes a `Snapshot`:
 the project's identity and dates as the file states them, and its activities and
@@ -14,14 +15,16 @@ from __future__ import annotations
 import functools
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
 
 # Files MPXJ reads that a PMO exports; anything else in a folder is ignored.
 SCHEDULE_SUFFIXES = (".xer", ".xml", ".pmxml", ".mpp", ".mpx", ".mpt")
@@ -71,8 +74,16 @@ RELATION_COLUMNS = ("predecessor", "successor", "type", "lag_days")
 # threads would spend the CPU the read needs (on 2 cores, half of MPXJ's reading time went to
 # compiling code that never ran again); the quick compiler alone and one collector thread
 # read a 4,000-activity MSPDI in half the CPU time (bench/bench_import.py). The deep stack is
-# for MPXJ's recursive readers on deep outlines.
-JVM_OPTIONS = ("-Xss8m", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
+# for MPXJ's recursive readers on deep outlines. MPXJ ships Log4j's API without a logging
+# back end: the first MPP read printed "Log4j API could not find a logging provider" on
+# stdout, ahead of `--json`'s object; naming Log4j's own simple logger keeps stdout clean
+# (it writes errors, if POI ever logs one, to stderr).
+JVM_OPTIONS = (
+    "-Xss8m",
+    "-XX:TieredStopAtLevel=1",
+    "-XX:+UseSerialGC",
+    "-Dlog4j2.loggerContextFactory=org.apache.logging.log4j.simple.SimpleLoggerContextFactory",
+)
 
 
 class JavaNotFoundError(RuntimeError):
@@ -158,6 +169,65 @@ def date_in_name(path: Path) -> date | None:
 
 def read_file(path: Path, charset: str | None = None) -> list[Snapshot]:
     """Every project in one schedule file (the JVM must be started)."""
+    return _snapshots(path, _read_projects(path, charset))
+
+
+class ReadAhead:
+    """`read_file` of each of `paths`, in order, iterated (the JVM must be started).
+
+    A second thread has MPXJ read the file after the one being mapped: a Java call lets go of
+    Python's lock, so on two cores the two overlap (a folder of weekly updates is half MPXJ's
+    reading, half ours). The first file's read starts when this is made, so the caller can
+    load what it needs meanwhile. One file is read ahead, no more: a folder of large schedules
+    holds at most two in memory. A file that cannot be read raises `ScheduleError` in its
+    turn, after the files before it, as `read_file` would. Use it as a context manager: on
+    the way out the read ahead, if any, is awaited and the thread ended.
+    """
+
+    def __init__(self, paths: list[Path], charset: str | None = None) -> None:
+        self._paths = list(paths)
+        self._charset = charset
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mpxj-reader")
+        self._ahead: Future[list[Any]] | None = None
+        if self._paths:
+            self._ahead = self._pool.submit(_read_projects_on_a_thread, self._paths[0], charset)
+        _java_columns()  # its lambdas are made while the first file is read
+
+    def __iter__(self) -> Iterator[list[Snapshot]]:
+        for i, path in enumerate(self._paths):
+            assert self._ahead is not None
+            projects = self._ahead.result()
+            nxt = self._paths[i + 1] if i + 1 < len(self._paths) else None
+            self._ahead = (
+                None
+                if nxt is None
+                else self._pool.submit(_read_projects_on_a_thread, nxt, self._charset)
+            )
+            yield _snapshots(path, projects)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> ReadAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _read_projects_on_a_thread(path: Path, charset: str | None) -> list[Any]:
+    """`_read_projects` on a pool thread, which lets go of the JVM when done (JPype attaches
+    a Python thread to the JVM on its first Java call and keeps it attached until told)."""
+    import java
+
+    try:
+        return _read_projects(path, charset)
+    finally:
+        java.lang.Thread.detach()
+
+
+def _read_projects(path: Path, charset: str | None) -> list[Any]:
+    """MPXJ's projects (Java `ProjectFile`s) in one schedule file."""
     import java
     from org.mpxj.reader import UniversalProjectReader
 
@@ -185,6 +255,12 @@ def read_file(path: Path, charset: str | None = None) -> list[Snapshot]:
         raise ScheduleError(f"{path}: MPXJ could not read it: {exc}") from exc
     if not files:
         raise ScheduleError(f"{path}: not a schedule file MPXJ can read")
+    return files
+
+
+def _snapshots(path: Path, files: list[Any]) -> list[Snapshot]:
+    import java
+
     try:
         return [_snapshot(path, pf) for pf in files]
     except java.lang.RuntimeException as exc:  # e.g. a relationship to a task not in the file
@@ -192,6 +268,8 @@ def read_file(path: Path, charset: str | None = None) -> list[Snapshot]:
 
 
 def _ts(value: Any) -> pd.Timestamp | None:
+    import pandas as pd
+
     return None if value is None else pd.Timestamp(str(value))
 
 
@@ -309,16 +387,22 @@ def _java_columns() -> _Columns:
 
 def _numbers(texts: list[str]) -> np.ndarray:
     """Java's text of numbers (or "null") as floats, NaN for null."""
+    import numpy as np
+
     return np.array([np.nan if t == "null" else float(t) for t in texts], dtype=float)
 
 
 def _ids(texts: list[str]) -> np.ndarray:
     """Java's text of integers as int64 (never null where this is used)."""
+    import numpy as np
+
     return np.array([int(t) for t in texts], dtype=np.int64)
 
 
 def _stamps(texts: list[str]) -> np.ndarray:
     """Java's text of LocalDateTimes (ISO 8601, or "null") as datetime64[ns], NaT for null."""
+    import numpy as np
+
     return np.array(["NaT" if t == "null" else t for t in texts], dtype="datetime64[ns]")
 
 
@@ -352,6 +436,8 @@ def _days_per_unit(props: Any) -> dict[str, float]:
 def _durations_in_days(texts: list[str], factor: dict[str, float]) -> np.ndarray:
     """Java's text of MPXJ Durations ("8.0h", "1.5ed", "null") in working days (`factor`:
     `_days_per_unit`; MPXJ's conversion is a ratio per unit)."""
+    import numpy as np
+
     out = np.full(len(texts), np.nan)
     for i, text in enumerate(texts):
         match = _DURATION.match(text)
@@ -361,6 +447,8 @@ def _durations_in_days(texts: list[str], factor: dict[str, float]) -> np.ndarray
 
 
 def _snapshot(path: Path, pf: Any) -> Snapshot:
+    import numpy as np
+    import pandas as pd
     from org.mpxj import ConstraintType, PercentCompleteType, Relation, RelationType, Task
 
     props = pf.getProjectProperties()

@@ -7,6 +7,9 @@ off the file. Where a value is checked by hand the comment says where in the fil
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -16,7 +19,13 @@ import pytest
 
 from features.loading import load_portfolio
 from features.schedules import ImportOptions, import_folder
-from features.schedules.reader import java_available, read_file, start_jvm
+from features.schedules.reader import (
+    ReadAhead,
+    ScheduleError,
+    java_available,
+    read_file,
+    start_jvm,
+)
 
 pytestmark = pytest.mark.skipif(not java_available(), reason="no Java: make setup installs it")
 
@@ -156,8 +165,12 @@ def test_mpp_and_mspdi_with_baselines_agree(tmp_path: Path) -> None:
     assert mpp.projects.iloc[0]["budget"] == pytest.approx(1.0)
 
 
-def test_one_day_schedule_is_quarantined_not_lost(tmp_path: Path) -> None:
-    _, p = _import(tmp_path, "mpxj/task-costs-project2019-mspdi.xml", status_date=_UNDATED)
+@pytest.mark.parametrize(
+    "name", ["mpxj/task-costs-project2019-mspdi.xml", "mpxj/task-costs-project2019-mpp14.mpp"]
+)
+def test_one_day_schedule_is_quarantined_not_lost(tmp_path: Path, name: str) -> None:
+    # The same MS Project 2019 project saved as MSPDI and as MPP.
+    _, p = _import(tmp_path, name, status_date=_UNDATED)
     assert p.projects.empty
     (reason,) = _quarantine(tmp_path)["reason"]
     assert "baseline finish 2018-10-18 is not after its start 2018-10-18" in reason
@@ -208,7 +221,105 @@ def test_resource_rates_xer_budget(tmp_path: Path) -> None:
 
 
 def test_a_file_without_a_date_fails_naming_it(tmp_path: Path) -> None:
-    from features.schedules import ScheduleError
-
     with pytest.raises(ScheduleError, match=r"mspditimephased\.xml: the file has no data date"):
         import_folder([DATA / "mpxj/mspditimephased.xml"], tmp_path, ImportOptions())
+
+
+def _forewarn(*args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI in a fresh process: its own JVM, its own stdout."""
+    return subprocess.run(
+        [sys.executable, "-m", "forewarn.cli", *args], capture_output=True, text=True, timeout=600
+    )
+
+
+def test_cli_json_is_all_that_stdout_holds_after_an_mpp(tmp_path: Path) -> None:
+    # MPP goes through Apache POI, which logs through Log4j's API; MPXJ ships no Log4j back
+    # end, and the JVM printed "Log4j API could not find a logging provider" on stdout.
+    proc = _forewarn(
+        "import",
+        str(DATA / "mpxj/task-baselines-project2019-mpp14.mpp"),
+        "--status-date",
+        "2018-10-19",
+        "--out",
+        str(tmp_path / "portfolio"),
+        "--json",
+    )
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert (summary["snapshots"], summary["status_reports"]) == (1, 1)
+    assert "Log4j" not in proc.stderr
+
+
+def _edit_xer(xer: bytes, table: str, where: tuple[str, str], **values: str) -> bytes:
+    """`xer` with fields `values` set on the rows of `table` whose field where[0] is where[1]
+    (XER: tab-separated; %T names a table, %F its fields, %R a row)."""
+    out, fields, in_table, hits = [], [], False, 0
+    for line in xer.split(b"\r\n"):
+        cells = line.split(b"\t")
+        if cells[0] == b"%T":
+            in_table = cells[1] == table.encode()
+        elif cells[0] == b"%F" and in_table:
+            fields = [c.decode() for c in cells]
+        elif cells[0] == b"%R" and in_table and cells[fields.index(where[0])] == where[1].encode():
+            for name, value in values.items():
+                cells[fields.index(name)] = value.encode("cp1251")
+            line, hits = b"\t".join(cells), hits + 1
+        out.append(line)
+    assert hits == 1, (table, where, hits)
+    return b"\r\n".join(out)
+
+
+def test_p6_update_copies_in_windows_1251_are_one_project_by_project_key(tmp_path: Path) -> None:
+    # A Russian P6 saves each update as a copy with its own code (docs/import.md, "Snapshots,
+    # dates and projects"): three copies of encoding1251.xer, its project renamed in Cyrillic,
+    # the last one exported without a data date (PROJECT.last_recalc_date empty).
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    source = (DATA / "aspose/encoding1251.xer").read_bytes()
+    copies = {
+        "BL-54069-B2-20230306": "2023-03-06 00:00",
+        "UP-54069-20230308": "2023-03-08 00:00",
+        "UP-54069-20230309": "",
+    }
+    for code, data_date in copies.items():
+        xer = _edit_xer(
+            source, "PROJECT", ("proj_id", "5442"), proj_short_name=code, last_recalc_date=data_date
+        )
+        xer = _edit_xer(xer, "PROJWBS", ("proj_node_flag", "Y"), wbs_name="Реконструкция ПС")
+        (exports / f"{code}.xer").write_bytes(xer)
+    out = tmp_path / "portfolio"
+    proc = _forewarn(
+        "import", str(exports), "--out", str(out), "--charset", "windows-1251",
+        "--project-key", r"(\d{5})", "--json",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    (project,) = summary["projects"]
+    assert (project["project_id"], project["snapshots"]) == ("54069", 3)
+    assert list(summary["data_date_from"].values()) == ["file", "file", "file name"]
+    loaded = load_portfolio(out)
+    assert loaded.quarantine.empty, loaded.quarantine.to_string()
+    assert loaded.portfolio.projects["name"].tolist() == ["Реконструкция ПС"]
+    dates = [_day(d) for d in loaded.portfolio.status_reports["report_date"]]
+    assert dates == [date(2023, 3, 6), date(2023, 3, 8), date(2023, 3, 9)]
+    # Without --project-key each copy is its own project, named by its P6 code.
+    alone = import_folder([exports], tmp_path / "apart", ImportOptions(), "windows-1251")
+    assert [n["project_id"] for n in alone["projects"]] == list(copies)
+
+
+def test_files_read_ahead_come_in_order_and_a_bad_one_fails_in_its_turn(tmp_path: Path) -> None:
+    start_jvm()
+    broken = tmp_path / "broken.xer"
+    broken.write_text("ERMHDR\t8.4\nnot a schedule\n")
+    names = ["mpxj/percent-complete-8.4.xer", "aspose/test.xer", "mpxj/resource-rates-test.xer"]
+    paths = [DATA / n for n in names]
+    with ReadAhead([*paths, broken, paths[0]]) as reading:
+        got = iter(reading)
+        for path in paths:  # MPXJ reads the next file while this one is mapped
+            ahead, alone = next(got), read_file(path)
+            assert {s.file for s in ahead} == {str(path)}
+            assert [s.project_code for s in ahead] == [s.project_code for s in alone]
+            for a, b in zip(ahead, alone, strict=True):
+                pd.testing.assert_frame_equal(a.activities, b.activities)
+        with pytest.raises(ScheduleError, match=r"broken\.xer"):
+            next(got)
