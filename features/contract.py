@@ -41,18 +41,18 @@ RAG_COLOURS: tuple[str, ...] = get_args(RagColour)
 FIRST_DAY = date(1678, 1, 1)
 LAST_DAY = date(2261, 12, 31)
 
-# What a value of each kind must look like, in the words every refusal uses (after the
-# column's name in a quarantine file).
+# What a value of each kind must look like, as a quarantine words it after the column's
+# name; the API and the CLI refuse a date with the same words (numbers in pydantic's).
 TYPE_RULES: dict[str, str] = {
     "number": "must be a number",
     "integer": "must be a whole number",
-    "date": "must be a date written YYYY-MM-DD, in years 1678–2261",
+    "date": f"must be a date written YYYY-MM-DD, in years {FIRST_DAY.year}–{LAST_DAY.year}",
 }
 DATE_RULE = TYPE_RULES["date"]
 
 
 def in_contract_years(day: date) -> bool:
-    """True when `day` lies in the years the contract accepts (1678–2261)."""
+    """True when `day` lies in the years the contract accepts (FIRST_DAY to LAST_DAY)."""
     return FIRST_DAY <= day <= LAST_DAY
 
 
