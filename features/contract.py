@@ -1,7 +1,10 @@
 """Data contract v1.1: the three tables of a portfolio, their columns and the rules they obey.
 
-This module only declares; `features.loading` reads files and enforces the rules, and every
-other stage receives a `Portfolio` whose columns have the dtypes declared here:
+This module only declares: the columns (kind, bounds, allowed values), the words for each
+kind of bad value, and the rules across columns and rows (`RULES`), each with the words a
+refusal uses. `features.loading` enforces them on files and `serving.intake` (with the
+request models) on requests; neither words a rule itself. Every other stage receives a
+`Portfolio` whose columns have the dtypes declared here:
 dates are ``datetime64[ns]`` (midnight), numbers ``float64`` (NaN when absent), strings
 ``object`` (None/NaN when absent). Optional columns that a file lacks are added, all missing,
 so that downstream code never has to ask whether a column exists.
@@ -9,8 +12,10 @@ so that downstream code never has to ask whether a column exists.
 
 from __future__ import annotations
 
+import string
 from dataclasses import dataclass, field
-from typing import Literal
+from datetime import date
+from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -19,10 +24,36 @@ Kind = Literal["string", "date", "number", "integer", "category"]
 
 TABLES = ("projects", "status_reports", "changes")
 
-PROJECT_STATUSES = ("active", "closed", "cancelled", "on_hold")
-CHANGE_KINDS = ("scope", "schedule", "cost", "baseline", "other")
-CHANGE_STATUSES = ("pending", "approved", "rejected", "withdrawn")
-RAG_COLOURS = ("green", "amber", "red")  # v1.1: the PMO's own status colour, mildest first
+# The allowed values of the category columns, as types the request models use as they are.
+ProjectStatus = Literal["active", "closed", "cancelled", "on_hold"]
+ChangeKind = Literal["scope", "schedule", "cost", "baseline", "other"]
+ChangeStatus = Literal["pending", "approved", "rejected", "withdrawn"]
+RagColour = Literal["green", "amber", "red"]  # v1.1: the PMO's own status colour, mildest first
+
+PROJECT_STATUSES: tuple[str, ...] = get_args(ProjectStatus)
+CHANGE_KINDS: tuple[str, ...] = get_args(ChangeKind)
+CHANGE_STATUSES: tuple[str, ...] = get_args(ChangeStatus)
+RAG_COLOURS: tuple[str, ...] = get_args(RagColour)
+
+# The years pandas can hold (nanosecond timestamps end in 1677 and 2262): a file load
+# quarantines a date outside them, and so does a request (a 400) and a CLI option (exit 2),
+# instead of letting it wrap round to another century.
+FIRST_DAY = date(1678, 1, 1)
+LAST_DAY = date(2261, 12, 31)
+
+# What a value of each kind must look like, as a quarantine words it after the column's
+# name; the API and the CLI refuse a date with the same words (numbers in pydantic's).
+TYPE_RULES: dict[str, str] = {
+    "number": "must be a number",
+    "integer": "must be a whole number",
+    "date": f"must be a date written YYYY-MM-DD, in years {FIRST_DAY.year}–{LAST_DAY.year}",
+}
+DATE_RULE = TYPE_RULES["date"]
+
+
+def in_contract_years(day: date) -> bool:
+    """True when `day` lies in the years the contract accepts (FIRST_DAY to LAST_DAY)."""
+    return FIRST_DAY <= day <= LAST_DAY
 
 
 @dataclass(frozen=True)
@@ -36,6 +67,20 @@ class Column:
     minimum: float | None = None
     maximum: float | None = None
     allowed: tuple[str, ...] = ()
+
+    @property
+    def range_text(self) -> str:
+        """The words for a value outside [minimum, maximum] (a file load's quarantine)."""
+        if self.maximum is None:
+            return f"{self.name} must be ≥ {self.minimum:g}"
+        if self.minimum is None:
+            return f"{self.name} must be ≤ {self.maximum:g}"
+        return f"{self.name} must be between {self.minimum:g} and {self.maximum:g}"
+
+    @property
+    def allowed_text(self) -> str:
+        """The words for a value outside `allowed`."""
+        return f"{self.name} must be one of {', '.join(self.allowed)}"
 
 
 PROJECT_COLUMNS: tuple[Column, ...] = (
@@ -121,6 +166,147 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
     "status_reports": STATUS_REPORT_COLUMNS + SCHEDULE_HEALTH_COLUMNS,
     "changes": CHANGE_COLUMNS,
 }
+
+
+def column(table: str, name: str) -> Column:
+    """One column of the contract, by table and name."""
+    for col in COLUMNS[table]:
+        if col.name == name:
+            return col
+    raise KeyError(f"contract v1 has no column {name!r} in {table}")
+
+
+# ------------------------------------------------------------ rules across columns and rows
+#
+# Each rule is declared once, here, with the words a refusal uses. `features.loading` runs
+# them over whole tables (a file load) and `serving.intake` over a request's projects (where
+# pandas would cost more than the whole answer): one implementation per kind of rule in
+# each, and a kind that one of them does not know is an error there, not a skipped rule.
+# In `text`, braces name values of the failing row (or, for `NotBeforeStart`, {start});
+# `summary` is the same rule without them, for one count per kind of problem.
+
+
+@dataclass(frozen=True)
+class Ordered:
+    """Date `later` must come after `earlier` (`strict`) or not before it; missing passes."""
+
+    table: str
+    later: str
+    earlier: str
+    strict: bool
+
+    @property
+    def column(self) -> str:
+        return self.later
+
+    @property
+    def text(self) -> str:
+        verb = "must be after" if self.strict else "must not be before"
+        return f"{self.later} {verb} {self.earlier}"
+
+    @property
+    def summary(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class Unique:
+    """No two rows share their values of `keys`: every row of a repeat is refused, on the
+    last key's column. Rows missing a key are not compared."""
+
+    table: str
+    keys: tuple[str, ...]
+    text: str
+    summary: str
+
+    @property
+    def column(self) -> str:
+        return self.keys[-1]
+
+
+@dataclass(frozen=True)
+class RequiredWhen:
+    """`column` must be given when `when` holds `value`."""
+
+    table: str
+    column: str
+    when: str
+    value: str
+
+    @property
+    def text(self) -> str:
+        return f"{self.when} is {self.value} but {self.column} is empty"
+
+    @property
+    def summary(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class NotBeforeStart:
+    """A child row's date `column` must not precede its project's start: the earliest of
+    the `starts` columns over the project rows with its project_id."""
+
+    table: str
+    column: str
+    text: str
+    summary: str
+    starts: tuple[str, ...] = ("planned_start", "actual_start")
+
+
+@dataclass(frozen=True)
+class KnownProject:
+    """A child row's project_id must name a project of the portfolio. A request nests each
+    project's rows inside it, so only files can break this."""
+
+    table: str
+    column: str = "project_id"
+    text: str = "unknown project_id: not in projects"
+
+    @property
+    def summary(self) -> str:
+        return self.text
+
+
+Rule = Ordered | Unique | RequiredWhen | NotBeforeStart | KnownProject
+
+# In the order a quarantine lists a row's broken rules (after its columns' own rules).
+RULES: tuple[Rule, ...] = (
+    Unique(
+        "projects",
+        ("project_id",),
+        text="project_id {project_id} appears more than once",
+        summary="project_id appears more than once",
+    ),
+    Ordered("projects", "planned_finish", "planned_start", strict=True),
+    Ordered("projects", "actual_finish", "actual_start", strict=False),
+    RequiredWhen("projects", "actual_finish", when="status", value="closed"),
+    KnownProject("status_reports"),
+    Unique(
+        "status_reports",
+        ("project_id", "report_date"),
+        text="report_date {report_date} appears more than once for project {project_id}",
+        summary="report_date appears more than once for the same project",
+    ),
+    NotBeforeStart(
+        "status_reports",
+        "report_date",
+        text="report_date before the project's start {start}",
+        summary="report_date before the project's start",
+    ),
+    KnownProject("changes"),
+    Ordered("changes", "decided_date", "raised_date", strict=False),
+)
+
+
+def rules(table: str) -> tuple[Rule, ...]:
+    """The rules across columns and rows of one table, in `RULES` order."""
+    return tuple(rule for rule in RULES if rule.table == table)
+
+
+def text_fields(text: str) -> list[str]:
+    """The names a rule's text takes in braces, in order."""
+    return [name for _, name, _, _ in string.Formatter().parse(text) if name]
 
 
 def column_names(table: str) -> list[str]:

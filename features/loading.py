@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import re
+import string
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,12 +29,23 @@ import pyarrow.parquet as pq
 from features.atomic import replaced_whole
 from features.contract import (
     COLUMNS,
+    FIRST_DAY,
+    LAST_DAY,
     TABLES,
+    TYPE_RULES,
     Column,
+    KnownProject,
+    NotBeforeStart,
+    Ordered,
     Portfolio,
+    RequiredWhen,
+    Rule,
+    Unique,
     column_names,
     conform,
     required_columns,
+    rules,
+    text_fields,
 )
 
 QUARANTINE_COLUMNS = ["table", "file", "row", "column", "value", "rule"]
@@ -336,28 +348,18 @@ def _validate(
     raw = {t: _normalise(inputs[t], t) for t in TABLES}
     typed = {t: _parse(raw[t], t) for t in TABLES}
 
-    quarantine = {
-        "projects": _apply_rules(
-            typed["projects"],
-            raw["projects"],
-            _project_rules(raw["projects"]),
-            "projects",
-            files.get("projects", "projects"),
-        )
-    }
     # Ids compare as text: a workbook or JSON may hold 101 where a CSV holds '101'.
     known_ids = pd.Index(typed["projects"]["project_id"].dropna().astype(str).unique())
-    project_start = (
-        typed["projects"][["planned_start", "actual_start"]]
-        .min(axis=1)
-        .groupby(typed["projects"]["project_id"])
-        .min()
-    )
-    for table in ("status_reports", "changes"):
-        rules = _child_rules(table, raw[table], known_ids, project_start)
-        quarantine[table] = _apply_rules(
-            typed[table], raw[table], rules, table, files.get(table, table)
+    quarantine = {
+        table: _apply_rules(
+            typed[table],
+            raw[table],
+            [*_column_rules(table, raw[table]), *_row_rules(table, raw[table], typed, known_ids)],
+            table,
+            files.get(table, table),
         )
+        for table in TABLES
+    }
     # A child of a quarantined project cannot be loaded without it: quarantine it as well,
     # with the reason, so that every row is accounted for.
     bad_projects = typed["projects"].loc[_rows(quarantine["projects"]), "project_id"]
@@ -561,8 +563,9 @@ def _to_date(values: pd.Series) -> pd.Series:
         dates = pd.Series(values)
         if getattr(dates.dt, "tz", None) is not None:
             dates = dates.dt.tz_localize(None)  # the date as written, not shifted to UTC
-        # Only what datetime64[ns] can hold (1677-2262); a 9999-12-31 placeholder cannot.
-        dates = dates.where((dates >= _FIRST_DAY) & (dates <= _LAST_DAY))
+        # Only the contract's years (which datetime64[ns] holds); a 9999-12-31 placeholder
+        # is not one of them.
+        dates = dates.where((dates >= _FIRST_DAY) & (dates < _AFTER_LAST_DAY))
         return dates.astype("datetime64[ns]").dt.normalize()
     out = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
     text = _as_text(values)
@@ -583,19 +586,21 @@ def _to_date(values: pd.Series) -> pd.Series:
         shaped = rest[rest.str.match(_DATE_SHAPE).fillna(False).astype(bool)]
         day = shaped.str.replace(r"[T ].*$", "", regex=True)
         out[day.index] = pd.to_datetime(day, format="%Y-%m-%d", errors="coerce")
-    return out.dt.normalize()
+    days = out.dt.normalize()
+    return days.where((days >= _FIRST_DAY) & (days < _AFTER_LAST_DAY))
 
 
-_FIRST_DAY = pd.Timestamp.min.ceil("D")
-_LAST_DAY = pd.Timestamp.max.floor("D")
+# The contract's years, as the bounds of the days a date column may hold.
+_FIRST_DAY = pd.Timestamp(FIRST_DAY)
+_AFTER_LAST_DAY = pd.Timestamp(LAST_DAY) + pd.Timedelta(days=1)
 
 
 def _timestamp(value: Any) -> Any:
-    """A date or datetime object as a naive Timestamp, NaT when datetime64[ns] cannot hold it."""
+    """A date or datetime object as a naive Timestamp; NaT outside the contract's years."""
     try:
         stamp = pd.Timestamp(value)
         stamp = stamp.tz_localize(None) if stamp.tzinfo is not None else stamp
-        return stamp if _FIRST_DAY <= stamp <= _LAST_DAY else pd.NaT
+        return stamp if _FIRST_DAY <= stamp < _AFTER_LAST_DAY else pd.NaT
     except (ValueError, OverflowError):
         return pd.NaT
 
@@ -608,12 +613,6 @@ _PARSERS: dict[str, Callable[[pd.Series], pd.Series]] = {
     "date": _to_date,
 }
 
-_TYPE_TEXT = {
-    "number": "must be a number",
-    "integer": "must be a whole number",
-    "date": "must be a date written YYYY-MM-DD, in years 1678–2261",
-}
-
 
 def _column_rules(table: str, raw: pd.DataFrame) -> list[_Rule]:
     """The rules each contract column declares: required, type, range, allowed values."""
@@ -622,7 +621,7 @@ def _column_rules(table: str, raw: pd.DataFrame) -> list[_Rule]:
         written = raw[col.name].notna()
         if col.required:
             rules.append(_required_rule(col, written))
-        if col.kind in _TYPE_TEXT:
+        if col.kind in TYPE_RULES:
             rules.append(_type_rule(col, written))
         if col.minimum is not None or col.maximum is not None:
             rules.append(_range_rule(col))
@@ -643,49 +642,71 @@ def _type_rule(col: Column, written: pd.Series) -> _Rule:
         # Parsing happened once, in _parse: here a value was written but did not parse.
         return parsed.notna() | ~written
 
-    return _Rule(f"{col.name}:type", col.name, check, f"{col.name} {_TYPE_TEXT[col.kind]}")
+    return _Rule(f"{col.name}:type", col.name, check, f"{col.name} {TYPE_RULES[col.kind]}")
 
 
 def _allowed_rule(col: Column) -> _Rule:
     def check(parsed: pd.Series) -> pd.Series:
         return parsed.isna() | parsed.isin(col.allowed)
 
-    text = f"{col.name} must be one of {', '.join(col.allowed)}"
-    return _Rule(f"{col.name}:allowed", col.name, check, text)
+    return _Rule(f"{col.name}:allowed", col.name, check, col.allowed_text)
 
 
 def _range_rule(col: Column) -> _Rule:
     low = -np.inf if col.minimum is None else col.minimum
     high = np.inf if col.maximum is None else col.maximum
-    if col.maximum is None:
-        text = f"{col.name} must be ≥ {col.minimum:g}"
-    elif col.minimum is None:
-        text = f"{col.name} must be ≤ {col.maximum:g}"
-    else:
-        text = f"{col.name} must be between {col.minimum:g} and {col.maximum:g}"
     return _Rule(
         f"{col.name}:range",
         col.name,
         lambda s: s.isna() | ((s >= low) & (s <= high)),
-        text,
+        col.range_text,
     )
 
 
-def _ordered(later: str, earlier: str, strict: bool) -> Callable[[pd.DataFrame], pd.Series]:
+def _row_rules(
+    table: str, raw: pd.DataFrame, typed: dict[str, pd.DataFrame], known_ids: pd.Index
+) -> list[_Rule]:
+    """The contract's rules across columns and rows of `table` (`features.contract.RULES`),
+    as checks over the whole parsed table; `typed` holds every table, parsed."""
+    out: list[_Rule] = []
+    for rule in rules(table):
+        if isinstance(rule, Ordered):
+            out.append(_ordered_rule(rule))
+        elif isinstance(rule, Unique):
+            out.append(_unique_rule(rule))
+        elif isinstance(rule, RequiredWhen):
+            out.append(_required_when_rule(rule, raw))
+        elif isinstance(rule, NotBeforeStart):
+            out.append(_not_before_start_rule(rule, typed["projects"]))
+        elif isinstance(rule, KnownProject):
+            out.append(_known_project_rule(rule, known_ids))
+        else:  # a kind of rule this loader was not taught: never skip it silently
+            raise TypeError(f"features.loading cannot run the rule {rule!r}")
+    return out
+
+
+def _key(rule: Rule) -> str:
+    return f"{rule.column}:{type(rule).__name__}"
+
+
+def _ordered_rule(rule: Ordered) -> _Rule:
     def check(frame: pd.DataFrame) -> pd.Series:
-        a, b = frame[later], frame[earlier]
-        ok = a > b if strict else a >= b
+        a, b = frame[rule.later], frame[rule.earlier]
+        ok = a > b if rule.strict else a >= b
         return a.isna() | b.isna() | ok
 
-    return check
+    return _Rule(_key(rule), rule.column, check, rule.text, on_frame=True)
 
 
-def _repeats(
-    keys: list[str], describe: Callable[[pd.DataFrame], pd.Series]
-) -> Callable[[pd.DataFrame], pd.Series]:
-    """Text for rows sharing a key that must be unique: what repeats, and on which rows."""
+def _unique_rule(rule: Unique) -> _Rule:
+    keys = list(rule.keys)
+
+    def check(frame: pd.DataFrame) -> pd.Series:
+        keyed = frame[keys].notna().all(axis=1)
+        return ~keyed | ~frame.duplicated(keys, keep=False)
 
     def text(failing: pd.DataFrame) -> pd.Series:
+        """What repeats, and on which rows."""
         rows = pd.Series(failing.index, index=failing.index)
         group = rows.groupby([failing[k] for k in keys])
         first = group.transform("min").astype(str)
@@ -696,119 +717,54 @@ def _repeats(
             " (rows " + first + " and " + last + ")",
             " (" + size.astype(str) + " rows, from row " + first + " to " + last + ")",
         )
-        return describe(failing) + where
+        return _fill(rule.text, failing) + where
 
-    return text
+    return _Rule(_key(rule), rule.column, check, text, on_frame=True)
+
+
+def _required_when_rule(rule: RequiredWhen, raw: pd.DataFrame) -> _Rule:
+    def check(frame: pd.DataFrame) -> pd.Series:
+        when = frame[rule.when].eq(rule.value).fillna(False).astype(bool)
+        # A value that does not parse is reported by its type rule, not here too.
+        return ~when | frame[rule.column].notna() | raw[rule.column].notna()
+
+    return _Rule(_key(rule), rule.column, check, rule.text, on_frame=True)
+
+
+def _not_before_start_rule(rule: NotBeforeStart, projects: pd.DataFrame) -> _Rule:
+    project_start = projects[list(rule.starts)].min(axis=1).groupby(projects["project_id"]).min()
+
+    def start_of(frame: pd.DataFrame) -> pd.Series:
+        return frame["project_id"].map(project_start)
+
+    def check(frame: pd.DataFrame) -> pd.Series:
+        start = start_of(frame)
+        return frame[rule.column].isna() | start.isna() | (frame[rule.column] >= start)
+
+    def text(failing: pd.DataFrame) -> pd.Series:
+        return _fill(rule.text, failing.assign(start=start_of(failing)))
+
+    return _Rule(_key(rule), rule.column, check, text, on_frame=True)
+
+
+def _known_project_rule(rule: KnownProject, known_ids: pd.Index) -> _Rule:
+    return _Rule(_key(rule), rule.column, lambda s: s.isna() | s.isin(known_ids), rule.text)
+
+
+def _fill(text: str, failing: pd.DataFrame) -> pd.Series:
+    """A rule's text for each failing row, its braces filled from the row's columns."""
+    out = pd.Series("", index=failing.index, dtype=object)
+    for literal, name, _, _ in string.Formatter().parse(text):
+        out = out + literal
+        if name:
+            out = out + _show(failing[name])
+    return out
 
 
 def _show(values: pd.Series) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(values.dtype):
         return values.dt.strftime("%Y-%m-%d")
     return values.astype(str)
-
-
-def _project_rules(raw: pd.DataFrame) -> list[_Rule]:
-    def unique_id(s: pd.Series) -> pd.Series:
-        return s.isna() | ~s.duplicated(keep=False)
-
-    def closed_has_finish(frame: pd.DataFrame) -> pd.Series:
-        closed = frame["status"].eq("closed").fillna(False).astype(bool)
-        # An unparseable finish is reported by its type rule, not here too.
-        return ~closed | frame["actual_finish"].notna() | raw["actual_finish"].notna()
-
-    return [
-        *_column_rules("projects", raw),
-        _Rule(
-            "project_id:unique",
-            "project_id",
-            unique_id,
-            _repeats(
-                ["project_id"],
-                lambda f: "project_id " + _show(f["project_id"]) + " appears more than once",
-            ),
-        ),
-        _Rule(
-            "planned_finish:order",
-            "planned_finish",
-            _ordered("planned_finish", "planned_start", strict=True),
-            "planned_finish must be after planned_start",
-            on_frame=True,
-        ),
-        _Rule(
-            "actual_finish:order",
-            "actual_finish",
-            _ordered("actual_finish", "actual_start", strict=False),
-            "actual_finish must not be before actual_start",
-            on_frame=True,
-        ),
-        _Rule(
-            "actual_finish:closed",
-            "actual_finish",
-            closed_has_finish,
-            "status is closed but actual_finish is empty",
-            on_frame=True,
-        ),
-    ]
-
-
-def _child_rules(
-    table: str, raw: pd.DataFrame, known_ids: pd.Index, project_start: pd.Series
-) -> list[_Rule]:
-    """Rules of status_reports and changes, which also look at their projects."""
-    rules = [
-        *_column_rules(table, raw),
-        _Rule(
-            "project_id:known",
-            "project_id",
-            lambda s: s.isna() | s.isin(known_ids),
-            "unknown project_id: not in projects",
-        ),
-    ]
-    if table == "changes":
-        rules.append(
-            _Rule(
-                "decided_date:order",
-                "decided_date",
-                _ordered("decided_date", "raised_date", strict=False),
-                "decided_date must not be before raised_date",
-                on_frame=True,
-            )
-        )
-        return rules
-
-    def unique_date(frame: pd.DataFrame) -> pd.Series:
-        keyed = frame["project_id"].notna() & frame["report_date"].notna()
-        return ~keyed | ~frame.duplicated(["project_id", "report_date"], keep=False)
-
-    def start_of(frame: pd.DataFrame) -> pd.Series:
-        return frame["project_id"].map(project_start)
-
-    def after_start(frame: pd.DataFrame) -> pd.Series:
-        start = start_of(frame)
-        return frame["report_date"].isna() | start.isna() | (frame["report_date"] >= start)
-
-    def before_start_text(failing: pd.DataFrame) -> pd.Series:
-        return "report_date before the project's start " + _show(start_of(failing))
-
-    rules += [
-        _Rule(
-            "report_date:unique",
-            "report_date",
-            unique_date,
-            _repeats(
-                ["project_id", "report_date"],
-                lambda f: (
-                    "report_date "
-                    + _show(f["report_date"])
-                    + " appears more than once for project "
-                    + _show(f["project_id"])
-                ),
-            ),
-            on_frame=True,
-        ),
-        _Rule("report_date:start", "report_date", after_start, before_start_text, on_frame=True),
-    ]
-    return rules
 
 
 def _apply_rules(
@@ -879,29 +835,24 @@ def quarantined_rows(quarantine: pd.DataFrame) -> dict[str, int]:
     return {table: int(counts.get(table, 0)) for table in TABLES}
 
 
-# The rule texts that name a project, a date or rows, with those details taken out, so
-# that a summary has one line per kind of problem rather than one per project.
-_RULE_DETAILS = (
-    (re.compile(r"^project .* was quarantined$"), "its project was quarantined"),
-    (
-        re.compile(r"^project_id .* appears more than once \(.*\)$"),
-        "project_id appears more than once",
-    ),
-    (
-        re.compile(r"^report_date .* appears more than once for project .*$"),
-        "report_date appears more than once for the same project",
-    ),
-    (
-        re.compile(r"^report_date before the project's start .*$"),
-        "report_date before the project's start",
-    ),
-)
+def _detail_patterns() -> list[tuple[re.Pattern[str], str]]:
+    """The rule texts that name a project, a date or rows, as patterns with those details
+    taken out, so that a summary has one line per kind of problem rather than one per
+    project."""
+    patterns = [(re.compile(r"^project .* was quarantined$"), "its project was quarantined")]
+    for rule in (rule for table in TABLES for rule in rules(table)):
+        if text_fields(rule.text):
+            pieces = [re.escape(lit) + (".*" if name else "") for lit, name, _, _ in
+                      string.Formatter().parse(rule.text)]  # fmt: skip
+            # A repeat also names its rows: "(rows 2 and 3)".
+            patterns.append((re.compile("^" + "".join(pieces) + r"(?: \(.*\))?$"), rule.summary))
+    return patterns
 
 
 def summarise_quarantine(quarantine: pd.DataFrame) -> pd.DataFrame:
     """Quarantined rows per file and kind of rule: columns ``file, rule, rows``, most first."""
     rules = quarantine["rule"].astype(str)
-    for pattern, general in _RULE_DETAILS:
+    for pattern, general in _detail_patterns():
         rules = rules.where(~rules.str.match(pattern), general)
     summary = (
         quarantine.assign(rule=rules)

@@ -1,12 +1,13 @@
 """From request models to a contract-v1 portfolio, under the same rules as a file load.
 
 Pydantic has already checked each field against contract v1 (types, bounds, allowed
-values, required fields). What is left are the contract's rules across fields and rows — a
-finish before the start, a report dated before the project's start, a report date given
-twice — which `features.loading.validate_frames` applies to files. Here they are checked on
-the request's Python objects with the same wording: running the pandas/pandera
-implementation costs ~300 ms for a single project, thirty times the latency budget of
-`/score`. A test feeds the same bad rows to both and requires the same verdicts.
+values, required fields, all read from `features.contract`). What is left are the
+contract's rules across fields and rows — a finish before the start, a report dated before
+the project's start, a report date given twice — declared once in
+`features.contract.RULES`, which `features.loading` runs over whole files. Here each kind of
+rule is checked on the request's Python objects, with the same texts: running the pandas /
+pandera implementation costs ~300 ms for a single project, thirty times the latency budget
+of `/score`. A test feeds the same bad rows to both and requires the same verdicts.
 
 A broken rule becomes a pydantic `ValidationError` located in the request
 (``projects.0.status_reports.3.report_date``), which BentoML answers with 400.
@@ -14,14 +15,29 @@ A broken rule becomes a pydantic `ValidationError` located in the request
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from datetime import date
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
 from pydantic_core import InitErrorDetails, PydanticCustomError, ValidationError
 
-from features.contract import COLUMNS, Columns, PortfolioColumns
+from features.contract import (
+    COLUMNS,
+    TABLES,
+    Columns,
+    KnownProject,
+    NotBeforeStart,
+    Ordered,
+    PortfolioColumns,
+    RequiredWhen,
+    Rule,
+    Unique,
+    rules,
+    text_fields,
+)
 from serving.request_models import ProjectIn
 
 Loc = tuple[str | int, ...]
@@ -33,49 +49,117 @@ _CHILD_TABLES = ("status_reports", "changes")
 
 
 def contract_errors(projects: Sequence[ProjectIn]) -> list[tuple[Loc, str]]:
-    """Every cross-field and cross-row rule of contract v1 the projects break.
+    """Every rule across fields and rows of contract v1 (`features.contract.RULES`) that the
+    projects break, in request order.
 
     Locations are relative to the list of projects, e.g. ``(0, "status_reports", 3,
-    "report_date")``; the texts are `features.loading`'s.
+    "report_date")``; the texts are the contract's, as a file load words them.
     """
     errors: list[tuple[Loc, str]] = []
-    counts: dict[str, int] = {}
-    for project in projects:
-        counts[project.project_id] = counts.get(project.project_id, 0) + 1
-    for i, p in enumerate(projects):
-        if counts[p.project_id] > 1:
-            errors.append(((i, "project_id"), f"project_id {p.project_id} appears more than once"))
-        if p.planned_finish <= p.planned_start:
-            errors.append(((i, "planned_finish"), "planned_finish must be after planned_start"))
-        if p.actual_finish and p.actual_start and p.actual_finish < p.actual_start:
-            errors.append(((i, "actual_finish"), "actual_finish must not be before actual_start"))
-        if p.status == "closed" and p.actual_finish is None:
-            errors.append(((i, "actual_finish"), "status is closed but actual_finish is empty"))
-        start = min(p.planned_start, p.actual_start or p.planned_start)
-        dates: dict[date, int] = {}
-        for report in p.status_reports:
-            dates[report.report_date] = dates.get(report.report_date, 0) + 1
-        for j, report in enumerate(p.status_reports):
-            where: Loc = (i, "status_reports", j, "report_date")
-            if dates[report.report_date] > 1:
-                errors.append(
-                    (
-                        where,
-                        f"report_date {report.report_date} appears more than once for project "
-                        f"{p.project_id}",
-                    )
-                )
-            if report.report_date < start:
-                errors.append((where, f"report_date before the project's start {start}"))
-        for j, change in enumerate(p.changes):
-            if change.decided_date and change.decided_date < change.raised_date:
-                errors.append(
-                    (
-                        (i, "changes", j, "decided_date"),
-                        "decided_date must not be before raised_date",
-                    )
-                )
+    for table in TABLES:
+        rows = _rows(projects, table)
+        if rows:
+            for rule in rules(table):
+                errors += [(_loc(table, i, j, rule.column), text) for i, j, text in
+                           _check(rule, rows, projects)]  # fmt: skip
+    if len(errors) > 1:
+        errors.sort(key=lambda error: _request_order(error[0]))  # stable: rule order per row
     return errors
+
+
+# A row of the request: its project's position, its own among the project's rows of its
+# table (-1 for the project's own row), the row, and its project's id.
+_Row = tuple[int, int, Any, str]
+# A broken rule: the row's two positions and the rule's text.
+_Broken = tuple[int, int, str]
+
+
+def _rows(projects: Sequence[ProjectIn], table: str) -> list[_Row]:
+    if table == "projects":
+        return [(i, -1, p, p.project_id) for i, p in enumerate(projects)]
+    return [
+        (i, j, row, p.project_id)
+        for i, p in enumerate(projects)
+        for j, row in enumerate(getattr(p, table))
+    ]
+
+
+def _loc(table: str, i: int, j: int, column: str) -> Loc:
+    return (i, column) if table == "projects" else (i, table, j, column)
+
+
+def _request_order(where: Loc) -> tuple[Any, ...]:
+    if len(where) == 2:  # (i, column): a project's own row comes before its children
+        return (where[0], 0, 0)
+    return (where[0], TABLES.index(str(where[1])), where[2])
+
+
+def _value(row: Any, owner: str, name: str) -> Any:
+    # A nested row need not repeat its project's id (request_models checks it if it does).
+    return owner if name == "project_id" else getattr(row, name)
+
+
+def _key_of(keys: tuple[str, ...]) -> Callable[[Any, str], tuple[Any, ...]]:
+    """A row's values of `keys` as one tuple (its project's id for project_id)."""
+    if keys == ("project_id",):
+        return lambda row, owner: (owner,)
+    if len(keys) == 2 and keys[0] == "project_id":  # a key within each project
+        column = attrgetter(keys[1])
+        return lambda row, owner: (owner, column(row))
+    return lambda row, owner: tuple(_value(row, owner, k) for k in keys)
+
+
+def _check(rule: Rule, rows: list[_Row], projects: Sequence[ProjectIn]) -> list[_Broken]:
+    """One rule over the rows of its table: where it is broken, with the rule's text."""
+    if isinstance(rule, Ordered):
+        later, earlier, text = attrgetter(rule.later), attrgetter(rule.earlier), rule.text
+        if rule.strict:
+            return [
+                (i, j, text)
+                for i, j, row, _ in rows
+                if (a := later(row)) is not None and (b := earlier(row)) is not None and a <= b
+            ]
+        return [
+            (i, j, text)
+            for i, j, row, _ in rows
+            if (a := later(row)) is not None and (b := earlier(row)) is not None and a < b
+        ]
+    if isinstance(rule, Unique):
+        key_of = _key_of(rule.keys)
+        keys = [key_of(row, owner) for _, _, row, owner in rows]
+        if len(set(keys)) == len(keys):  # no key twice: the usual answer
+            return []
+        counts = Counter(key for key in keys if None not in key)  # unkeyed rows never repeat
+        return [
+            (i, j, rule.text.format(**dict(zip(rule.keys, key, strict=True))))
+            for (i, j, _, _), key in zip(rows, keys, strict=True)
+            if counts.get(key, 0) > 1
+        ]
+    if isinstance(rule, RequiredWhen):
+        when, given = attrgetter(rule.when), attrgetter(rule.column)
+        return [
+            (i, j, rule.text)
+            for i, j, row, _ in rows
+            if when(row) == rule.value and given(row) is None
+        ]
+    if isinstance(rule, NotBeforeStart):
+        starts: dict[str, date] = {}  # over every project with the id, as a file load has it
+        for p in projects:
+            given_starts = [d for d in (getattr(p, name) for name in rule.starts) if d is not None]
+            if given_starts:
+                first = min(given_starts)
+                starts[p.project_id] = min(first, starts.get(p.project_id, first))
+        day_of = attrgetter(rule.column)
+        broken = []
+        for i, j, row, owner in rows:
+            day, start = day_of(row), starts.get(owner)
+            if day is not None and start is not None and day < start:
+                values = {n: _value(row, owner, n) for n in text_fields(rule.text) if n != "start"}
+                broken.append((i, j, rule.text.format(start=start, **values)))
+        return broken
+    if isinstance(rule, KnownProject):
+        return []  # rows sit inside their project: a request cannot name an unknown one
+    raise TypeError(f"serving.intake cannot check the rule {rule!r}")  # never skip one
 
 
 def located_error(

@@ -1,17 +1,18 @@
 """What the service accepts: projects in data contract v1, documented field by field.
 
-Field names, types and bounds are contract v1's (`features.contract`); a test keeps the two
-in step. A project carries its own status reports and changes, so their `project_id` is
-optional (when given it must match the project's). Unknown fields are refused rather than
-ignored: a misspelt `budjet` would otherwise silently score a project as having no budget.
+Field names and types are contract v1's (`features.contract`), and a test keeps the two in
+step; bounds, allowed values and the date rule are read from it. A project carries its own
+status reports and changes, so their `project_id` is optional (when given it must match the
+project's). Unknown fields are refused rather than ignored: a misspelt `budjet` would
+otherwise silently score a project as having no budget.
 Rules that span rows or tables (a report before the project's start, say) are checked
-afterwards by `features.loading.validate_frames`, through `serving.intake`.
+afterwards by `serving.intake`, from the same declarations a file load runs.
 """
 
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -25,26 +26,27 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from features.contract import (
+    DATE_RULE,
+    ChangeKind,
+    ChangeStatus,
+    ProjectStatus,
+    RagColour,
+    column,
+    in_contract_years,
+)
 from serving import i18n
 
-ProjectStatus = Literal["active", "closed", "cancelled", "on_hold"]
-ChangeKind = Literal["scope", "schedule", "cost", "baseline", "other"]
-ChangeStatus = Literal["pending", "approved", "rejected", "withdrawn"]
-
-# The years pandas can hold (nanosecond timestamps end in 1677 and 2262): a file load
-# quarantines a date outside them, and so does a request (a 400) and a CLI option (exit 2),
-# instead of letting it wrap round to another century.
-FIRST_DAY = date(1678, 1, 1)
-LAST_DAY = date(2261, 12, 31)
-DATE_RULE = "must be a date written YYYY-MM-DD, in years 1678–2261"
-# The same rule as OpenAPI can state it: a pattern on the date string.
+# The contract's date rule as OpenAPI can state it: a pattern on the date string.
 _YEAR = "(167[89]|16[89][0-9]|1[7-9][0-9]{2}|2[01][0-9]{2}|22[0-5][0-9]|226[01])"
 DATE_PATTERN = f"^{_YEAR}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
 
 
-def in_contract_years(day: date) -> bool:
-    """True when `day` lies in the years the contract accepts (1678–2261)."""
-    return FIRST_DAY <= day <= LAST_DAY
+def _measure(table: str, name: str, description: str) -> Any:
+    """An optional number field bounded as contract v1 bounds the column (`ge`/`le`, which
+    pydantic enforces and OpenAPI shows as minimum/maximum)."""
+    col = column(table, name)
+    return Field(None, ge=col.minimum, le=col.maximum, description=description)
 
 
 def _contract_day(day: date) -> date:
@@ -92,62 +94,78 @@ class StatusReportIn(BaseModel):
         description="reporting date (YYYY-MM-DD); unique per project, and not before the "
         "project's start (the earlier of planned_start and actual_start)"
     )
-    percent_complete: float | None = Field(
-        None, ge=0, le=100, description="physical progress, 0–100"
+    percent_complete: float | None = _measure(
+        "status_reports", "percent_complete", "physical progress, 0–100"
     )
-    planned_value: float | None = Field(None, ge=0, description="cumulative planned value (PV)")
-    earned_value: float | None = Field(None, ge=0, description="cumulative earned value (EV)")
-    actual_cost: float | None = Field(None, ge=0, description="cumulative actual cost (AC)")
+    planned_value: float | None = _measure(
+        "status_reports", "planned_value", "cumulative planned value (PV)"
+    )
+    earned_value: float | None = _measure(
+        "status_reports", "earned_value", "cumulative earned value (EV)"
+    )
+    actual_cost: float | None = _measure(
+        "status_reports", "actual_cost", "cumulative actual cost (AC)"
+    )
     forecast_finish: ContractDate | None = Field(
         None, description="the project manager's current forecast finish date"
     )
-    forecast_cost: float | None = Field(
-        None, ge=0, description="the project manager's current forecast cost at completion"
+    forecast_cost: float | None = _measure(
+        "status_reports",
+        "forecast_cost",
+        "the project manager's current forecast cost at completion",
     )
-    milestones_planned: int | None = Field(
-        None, ge=0, description="milestones due by this date per the baseline"
+    milestones_planned: int | None = _measure(
+        "status_reports", "milestones_planned", "milestones due by this date per the baseline"
     )
-    milestones_done: int | None = Field(None, ge=0, description="milestones done by this date")
-    open_risks: int | None = Field(None, ge=0, description="open risks on this date")
-    open_issues: int | None = Field(None, ge=0, description="open issues on this date")
-    rag: Literal["green", "amber", "red"] | None = Field(
+    milestones_done: int | None = _measure(
+        "status_reports", "milestones_done", "milestones done by this date"
+    )
+    open_risks: int | None = _measure("status_reports", "open_risks", "open risks on this date")
+    open_issues: int | None = _measure("status_reports", "open_issues", "open issues on this date")
+    rag: RagColour | None = Field(
         None, description="the PMO's own status colour for this report (contract v1.1)"
     )
     # --- v1.1 schedule health: the DCMA checks `forewarn import` writes (docs/import.md) ---
-    dcma_logic: float | None = Field(
-        None, ge=0, le=1, description="share of open activities missing a predecessor/successor"
+    dcma_logic: float | None = _measure(
+        "status_reports", "dcma_logic", "share of open activities missing a predecessor/successor"
     )
-    dcma_leads: float | None = Field(None, ge=0, le=1, description="share of links with a lead")
-    dcma_lags: float | None = Field(None, ge=0, le=1, description="share of links with a lag")
-    dcma_fs_share: float | None = Field(
-        None, ge=0, le=1, description="share of links that are finish-to-start"
+    dcma_leads: float | None = _measure(
+        "status_reports", "dcma_leads", "share of links with a lead"
     )
-    dcma_hard_constraints: float | None = Field(
-        None, ge=0, le=1, description="share of open activities with a hard constraint"
+    dcma_lags: float | None = _measure("status_reports", "dcma_lags", "share of links with a lag")
+    dcma_fs_share: float | None = _measure(
+        "status_reports", "dcma_fs_share", "share of links that are finish-to-start"
     )
-    dcma_high_float: float | None = Field(
-        None, ge=0, le=1, description="share of open activities with total float > 44 days"
+    dcma_hard_constraints: float | None = _measure(
+        "status_reports", "dcma_hard_constraints", "share of open activities with a hard constraint"
     )
-    dcma_negative_float: float | None = Field(
-        None, ge=0, le=1, description="share of open activities with negative float"
+    dcma_high_float: float | None = _measure(
+        "status_reports", "dcma_high_float", "share of open activities with total float > 44 days"
     )
-    dcma_high_duration: float | None = Field(
-        None, ge=0, le=1, description="share of open activities longer than 44 days"
+    dcma_negative_float: float | None = _measure(
+        "status_reports", "dcma_negative_float", "share of open activities with negative float"
     )
-    dcma_invalid_dates: float | None = Field(
-        None, ge=0, le=1, description="share of activities with invalid actual/forecast dates"
+    dcma_high_duration: float | None = _measure(
+        "status_reports", "dcma_high_duration", "share of open activities longer than 44 days"
     )
-    dcma_resources: float | None = Field(
-        None, ge=0, le=1, description="share of open activities with neither resources nor cost"
+    dcma_invalid_dates: float | None = _measure(
+        "status_reports",
+        "dcma_invalid_dates",
+        "share of activities with invalid actual/forecast dates",
     )
-    dcma_missed: float | None = Field(
-        None, ge=0, le=1, description="share of activities due by now that finished late"
+    dcma_resources: float | None = _measure(
+        "status_reports",
+        "dcma_resources",
+        "share of open activities with neither resources nor cost",
     )
-    dcma_critical_path_test: float | None = Field(
-        None, ge=0, le=1, description="1 when the critical path is unbroken, else 0"
+    dcma_missed: float | None = _measure(
+        "status_reports", "dcma_missed", "share of activities due by now that finished late"
+    )
+    dcma_critical_path_test: float | None = _measure(
+        "status_reports", "dcma_critical_path_test", "1 when the critical path is unbroken, else 0"
     )
     cpli: float | None = Field(None, description="critical path length index")
-    bei: float | None = Field(None, ge=0, description="baseline execution index")
+    bei: float | None = _measure("status_reports", "bei", "baseline execution index")
 
     @field_validator(
         "percent_complete",
@@ -207,10 +225,10 @@ class ProjectIn(BaseModel):
     planned_finish: ContractDate = Field(
         description="approved baseline finish; must be after planned_start"
     )
-    budget: float | None = Field(
-        None,
-        ge=0,
-        description="budget at completion (BAC) of the baseline; without it the overrun "
+    budget: float | None = _measure(
+        "projects",
+        "budget",
+        "budget at completion (BAC) of the baseline; without it the overrun "
         "risk is not scored and a reason is given instead",
     )
     actual_start: ContractDate | None = Field(None, description="actual start")
@@ -219,7 +237,7 @@ class ProjectIn(BaseModel):
         description="set once delivered; not before actual_start, and required when status "
         "is closed",
     )
-    final_cost: float | None = Field(None, ge=0, description="set once closed")
+    final_cost: float | None = _measure("projects", "final_cost", "set once closed")
     status: ProjectStatus | None = Field(None, description="derived from actual_finish when absent")
     attributes: dict[str, str | float | None] = Field(
         default_factory=dict,
