@@ -396,10 +396,10 @@ def select_recipe(
             losses_b = [_Judged(y, w, codes, n_projects, m, everywhere).loss for _, m in grown]
             parts.append(grown[int(np.argmin(losses_b))])
         if len(parts) >= 2:
-            Z = np.column_stack([m for _, m in parts])
+            Z = _standardised(np.column_stack([m for _, m in parts]), w, inner)
             names = [_component(c) for c, _ in parts]
-            stack_margin = _cross_fitted_stack(Z, y, w, stages, names, inner)
-            stack_fit = fit_stack(Z, y, w, stages, names)
+            stack_margin = _cross_fitted_stack(Z, y, w, stages, codes, names, inner)
+            stack_fit = fit_stack(Z, y, w, stages, names, codes)
             trees = next((c for c, _ in parts if c.recipe not in LINEAR_RECIPES), None)
             candidate = Candidate(
                 "stack",
@@ -452,6 +452,30 @@ def select_recipe(
     return selection
 
 
+def _standardised(Z: np.ndarray, w: np.ndarray, inner: list[_Fold]) -> np.ndarray:
+    """Each column centred and scaled within every inner fold's rows (weighted): a part's
+    margins can change scale from fold to fold — a logistic regression that nearly separates
+    a few dozen projects gives margins of ±5 on one fold and ±50 on the next — and weights
+    fitted on some folds must mean the same on another. The served stack scales each part
+    by its spread on the training rows (`fit_stack_model`)."""
+    out = np.empty_like(Z)
+    for f in inner:
+        out[f.valid_idx] = _z_scores(Z[f.valid_idx], w[f.valid_idx])
+    return out
+
+
+def _moments(Z: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted mean and standard deviation of each column (1 where a column is constant)."""
+    mean = np.average(Z, axis=0, weights=w)
+    sd = np.sqrt(np.average((Z - mean) ** 2, axis=0, weights=w))
+    return mean, np.where(sd > 1e-9, sd, 1.0)
+
+
+def _z_scores(Z: np.ndarray, w: np.ndarray) -> np.ndarray:
+    mean, sd = _moments(Z, w)
+    return (Z - mean) / sd
+
+
 def _component(candidate: Candidate) -> str:
     """A stack part's name: ``rule:<name>``, ``logistic`` or ``trees``."""
     if candidate.recipe == "rule":
@@ -460,12 +484,15 @@ def _component(candidate: Candidate) -> str:
 
 
 STAGES = range(len(STAGE_EDGES) + 1)
-# How many projects' worth of evidence a stage's stacking weights must outweigh to move away
-# from the weights pooled over every stage (a stage of a 30-project portfolio barely moves;
-# one of 300 follows its own data).
-STACK_SHRINK = 3.0
+# The pull of the weights pooled over every stage on one stage's weights, against a log-loss
+# summed over the stage's projects (each weighing one) on standardised parts: a project's
+# curvature is about 0.2 per unit of weight², so ~5 projects' evidence weighs as much as the
+# pull — a stage of a few dozen projects follows its own data (at 5, the stages of a
+# 120-project portfolio stayed at the pooled weights where the logistic regression alone
+# was far better early); the cross-fitted loss judges whether that was worth it.
+STACK_SHRINK = 1.0
 MIN_STAGE_PROJECTS = 10  # a stage judged on fewer projects says nothing `_choose` can use
-STACK_RIDGE = 0.05  # on the pooled weights: keeps them finite when two parts are collinear
+STACK_RIDGE = 1.0  # on the pooled weights: keeps their scale steady from fold to fold
 STACK_OFFSET_SHRINK = 0.5  # a stage of one outcome keeps a finite offset
 
 
@@ -534,14 +561,19 @@ def _fit_weights(
 
 
 def fit_stack(
-    Z: np.ndarray, y: np.ndarray, w: np.ndarray, stages: np.ndarray, components: list[str]
+    Z: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    stages: np.ndarray,
+    components: list[str],
+    projects: np.ndarray | None = None,
 ) -> StackFit:
     """Weights pooled over the stages (each stage its own offset), then each stage's weights
-    and offset refitted on its rows, shrunk toward the pooled ones by `STACK_SHRINK` projects'
-    worth (each project's rows weigh one in all, so a stage's total weight is its projects)."""
+    and offset refitted on its rows, shrunk toward the pooled ones by `STACK_SHRINK`. Within
+    a stage each project's rows weigh one in all (`projects`: a project code per row; without
+    it, every row weighs one), so the shrinkage is against that many projects' evidence."""
     n_stages = len(STAGES)
-    base = _logit_share(y, w)
-    offsets0 = np.full(n_stages, base)
+    offsets0 = np.full(n_stages, _logit_share(y, w))
     pooled, pooled_offsets = _fit_weights(
         Z,
         y,
@@ -560,10 +592,11 @@ def fit_stack(
             weights.append([float(x) for x in pooled])
             offsets.append(float(pooled_offsets[s]))
             continue
+        w_s = w[rows] if projects is None else _per_project_weights(w[rows], projects[rows])
         b, a = _fit_weights(
             Z[rows],
             y[rows],
-            w[rows],
+            w_s,
             np.zeros(int(rows.sum()), dtype=int),
             1,
             anchor=pooled,
@@ -576,6 +609,13 @@ def fit_stack(
     return StackFit(components, weights, offsets, [float(x) for x in pooled])
 
 
+def _per_project_weights(w: np.ndarray, projects: np.ndarray) -> np.ndarray:
+    """`w` rescaled so that each project's rows sum to one."""
+    _, codes = np.unique(projects, return_inverse=True)
+    totals = np.bincount(codes, weights=w)
+    return w / np.where(totals[codes] > 0, totals[codes], 1.0)
+
+
 def _logit_share(y: np.ndarray, w: np.ndarray) -> float:
     p = float(np.clip(np.average(y, weights=w), 1e-3, 1 - 1e-3))
     return float(np.log(p / (1 - p)))
@@ -586,6 +626,7 @@ def _cross_fitted_stack(
     y: np.ndarray,
     w: np.ndarray,
     stages: np.ndarray,
+    projects: np.ndarray,
     components: list[str],
     inner: list[_Fold],
 ) -> np.ndarray:
@@ -595,7 +636,7 @@ def _cross_fitted_stack(
     for f in inner:
         rest = np.ones(len(y), dtype=bool)
         rest[f.valid_idx] = False
-        fitted = fit_stack(Z[rest], y[rest], w[rest], stages[rest], components)
+        fitted = fit_stack(Z[rest], y[rest], w[rest], stages[rest], components, projects[rest])
         out[f.valid_idx] = fitted.margin(Z[f.valid_idx], stages[f.valid_idx])
     return out
 
@@ -877,9 +918,24 @@ def fit_stack_model(
         trees = Candidate(chosen.trees_from, num_leaves=chosen.num_leaves, n_trees=chosen.n_trees)
     booster = _fit_booster(frame, target, features, levels, trees, prior, seed, threads)
 
+    # The weights apply to each part's margin standardised as on the inner folds
+    # (`_standardised`), here by its spread on the training rows: folded into the weights
+    # and the offsets, so the served score stays a weighted sum of the parts.
+    w = _weights(frame)
+    margins = {name: _prior_margin(score, frame) for name, score in linear_parts}
+    if trees is not None:
+        raw = np.asarray(
+            booster.predict(encode_features(frame, features, levels), raw_score=True), dtype=float
+        )
+        margins["trees"] = raw + (_prior_margin(prior, frame) if prior is not None else 0.0)
+    mean, sd = _moments(np.column_stack([margins[n] for n in stack.components]), w)
+    centre, spread = (
+        dict(zip(stack.components, mean, strict=True)),
+        dict(zip(stack.components, sd, strict=True)),
+    )
     pieces = []
     for b, offset in zip(stack.weights, stack.offsets, strict=True):
-        weight = dict(zip(stack.components, b, strict=True))
+        weight = {n: bj / spread[n] for n, bj in zip(stack.components, b, strict=True)}
         tree_weight = weight.get("trees", 0.0)
         carried = {primary: tree_weight} if prior is not None else {}
         pieces.append(
@@ -890,10 +946,9 @@ def fit_stack_model(
                 scores=[score for _, score in linear_parts],
                 weights=[weight[name] + carried.get(name, 0.0) for name, _ in linear_parts],
                 tree_weight=tree_weight,
-                offset=offset,
+                offset=offset - sum(weight[n] * centre[n] for n in stack.components),
             )
         )
-    w = _weights(frame)
     stages = _stages(frame)
     stage_weight = np.bincount(stages, weights=w, minlength=len(pieces))
     booster_base = float(
