@@ -88,6 +88,7 @@ class TrainingOptions:
     min_holdout_projects: int = 30
     gate_auc_margin: float = 0.01
     gate_brier_margin: float = 0.005
+    gate_interval_margin: float = 0.02  # quantile models: a share of the interval score
     n_bootstrap: int = 200
     test_share: float = 0.25
     forward_min_projects: int = 100
@@ -839,6 +840,10 @@ def retrain(
                 settings_params=settings_params,
                 progress=progress,
             )
+    # forewarn-finish / forewarn-cost beside their classifiers (quantile_train.py).
+    from training.quantile_train import retrain_quantiles  # here: it imports this module
+
+    results.update(retrain_quantiles(table, portfolio, stamp, options, targets, progress))
     return results
 
 
