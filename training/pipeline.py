@@ -826,6 +826,8 @@ def retrain(
     ).frame
     data_fp = data_fingerprint(portfolio, table, stamp)
     tracking.configure(store.tracking_uri, store.artifact_root, store.experiment)
+    from training.quantile_train import retrain_quantiles  # here: it imports this module
+
     results: dict[str, RetrainResult] = {}
     for target in targets:
         # Two retrains at once: the second waits, then finds the first's fingerprint and
@@ -840,10 +842,9 @@ def retrain(
                 settings_params=settings_params,
                 progress=progress,
             )
-    # forewarn-finish / forewarn-cost beside their classifiers (quantile_train.py).
-    from training.quantile_train import retrain_quantiles  # here: it imports this module
-
-    results.update(retrain_quantiles(table, portfolio, stamp, options, targets, progress))
+            # Its quantile model (forewarn-finish / -cost, quantile_train.py) inside the
+            # same lock, so a second retrain waits for both.
+            results.update(retrain_quantiles(table, portfolio, stamp, options, (target,), progress))
     return results
 
 
