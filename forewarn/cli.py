@@ -917,6 +917,7 @@ def _training_setup(settings: Settings) -> tuple[Any, Any, dict[str, Any]]:
         min_holdout_projects=settings.min_holdout_projects,
         gate_auc_margin=settings.gate_auc_margin,
         gate_brier_margin=settings.gate_brier_margin,
+        gate_interval_margin=settings.gate_interval_margin,
         forward_min_projects=settings.forward_min_projects,
         cv_repeats=settings.cv_repeats,
         quantiles=settings.quantiles,
@@ -1206,23 +1207,37 @@ def retrain(
         )
         if result.challenger is not None:
             stdout.print(f"  gate rows: {result.gate_rows}", highlight=False)
-            table = Table()
-            for col in ("model", "version", "AUC", "Brier"):
-                table.add_column(col, justify="left" if col == "model" else "right")
-            champ = result.champion
-            if champ is not None:
-                table.add_row(
-                    "champion", str(champ.get("version")), _n(champ["auc"]), _n(champ["brier"], 4)
-                )
-            table.add_row(
-                "challenger",
-                str(version),
-                _n(result.challenger["auc"]),
-                _n(result.challenger["brier"], 4),
-            )
-            stdout.print(table)
+            stdout.print(_gate_table(result.champion, result.challenger, version))
         for reason in result.reasons:
             stdout.print(f"  - {reason}", highlight=False)
+
+
+def _gate_table(champion: dict[str, Any] | None, challenger: dict[str, Any], version: Any) -> Table:
+    """Champion and challenger on the gate's rows: AUC and Brier for a classifier, the
+    interval score and coverage error for a quantile model (forewarn-finish, -cost)."""
+    table = Table()
+    columns: tuple[str, ...]
+    if "interval_score" in challenger:
+        columns = ("model", "version", "method", "interval score", "coverage error")
+
+        def cells(figures: dict[str, Any]) -> list[str]:
+            return [
+                str(figures.get("method")),
+                _n(figures["interval_score"], 4),
+                _n(figures["coverage_error"]),
+            ]
+    else:
+        columns = ("model", "version", "AUC", "Brier")
+
+        def cells(figures: dict[str, Any]) -> list[str]:
+            return [_n(figures["auc"]), _n(figures["brier"], 4)]
+
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("model", "method") else "right")
+    if champion is not None:
+        table.add_row("champion", str(champion.get("version")), *cells(champion))
+    table.add_row("challenger", str(version), *cells(challenger))
+    return table
 
 
 # ------------------------------------------------------------------------------ drift

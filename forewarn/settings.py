@@ -78,6 +78,12 @@ class Settings(BaseSettings):
     min_holdout_projects: int = Field(30, gt=0, description="fewer: grouped CV instead")
     gate_auc_margin: float = Field(0.01, ge=0, description="challenger may lose this AUC")
     gate_brier_margin: float = Field(0.005, ge=0, description="and gain this Brier")
+    gate_interval_margin: float = Field(
+        0.02,
+        ge=0,
+        description="a quantile challenger's interval score may be this share higher "
+        "than the champion's (0.02: 2 %)",
+    )
     forward_min_projects: int = Field(
         100,
         gt=0,

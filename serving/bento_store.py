@@ -3,10 +3,11 @@
 `bentoml build` asks each model the service declares for its `to_info()`; `ChampionExport`
 answers by copying the MLflow champions (booster text, calibrator JSON, portfolio context)
 into the local BentoML model store as one model, ``forewarn-champions``, so the build packs
-exactly the champions of that moment. A built Bento then serves from its own copy
-(`load_from_bento_store`) and needs no MLflow. Serving from source never reads this store:
-there the registry is the truth, and an export left by an earlier build must not shadow a
-newer champion.
+exactly the champions of that moment — the quantile champions (``forewarn-finish``,
+``forewarn-cost``) too, where trained, so a Bento answers with finish and cost ranges. A
+built Bento then serves from its own copy (`load_from_bento_store`) and needs no MLflow.
+Serving from source never reads this store: there the registry is the truth, and an export
+left by an earlier build must not shadow a newer champion.
 """
 
 from __future__ import annotations
@@ -34,13 +35,16 @@ BENTO_MODEL = "forewarn-champions"
 
 
 def export_version(champions: Champions) -> str:
-    """A tag version naming the registry versions, e.g. ``delay3-overrun2-1a2b3c4d``.
+    """A tag version naming the registry versions, e.g. ``delay3-overrun2-finish2-1a2b3c4d``.
 
-    Derived from the registry versions and runs, so exporting the same champions twice
-    gives the same tag and the second export is skipped.
+    Derived from the registry versions and runs (the quantile champions' too), so
+    exporting the same champions twice gives the same tag and the second export is skipped.
     """
     parts = [f"{t}{c.version}" for t, c in sorted(champions.by_target.items())]
+    quantiles = sorted(champions.quantile_versions.items())
+    parts += [f"{t}{label.rsplit(' v', 1)[-1]}" for t, label in quantiles]
     runs = ",".join(f"{t}:{c.run_id}" for t, c in sorted(champions.by_target.items()))
+    runs += "".join(f",{t}:{label}" for t, label in quantiles)
     return "-".join([*parts, hashlib.sha1(runs.encode()).hexdigest()[:8]])
 
 
@@ -51,12 +55,15 @@ def export_champions(champions: Champions) -> Any:
         return bentoml.models.get(tag)
     except NotFound:
         pass
-    metadata = {"targets": identities(champions)}
+    metadata = {"targets": identities(champions), "quantiles": champions.quantile_versions}
     with bentoml.models.create(tag, labels={"project": "forewarn"}, metadata=metadata) as stored:
         write_champions(champions, Path(stored.path))
     logger.info(
         "exported %s to the BentoML model store as %s",
-        ", ".join(f"{c.name} v{c.version}" for c in champions.by_target.values()),
+        ", ".join(
+            [f"{c.name} v{c.version}" for c in champions.by_target.values()]
+            + list(champions.quantile_versions.values())
+        ),
         tag,
     )
     return bentoml.models.get(tag)
@@ -86,8 +93,11 @@ def load_from_bento_store(tag: str) -> Champions:
             f"{tag} is not in the BentoML model store: rebuild the Bento with `bentoml build` "
             "while the MLflow registry has champions"
         ) from exc
-    targets: Any = dict(stored.info.metadata).get("targets", {})
-    return read_champions(Path(stored.path), targets, source="bento")
+    metadata = dict(stored.info.metadata)
+    targets: Any = metadata.get("targets", {})
+    # A Bento built before the quantile models has none: it answers without ranges.
+    quantiles: Any = metadata.get("quantiles", {})
+    return read_champions(Path(stored.path), targets, source="bento", quantile_versions=quantiles)
 
 
 @attrs.frozen

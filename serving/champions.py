@@ -184,6 +184,7 @@ def load_from_registry(
 # ------------------------------------------------------------------- files (Bento store)
 
 CONTEXT_FILE = "context.parquet"
+QUANTILES_DIR = "quantiles"  # <QUANTILES_DIR>/<target>/: a QuantileModel's text + JSON
 
 
 def identities(champions: Champions) -> dict[str, dict[str, object]]:
@@ -201,17 +202,24 @@ def identities(champions: Champions) -> dict[str, dict[str, object]]:
 
 def write_champions(champions: Champions, directory: Path) -> None:
     """Champions as files: ``<target>/`` with the RiskModel's own files (booster text and
-    JSON, never pickle), plus the portfolio context as Parquet."""
+    JSON, never pickle), ``quantiles/<target>/`` with each quantile champion's (the same),
+    plus the portfolio context as Parquet."""
     for target, champion in champions.by_target.items():
         champion.model.to_files(directory / target)
+    for target, model in champions.quantiles.items():
+        model.save(directory / QUANTILES_DIR / target)
     if champions.context is not None:
         champions.context.to_parquet(directory / CONTEXT_FILE, index=False)
 
 
 def read_champions(
-    directory: Path, identities: Mapping[str, Mapping[str, object]], source: Source = "bento"
+    directory: Path,
+    identities: Mapping[str, Mapping[str, object]],
+    source: Source = "bento",
+    quantile_versions: Mapping[str, str] | None = None,
 ) -> Champions:
-    """The inverse of `write_champions`."""
+    """The inverse of `write_champions`; `quantile_versions` (target → "name vN", as
+    `Champions.quantile_versions`) names the quantile champions written beside them."""
     found: dict[str, Champion] = {}
     for target, identity in identities.items():
         tags = identity.get("tags")
@@ -226,4 +234,8 @@ def read_champions(
         )
     context_path = directory / CONTEXT_FILE
     context = pd.read_parquet(context_path) if context_path.exists() else None
-    return Champions(found, context)
+    champions = Champions(found, context)
+    for target, label in (quantile_versions or {}).items():
+        champions.quantiles[target] = QuantileModel.load(directory / QUANTILES_DIR / target)
+        champions.quantile_versions[target] = str(label)
+    return champions

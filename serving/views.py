@@ -955,6 +955,7 @@ def explain_page_app(
     api_key: str | None = None,
     context: Callable[[], pd.DataFrame | None] | None = None,
     lang: str = "en",
+    quantiles: Callable[[], Mapping[str, QuantileModel]] | None = None,
 ) -> ASGIApp:
     """The explanation page as a small ASGI app: ``GET /explain/{project_id}[?as_of=&lang=]``.
 
@@ -963,6 +964,8 @@ def explain_page_app(
     The BentoML service mounts it (``/views``), so the page reads its models from the
     loaded champions through ``models``/``cards``; ``portfolio`` says where the project's
     history comes from (it raises LookupError when the service has none to read: 503).
+    ``quantiles`` gives the forewarn-finish champion, where there is one: the page then
+    draws the same fan chart as `forewarn explain`.
     The app checks the same bearer token as the service itself, so it stays closed even
     if it is mounted somewhere without the service's middleware.
     """
@@ -1014,6 +1017,7 @@ def explain_page_app(
                 delay_tolerance=delay_tolerance,
                 overrun_tolerance=overrun_tolerance,
                 context=context() if context is not None else None,
+                quantiles=quantiles() if quantiles is not None else None,
             )
         except UnknownProjectError:
             return _message(404, f"no project {project_id!r} in the portfolio")
@@ -1090,4 +1094,5 @@ def champions_page_app(
         api_key=api_key,
         context=lambda: loaded().context,
         lang=options.lang,
+        quantiles=lambda: loaded().quantiles,
     )

@@ -364,3 +364,28 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def compare_quantiles(
+    rows: pd.DataFrame,
+    y: np.ndarray,
+    challenger: np.ndarray,
+    champion: np.ndarray | None,
+    n_bootstrap: int = 200,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Two quantile models on the same rows (the retraining gate's): each one's figures as
+    in `evaluate_intervals` (overall and by stage, with its coverage error) and, with a
+    champion, the paired project-bootstrap comparison of their interval scores
+    (``interval_score_diff`` = champion − challenger; "better": the challenger is)."""
+    if champion is None:
+        alone = evaluate_intervals(rows, y, {}, challenger, LEVELS, 0, seed)
+        return {"challenger": alone[REFERENCE], "champion": None, "comparison": None}
+    both = evaluate_intervals(
+        rows, y, {"challenger": challenger}, champion, LEVELS, n_bootstrap, seed
+    )
+    return {
+        "challenger": both["methods"]["challenger"],
+        "champion": both[REFERENCE],
+        "comparison": both["comparison"]["challenger"],
+    }

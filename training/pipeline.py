@@ -88,6 +88,7 @@ class TrainingOptions:
     min_holdout_projects: int = 30
     gate_auc_margin: float = 0.01
     gate_brier_margin: float = 0.005
+    gate_interval_margin: float = 0.02  # quantile models: a share of the interval score
     n_bootstrap: int = 200
     test_share: float = 0.25
     forward_min_projects: int = 100
@@ -825,6 +826,8 @@ def retrain(
     ).frame
     data_fp = data_fingerprint(portfolio, table, stamp)
     tracking.configure(store.tracking_uri, store.artifact_root, store.experiment)
+    from training.quantile_train import retrain_quantiles  # here: it imports this module
+
     results: dict[str, RetrainResult] = {}
     for target in targets:
         # Two retrains at once: the second waits, then finds the first's fingerprint and
@@ -839,6 +842,9 @@ def retrain(
                 settings_params=settings_params,
                 progress=progress,
             )
+            # Its quantile model (forewarn-finish / -cost, quantile_train.py) inside the
+            # same lock, so a second retrain waits for both.
+            results.update(retrain_quantiles(table, portfolio, stamp, options, (target,), progress))
     return results
 
 

@@ -806,13 +806,14 @@ def log_quantiles(
     report_markdown: str,
     params: Mapping[str, Any],
     tags: Mapping[str, Any],
+    run_name: str | None = None,
 ) -> VersionInfo:
     """Log one quantile target's run (metrics, evaluation, the model as LightGBM text +
     JSON under ``quantile_model/``) and register it as a new version."""
     import mlflow
 
     name = REGISTERED_NAMES[target]
-    with mlflow.start_run(run_name=f"train-{target}") as run:
+    with mlflow.start_run(run_name=run_name or f"train-{target}") as run:
         mlflow.log_params({k: _tag(v)[:6000] for k, v in params.items()})
         mlflow.set_tags({"target": target, **{k: _tag(v) for k, v in tags.items()}})
         mlflow.log_metrics(flatten_metrics(metrics))

@@ -41,9 +41,11 @@ class Store:
     as_of: date
 
 
-def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
+def trained_store(
+    tmp_path_factory: pytest.TempPathFactory, quantiles: bool = False
+) -> Iterator[Store]:
     """A simulated portfolio and its two champions, trained by `training.pipeline.train`
-    into a tmp sqlite MLflow store."""
+    into a tmp sqlite MLflow store; with `quantiles`, forewarn-finish / -cost too."""
     import mlflow
 
     root = tmp_path_factory.mktemp("forewarn-serving")
@@ -54,7 +56,9 @@ def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
     portfolio = load_portfolio(data).portfolio
     uri = f"sqlite:///{root}/mlflow.db"
     previous = mlflow.get_tracking_uri()
-    options = TrainingOptions(max_trees=60, plots=False, n_bootstrap=20, reference_rows=1000)
+    options = TrainingOptions(
+        max_trees=60, plots=False, n_bootstrap=20, reference_rows=1000, quantiles=quantiles
+    )
     try:
         trained = train(portfolio, options, TrainingStore(uri, (root / "artifacts").as_uri()))
     finally:

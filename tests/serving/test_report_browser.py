@@ -172,7 +172,15 @@ def _train(data: Path, store: Path, targets: tuple[str, ...], delay_tolerance: f
 
     results = train(
         load_portfolio(data).portfolio,
-        TrainingOptions(delay_tolerance=delay_tolerance, max_trees=60, n_bootstrap=20, plots=False),
+        # With the quantile models: the report's P80 columns and the view's fan chart.
+        TrainingOptions(
+            delay_tolerance=delay_tolerance,
+            max_trees=60,
+            n_bootstrap=20,
+            plots=False,
+            cv_folds=3,
+            quantiles=True,
+        ),
         Store(
             tracking_uri=f"sqlite:///{store / 'mlflow.db'}",
             artifact_root=(store / "artifacts").as_uri(),
@@ -364,9 +372,12 @@ def test_service_serves_the_explanation_page(simulated: Pages, store: Path) -> N
             time.sleep(0.5)
         assert httpx.get(url, timeout=60).status_code == 401
         auth = {"Authorization": "Bearer page-key"}
-        page = httpx.get(url, headers=auth, params={"as_of": simulated.report_json["as_of"]})
+        page = httpx.get(
+            url, headers=auth, params={"as_of": simulated.report_json["as_of"]}, timeout=60
+        )
         assert page.status_code == 200, page.text[:500]
         assert 'data-chart="waterfall-late"' in page.text
+        assert 'data-chart="finish-fan"' in page.text  # the CLI's fan chart, served too
         served = rows_of(page.text)
         assert served.missing == rows_of(simulated.view.read_text(encoding="utf-8")).missing
         assert httpx.get(url + "-nope", headers=auth, timeout=60).status_code == 404
@@ -578,6 +589,12 @@ def _check_in_browser(pages: Pages, browser: Chromium, shots: Path, lang: str = 
             assert sum("\u4e00" <= ch <= "\u9fff" for ch in text) > 200, name
         browser.screenshot(shots / f"{name}.png")
         assert (shots / f"{name}.png").stat().st_size > 10_000
+        if name == "report":
+            _check_kpis_and_ranges(browser, pages, lang)
+            browser.screenshot(shots / "report-kpi.png", "#kpi")
+        else:
+            _check_fan_chart(browser, lang)
+            browser.screenshot(shots / "view-fan.png", "#finish-fan")
         if name == "report":  # the charts sit below a long watch list: shoot them too
             browser.screenshot(shots / "report-portfolio-view.png", "#portfolio-view")
             browser.screenshot(shots / "report-trust.png", "#about")
@@ -606,6 +623,80 @@ def _check_in_browser(pages: Pages, browser: Chromium, shots: Path, lang: str = 
         ".map(r => Math.max(+r.dataset.pLate || 0, +r.dataset.pOverBudget || 0))"
     )
     assert tops == sorted(tops, reverse=True)
+
+
+# What a reader sees, in each language (the zh-CN catalogue's words, written out here).
+WORDS = {
+    "en": {"kpi": "Portfolio KPIs for", "p80_finish": "P80 finish", "p80_cost": "P80 cost",
+           "p50_line": "P50 finish"},
+    "zh-CN": {"kpi": "年项目组合 KPI", "p80_finish": "P80 完工日期", "p80_cost": "P80 成本",
+              "p50_line": "P50 完工日期"},
+}  # fmt: skip
+_VISIBLE = (
+    "const vis = e => { if (!e || !e.checkVisibility()) return false;"
+    " const r = e.getBoundingClientRect(); return r.width > 0 && r.height > 0; };"
+)
+
+
+def _check_kpis_and_ranges(browser: Chromium, pages: Pages, lang: str) -> None:
+    """The KPI block of "At a glance" and the watch list's P80 columns are on screen, in
+    the page's language, with batch scoring's dates."""
+    words = WORDS[lang]
+    seen = browser.evaluate(
+        "(() => {" + _VISIBLE + " const k = document.querySelector('#kpi');"
+        " const row = td => [td.closest('tr').dataset.projectId, td.dataset.finishP80 ??"
+        " td.dataset.costP80, td.innerText.trim(), vis(td)];"
+        " return {kpi: vis(k), year: k && k.dataset.year, expected: k && k.dataset.onTimeExpected,"
+        "  heading: k && k.querySelector('h3').innerText,"
+        "  items: k ? [...k.querySelectorAll('li')].filter(vis).map(l => l.innerText) : [],"
+        "  heads: [...document.querySelectorAll('#watch-table thead th')].filter(vis)"
+        "   .map(t => t.innerText.trim()),"
+        "  finish: [...document.querySelectorAll('#watch-table tbody td[data-finish-p80]')]"
+        "   .map(row),"
+        "  cost: [...document.querySelectorAll('#watch-table tbody td[data-cost-p80]')].map(row)};"
+        "})()"
+    )
+    assert seen["kpi"], "the KPI block is not visible"
+    assert words["kpi"] in seen["heading"] and seen["year"] in seen["heading"], seen["heading"]
+    assert seen["items"], "no KPI sentence on screen"
+    if seen["expected"]:  # the expected on-time share, as the sentence prints it
+        assert f"{round(100 * float(seen['expected']))}" in " ".join(seen["items"]), seen["items"]
+    assert words["p80_finish"] in seen["heads"] and words["p80_cost"] in seen["heads"], seen
+    watch = [r["data-project-id"] for r in rows_of(pages.report.read_text()).rows["watch-table"]]
+    assert [pid for pid, *_ in seen["finish"]] == watch
+    batch = pages.scores.set_index("project_id")
+    for pid, iso, text, visible in seen["finish"]:
+        assert visible, pid
+        want = batch.loc[pid, "finish_p80"]
+        assert iso == pd.Timestamp(want).date().isoformat(), (pid, iso, want)
+        assert iso[:4] in text and text != "—", (pid, text)  # a date a person reads
+    for pid, amount, text, visible in seen["cost"]:
+        assert visible, pid
+        want = batch.loc[pid, "cost_p80"]
+        if pd.isna(want):  # no budget, or no cost model (little06): a dash, not a number
+            assert amount == "" and text == "—", (pid, amount, text)
+        else:
+            assert float(amount) == pytest.approx(float(want)), pid
+            assert any(ch.isdigit() for ch in text), (pid, text)
+
+
+def _check_fan_chart(browser: Chromium, lang: str) -> None:
+    """The explanation view's fan chart: drawn and visible, two shaded bands, the P50 line
+    with one point per past report, its legend in the page's language."""
+    fan = browser.evaluate(
+        "(() => {" + _VISIBLE + " const d = document.querySelector('#finish-fan');"
+        " if (!d) return null;"
+        " const line = d.data.find(t => (t.mode || '').includes('markers'));"
+        " return {visible: vis(d), fills: d.querySelectorAll('path.js-fill').length,"
+        "  legend: [...d.querySelectorAll('.legendtext')].map(t => t.textContent),"
+        "  points: line ? line.y.length : 0, dates: line ? line.x.length : 0,"
+        "  markers: d.querySelectorAll('.scatterlayer .point').length}; })()"
+    )
+    assert fan is not None, "no fan chart on the explanation view"
+    assert fan["visible"]
+    assert fan["fills"] >= 2, fan  # the P10–P90 and P50–P80 bands
+    assert WORDS[lang]["p50_line"] in fan["legend"], fan["legend"]
+    assert fan["points"] == fan["dates"] >= 2 and fan["markers"] >= fan["points"], fan
 
 
 def _check_heatmap_labels(browser: Chromium) -> None:

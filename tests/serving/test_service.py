@@ -52,7 +52,8 @@ FUZZ_EXAMPLES = 40  # per operation: about a minute here
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
-    yield from trained_store(tmp_path_factory)
+    # With the quantile champions: the Bento must pack them too.
+    yield from trained_store(tmp_path_factory, quantiles=True)
 
 
 @pytest.fixture(scope="module")
@@ -620,6 +621,9 @@ def test_built_bento_serves_the_same_answers(
             ours = packed.score(projects, as_of=store.as_of)
             theirs = client.score(projects, as_of=store.as_of)
             assert ours == theirs
+            # The ranges came from the Bento's own copy of forewarn-finish / forewarn-cost.
+            assert all(p.finish_p80 is not None for p in ours.projects)
+            assert any(p.cost_p80 is not None for p in ours.projects)
             assert packed.explain(projects[0], as_of=store.as_of) == client.explain(
                 projects[0], as_of=store.as_of
             )
