@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from features.contract import Portfolio  # noqa: E402
-from features.loading import load_portfolio  # noqa: E402
+from features.loading import load_portfolio, write_portfolio  # noqa: E402
 from features.pointintime import training_table  # noqa: E402
 from features.simulator import simulate_portfolio  # noqa: E402
 from training.evaluate import STAGE_LABELS, VERDICT_WORDS  # noqa: E402
@@ -89,7 +90,12 @@ def _shaped(shape: str, seed: int) -> Portfolio:
     else:
         reports = reports.iloc[:0]
     changes = p.changes.iloc[:0] if shape == "approval" else p.changes
-    return Portfolio(p.projects, reports[keep].reset_index(drop=True), changes, shape)
+    # Through the files and the loader, as a user's portfolio arrives: absent optional
+    # columns are what the loader makes of them.
+    shaped = Portfolio(p.projects, reports[keep].reset_index(drop=True), changes, shape)
+    with tempfile.TemporaryDirectory() as folder:
+        write_portfolio(shaped, Path(folder))
+        return load_portfolio(Path(folder)).portfolio
 
 
 def run_one(
