@@ -445,7 +445,8 @@ def select_recipe(
             f"{losses[best]:.4f}) overall and in each of {len(by_stage)} stages, and simpler"
         )
     if any(i not in eligible for i in range(len(results))):
-        reason += "; a booster alone must beat the rule by two standard errors, none did"
+        anchor_name = "the rule" if r is not None else "the logistic regression"
+        reason += f"; a booster alone must beat {anchor_name} by two standard errors, none did"
     selection = Selection(pick, None if r is None else r.name, margin, table, reason)
     if pick.recipe == "stack":
         selection.stack = stack_fit
@@ -677,24 +678,26 @@ def _choose(
 ) -> tuple[int, int, list[int]]:
     """(best, chosen, eligible), candidates simplest first.
 
-    The rule is what the PMO has, and a few dozen projects rarely show more than noise: it
-    stays unless another candidate beats it by `RULE_MARGIN_SE` standard errors (paired by
-    project) overall, or by `STAGE_MARGIN_SE` in one stage (`by_stage`: the candidates
-    judged on one stage's rows) — the verdict judges the model stage by stage, and a rule
-    as good as anything overall can still lose the early stages clearly. Otherwise the
-    simplest candidate within one standard error of the best, overall and in every stage;
-    the stack follows each stage's stronger part, so it usually passes where its parts do
-    not; if nothing passes, the best overall. A booster alone is eligible only when it
-    beats the rule by `RULE_MARGIN_SE` standard errors overall; the logistic regression and
-    the stack always."""
+    The anchor is what the verdict compares with: the rule, the PMO's own, or where no rule
+    applies the logistic regression. A few dozen projects rarely show more than noise, so
+    the anchor stays unless another candidate beats it by `RULE_MARGIN_SE` standard errors
+    (paired by project) overall, or by `STAGE_MARGIN_SE` in one stage (`by_stage`: the
+    candidates judged on one stage's rows) — the verdict judges the model stage by stage,
+    and an anchor as good as anything overall can still lose the early stages clearly.
+    Otherwise the simplest candidate within one standard error of the best, overall and in
+    every stage; the stack follows each stage's stronger part, so it usually passes where its
+    parts do not; if nothing passes, the best overall. A booster alone is eligible only when
+    it beats the anchor by `RULE_MARGIN_SE` standard errors overall; the logistic regression
+    and the stack always."""
+    recipes = [c.recipe for c, _ in results]
+    anchor_i = next((recipes.index(x) for x in ("rule", "logistic") if x in recipes), None)
     eligible = list(range(len(results)))
-    rule_i = next((i for i, (c, _) in enumerate(results) if c.recipe == "rule"), None)
-    if rule_i is not None:
-        anchor = judged[rule_i]
+    if anchor_i is not None:
+        anchor = judged[anchor_i]
         eligible = [
             i
             for i in eligible
-            if results[i][0].recipe in ALWAYS_ELIGIBLE
+            if recipes[i] in ALWAYS_ELIGIBLE
             or judged[i].loss + RULE_MARGIN_SE * judged[i].se(anchor) < anchor.loss
         ]
 
@@ -704,15 +707,15 @@ def _choose(
 
     best = min(eligible, key=lambda i: judged[i].loss)
     if (
-        rule_i is not None
-        and near_best(judged, rule_i, RULE_MARGIN_SE)
-        and all(near_best(scores, rule_i, STAGE_MARGIN_SE) for scores in by_stage)
+        anchor_i is not None
+        and near_best(judged, anchor_i, RULE_MARGIN_SE)
+        and all(near_best(scores, anchor_i, STAGE_MARGIN_SE) for scores in by_stage)
     ):
-        return best, rule_i, eligible
+        return best, anchor_i, eligible
     passing = [
         i
         for i in eligible
-        if i != rule_i and all(near_best(scores, i) for scores in [judged, *by_stage])
+        if i != anchor_i and all(near_best(scores, i) for scores in [judged, *by_stage])
     ]
     return best, (passing or [best])[0], eligible
 
