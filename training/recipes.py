@@ -444,9 +444,12 @@ def select_recipe(
             f", within one standard error of the best ({results[best][0].label()}, "
             f"{losses[best]:.4f}) overall and in each of {len(by_stage)} stages, and simpler"
         )
-    if any(i not in eligible for i in range(len(results))):
+    left_out = [results[i][0].label() for i in range(len(results)) if i not in eligible]
+    if left_out:
         anchor_name = "the rule" if r is not None else "the logistic regression"
-        reason += f"; a booster alone must beat {anchor_name} by two standard errors, none did"
+        reason += f"; left out for not beating {anchor_name} by two standard errors: " + ", ".join(
+            left_out
+        )
     selection = Selection(pick, None if r is None else r.name, margin, table, reason)
     if pick.recipe == "stack":
         selection.stack = stack_fit
