@@ -407,8 +407,8 @@ def score_with_spark(
     wanted = [c for c in rows.columns if c != KEY]
 
     def each_bucket(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        # One partition arrives as Arrow batches of a few thousand rows; a project's rows
-        # may straddle two batches, so the whole partition is scored in one call.
+        # A partition arrives as Arrow batches (spark.sql.execution.arrow.maxRecordsPerBatch
+        # rows each); a project's rows may straddle two, so the whole partition is one call.
         parts = list(batches)
         if parts:
             tagged = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
