@@ -63,12 +63,22 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
 
 
 @pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
+def _stop_spark() -> Iterator[None]:
+    yield
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    if session is not None:
+        session.stop()
+
+
+@pytest.fixture
+def spark(_stop_spark: None) -> Any:
+    """The module's session: reused while it runs, started again when the CLI test's
+    ``forewarn score --engine spark`` has stopped it (the CLI stops what it gets)."""
     from serving.spark_batch import spark_session
 
-    session = spark_session("local[2]")
-    yield session
-    session.stop()
+    return spark_session("local[2]")
 
 
 def _local(trained: Trained, explain: bool) -> pd.DataFrame:
