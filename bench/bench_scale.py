@@ -4,9 +4,13 @@ with 1 vs 4 concurrent writers on PostgreSQL.
 Scoring: a simulated portfolio of 1,000 projects is copied under new ids to each size
 (10,000 by default; --large adds 100,000), written as CSV, and scored with --explain by
 the local engine (load + validate + features + scores + TreeSHAP + Parquet) and by Spark
-local[2] (the same, in applyInPandas groups; the session is started beforehand and its
-start-up printed apart). Beside them: bare LightGBM predict + pred_contrib on the same
-feature rows (already built and encoded), both models — what the trees alone cost.
+local[2] (the same, once per bucket of projects in mapInPandas). The Spark session is
+started beforehand, and right before each size's Spark runs a job on the 1,000-project
+base warms it up: Spark kills Python workers idle for a minute, and a new one imports
+Forewarn (pandas, LightGBM, scikit-learn) again; the JVM compiles each new query. Both are
+printed apart ("warm-up s"): that is what a nightly job pays once. Beside them: bare
+LightGBM predict + pred_contrib on the same feature rows (already built and encoded), both
+models — what the trees alone cost.
 
 Writers: `forewarn train --target delay` on an 80-project portfolio into a throwaway
 PostgreSQL cluster, once alone, then four at once; the time per run and runs per minute.
@@ -14,7 +18,7 @@ PostgreSQL cluster, once alone, then four at once; the time per run and runs per
 Printed, not asserted. The machine is shared (2 cores): quote medians of repeated runs.
 
     .venv/bin/python bench/bench_scale.py [--sizes 10000] [--large] [--runs 1]
-                                          [--no-spark] [--no-writers]
+                                          [--buckets N] [--no-spark] [--no-writers]
 """
 
 from __future__ import annotations
@@ -110,7 +114,9 @@ def _local(data: Path, champions, as_of, out: Path) -> tuple[float, int]:  # typ
     return time.perf_counter() - start, len(scores.frame)
 
 
-def _spark(spark, data: Path, champions, as_of, out: Path) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+def _spark(  # type: ignore[no-untyped-def]
+    spark, data: Path, champions, as_of, out: Path, buckets: int | None
+) -> tuple[float, int]:
     from serving.spark_batch import ScoringParameters, score_with_spark
 
     parameters = ScoringParameters(
@@ -123,7 +129,7 @@ def _spark(spark, data: Path, champions, as_of, out: Path) -> tuple[float, int]:
         overrun_tolerance=0.05,
     )
     start = time.perf_counter()
-    done = score_with_spark(spark, str(data), str(out), champions, parameters)
+    done = score_with_spark(spark, str(data), str(out), champions, parameters, buckets=buckets)
     return time.perf_counter() - start, done.projects
 
 
@@ -141,10 +147,13 @@ def scoring(args: argparse.Namespace, root: Path) -> None:
         start = time.perf_counter()
         spark = spark_session("local[2]", "bench-scale")
         print(f"Spark local[2] session start: {time.perf_counter() - start:.1f} s (not counted)")
+        warm = _portfolio(base, 1, root / "warm")
     sizes = [*args.sizes, *([100_000] if args.large else [])]
+    print(f"load average before: {_load()}")
     print(
         f"\n{'projects':>9} {'running':>8} | {'bare trees s':>12} | {'local s':>8} {'proj/s':>8}"
-        f" | {'spark s':>8} {'proj/s':>8} | {'local/bare':>10} {'spark/local':>11}"
+        f" | {'buckets':>7} {'warm-up s':>9} {'spark s':>8} {'proj/s':>8}"
+        f" | {'local/bare':>10} {'spark/local':>11}"
     )
     for size in sizes:
         data = _portfolio(base, size // 1000, root / f"p{size}")
@@ -156,21 +165,34 @@ def scoring(args: argparse.Namespace, root: Path) -> None:
             _local(data, champions, as_of, root / f"local{size}.parquet") for _ in range(args.runs)
         ]
         local_s, running = statistics.median(t for t, _ in local), local[0][1]
-        spark_s = float("nan")
+        spark_s = warm_s = float("nan")
         if spark is not None:
+            warm_s, _ = _spark(spark, warm, champions, as_of, root / "warm-out", None)
             runs = [
-                _spark(spark, data, champions, as_of, root / f"spark{size}")
+                _spark(spark, data, champions, as_of, root / f"spark{size}", args.buckets)
                 for _ in range(args.runs)
             ]
             spark_s = statistics.median(t for t, _ in runs)
             assert runs[0][1] == running, (runs[0][1], running)
+        buckets = "-"
+        if spark is not None:
+            from serving.spark_batch import PROJECTS_PER_BUCKET, bucket_count
+
+            buckets = str(args.buckets or bucket_count(spark, str(data), PROJECTS_PER_BUCKET))
         print(
             f"{size:>9,} {running:>8,} | {bare:>12.2f} | {local_s:>8.1f} {running / local_s:>8.0f}"
-            f" | {spark_s:>8.1f} {running / spark_s:>8.0f} | {local_s / bare:>10.0f}"
-            f" {spark_s / local_s:>11.2f}"
+            f" | {buckets:>7} {warm_s:>9.1f} {spark_s:>8.1f} {running / spark_s:>8.0f}"
+            f" | {local_s / bare:>10.0f}"
+            f" {spark_s / local_s:>11.2f}",
+            flush=True,
         )
+    print(f"load average after: {_load()}")
     if spark is not None:
         spark.stop()
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def _train_command(data: Path, uri: str, out: Path) -> subprocess.Popen[bytes]:
@@ -224,6 +246,7 @@ def writers(args: argparse.Namespace, root: Path) -> None:
     print(f"{1:>8} | {one:>9.1f} | {60 / one:>8.2f}")
     print(f"{4:>8} | {statistics.median(together):>9.1f} | {4 * 60 / four_wall:>8.2f}")
     print(f"4 writers' run time / one writer's: {statistics.median(together) / one:.2f}")
+    print(f"load average after: {_load()}")
 
 
 def main() -> None:
@@ -231,6 +254,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000])
     parser.add_argument("--large", action="store_true", help="add 100,000 projects (slow)")
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--buckets", type=int, help="Spark buckets (default: one per 2,000)")
     parser.add_argument("--no-spark", action="store_true")
     parser.add_argument("--no-writers", action="store_true")
     parser.add_argument("--no-scoring", action="store_true")

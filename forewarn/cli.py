@@ -713,14 +713,25 @@ def score(
         str | None,
         typer.Option("--master", help="Spark master, e.g. local[2] (default: spark-submit's)"),
     ] = None,
+    buckets: Annotated[
+        int | None,
+        typer.Option(
+            "--buckets",
+            min=1,
+            help="Spark: partitions of whole projects, each scored in one call "
+            "(default: one per 2,000 projects, at least one per core)",
+        ),
+    ] = None,
 ) -> None:
     """Score every running project (at --as-of, default the latest report) with the champions."""
     if engine == "spark":
         _score_spark(_uri_argument("DATA", data), _uri_argument("--out", out), as_of, explain,
-                     json_out, master)  # fmt: skip
+                     json_out, master, buckets)  # fmt: skip
         return
     if engine != "local":
         _fail(f"--engine {engine!r}: use local or spark")
+    if buckets is not None:
+        _fail("--buckets applies to --engine spark only")
     settings = _settings()
     with _language(settings, lang):
         _score(settings, data, out, as_of, explain, json_out)
@@ -810,7 +821,13 @@ def _uri_argument(name: str, given: Path) -> str:
 
 
 def _score_spark(
-    data: str, out: str, as_of: str | None, explain: bool, json_out: bool, master: str | None
+    data: str,
+    out: str,
+    as_of: str | None,
+    explain: bool,
+    json_out: bool,
+    master: str | None,
+    buckets: int | None,
 ) -> None:
     """`forewarn score --engine spark`: serving.spark_batch does the work."""
     try:
@@ -837,7 +854,9 @@ def _score_spark(
             extra_attributes=tuple(settings.extra_attributes),
         )
         try:
-            done = spark_batch.score_with_spark(spark, data, out, champions, parameters)
+            done = spark_batch.score_with_spark(
+                spark, data, out, champions, parameters, buckets=buckets
+            )
         except (ValueError, FileNotFoundError) as exc:
             _fail(str(exc))
     finally:

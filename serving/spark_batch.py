@@ -1,14 +1,20 @@
-"""Batch scoring on Apache Spark: the local engine's code, run once per group of projects.
+"""Batch scoring on Apache Spark: the local engine's code, run once per bucket of projects.
 
 The portfolio's three tables are read as Spark DataFrames (CSV or Parquet, a local folder
-or any Hadoop-compatible URI), every row tagged with its project's group, and
-`applyInPandas` hands each group — a set of whole projects: all of a project's rows land in
-one group — to `score_group`. That runs exactly what `forewarn score` runs locally:
-`features.loading.validate_frames` (the contract), then `serving.batch.score_portfolio`
-with the champions' portfolio context and `serving.batch.output_frame`, so a project gets
-the same numbers from either engine. Groups hold many projects (not one each) because the
-local code is vectorised over a table: one project per call would pay its fixed cost per
-project.
+or any Hadoop-compatible URI) and unioned into one frame of text columns, each row keyed by
+its trimmed ``project_id``. `repartition(buckets, key)` hash-partitions that frame: every
+row of a project lands in the same partition, and each partition is one *bucket* of whole
+projects. `mapInPandas` hands each bucket, once, to `score_bucket`, which runs exactly what
+`forewarn score` runs locally: `features.loading.validate_frames` (the contract), then
+`serving.batch.score_portfolio` with the champions' portfolio context and
+`serving.batch.output_frame`, so a project gets the same numbers from either engine.
+
+A bucket holds thousands of projects, not one: the local code is vectorised over a table
+and pays a fixed cost per call (parsing, the contract's checks, two booster calls), so one
+call per project — what ``groupBy("project_id").applyInPandas`` would make — pays it per
+project. The number of buckets defaults to one per `PROJECTS_PER_BUCKET` projects and never
+fewer than the cluster's default parallelism; `score_with_spark(buckets=…)` (the CLI's
+``--buckets``) sets it.
 
 The champions travel to the executors as their text artifacts (LightGBM model text and
 ``risk_model.json``, the context as JSON), broadcast once and rebuilt once per Python
@@ -25,6 +31,7 @@ import json
 import math
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -39,9 +46,9 @@ from serving.champions import Champion, Champions
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-PROJECTS_PER_GROUP = 2_000  # the local engine's chunk size: big enough to vectorise
-KIND = "_kind"  # "score" or "quarantine" in the groups' output
-GROUP = "_group"
+PROJECTS_PER_BUCKET = 2_000  # the local engine's chunk size: big enough to vectorise
+KIND = "_kind"  # "score" or "quarantine" in the buckets' output
+KEY = "_project"  # the trimmed project id every row is partitioned by
 TABLE = "_table"
 SEP = "__"  # <table>__<column>: a dot would read as a struct field in Spark
 
@@ -68,7 +75,7 @@ _SCORE_TYPES = {
     "delay_model": "string",
     "overrun_model": "string",
 }
-# features.loading's quarantine columns; "row" is the row's place in its group, not a line
+# features.loading's quarantine columns; "row" is the row's place in its bucket, not a line
 # of the file (Spark reads files in parallel and numbers no lines).
 _QUARANTINE_COLUMNS = ("table", "project_id", "column", "value", "rule")
 
@@ -107,7 +114,7 @@ def champions_payload(champions: Champions) -> dict[str, Any]:
     if champions.context is None:
         raise ValueError(
             "the champions have no portfolio context (no reference sample was logged with "
-            "them): the Spark engine scores groups of projects apart and needs it"
+            "them): the Spark engine scores buckets of projects apart and needs it"
         )
     models = {}
     for target, champion in champions.by_target.items():
@@ -159,7 +166,7 @@ def champions_from_payload(payload: dict[str, Any]) -> Champions:
     return Champions(by_target, context)
 
 
-_REBUILT: dict[str, Champions] = {}  # per Python worker: rebuilt once, not once per group
+_REBUILT: dict[str, Champions] = {}  # per Python worker: rebuilt once, not once per bucket
 
 
 def _champions(payload: dict[str, Any]) -> Champions:
@@ -170,13 +177,13 @@ def _champions(payload: dict[str, Any]) -> Champions:
     return _REBUILT[key]
 
 
-# ------------------------------------------------------------------------ one group
+# ----------------------------------------------------------------------- one bucket
 
 
-def score_group(
+def score_bucket(
     tagged: pd.DataFrame, payload: dict[str, Any], parameters: ScoringParameters
 ) -> pd.DataFrame:
-    """Score one group of whole projects: the tagged rows of the three tables in, the
+    """Score one bucket of whole projects: the tagged rows of the three tables in, the
     output rows (scores, then quarantined rows) out, in `output_schema`'s columns."""
     from features.loading import validate_frames
 
@@ -238,7 +245,7 @@ def _quarantined_ids(frames: dict[str, pd.DataFrame], quarantine: pd.DataFrame) 
 
 
 def output_columns(explain: bool) -> tuple[str, ...]:
-    """The groups' output columns: the score file's, the quarantine's, and the row kind."""
+    """The buckets' output columns: the score file's, the quarantine's, and the row kind."""
     score = tuple(
         c for c in _SCORE_TYPES if explain or c not in ("drivers_late", "drivers_over_budget")
     )
@@ -286,7 +293,7 @@ def read_table(spark: SparkSession, data: str, table: str) -> DataFrame | None:
     """`<data>/<table>.parquet` or `.csv` as a DataFrame of text columns (None: absent).
 
     Every column is read as text, as the local reader reads CSV, and parsed by the same
-    contract code in `score_group`.
+    contract code in `score_bucket`.
     """
     from pyspark.errors import AnalysisException
     from pyspark.sql import functions as sf
@@ -316,10 +323,11 @@ def read_table(spark: SparkSession, data: str, table: str) -> DataFrame | None:
     raise FileNotFoundError(f"{data}: no {table} table: expected {table}.csv or {table}.parquet")
 
 
-def tagged_rows(spark: SparkSession, data: str, groups: int | None = None) -> DataFrame:
-    """The three tables as one DataFrame: ``_table``, ``_group`` and ``<table>__<column>``.
+def tagged_rows(spark: SparkSession, data: str) -> DataFrame:
+    """The three tables as one DataFrame: ``_table``, ``_project`` and ``<table>__<column>``.
 
-    The group is a hash of the project id, so every row of a project is in one group.
+    ``_project`` is the trimmed project id (what the contract's checks compare), so
+    partitioning by it keeps every row of a project together.
     """
     from pyspark.sql import functions as sf
 
@@ -332,11 +340,6 @@ def tagged_rows(spark: SparkSession, data: str, groups: int | None = None) -> Da
             raise ValueError(
                 f"{data}/{table}: no {', '.join(missing)} column (contract v1 requires it)"
             )
-    projects = tables["projects"]
-    assert projects is not None
-    if groups is None:
-        n = projects.select("project_id").distinct().count()
-        groups = max(spark.sparkContext.defaultParallelism, math.ceil(n / PROJECTS_PER_GROUP))
     parts = []
     for table, frame in tables.items():
         if frame is None:
@@ -345,7 +348,7 @@ def tagged_rows(spark: SparkSession, data: str, groups: int | None = None) -> Da
         parts.append(
             frame.select(
                 sf.lit(table).alias(TABLE),
-                sf.pmod(sf.xxhash64(sf.trim(sf.col("project_id"))), sf.lit(groups)).alias(GROUP),
+                sf.trim(sf.col("project_id")).alias(KEY),
                 *[sf.col(f"`{c}`").alias(f"{table}{SEP}{c}") for c in frame.columns if c in known],
             )
         )
@@ -353,6 +356,16 @@ def tagged_rows(spark: SparkSession, data: str, groups: int | None = None) -> Da
     for part in parts[1:]:
         rows = rows.unionByName(part, allowMissingColumns=True)
     return rows
+
+
+def bucket_count(spark: SparkSession, data: str, projects_per_bucket: int) -> int:
+    """One bucket per `projects_per_bucket` projects, at least one per core Spark offers."""
+    from pyspark.sql import functions as sf
+
+    projects = read_table(spark, data, "projects")
+    assert projects is not None
+    n = projects.select(sf.trim(sf.col("project_id"))).distinct().count()
+    return max(spark.sparkContext.defaultParallelism, math.ceil(n / projects_per_bucket))
 
 
 def default_as_of(spark: SparkSession, data: str) -> date | None:
@@ -373,21 +386,40 @@ def score_with_spark(
     out: str,
     champions: Champions,
     parameters: ScoringParameters,
-    groups: int | None = None,
+    buckets: int | None = None,
+    projects_per_bucket: int = PROJECTS_PER_BUCKET,
 ) -> SparkScores:
-    """Score every running project of `data` on Spark; Parquet by ``as_of`` under `out`."""
+    """Score every running project of `data` on Spark; Parquet by ``as_of`` under `out`.
+
+    `buckets` partitions (default: `bucket_count`), each scored by one call of the local
+    engine's code.
+    """
     from pyspark import StorageLevel
     from pyspark.sql import functions as sf
 
+    if buckets is not None and buckets < 1:
+        raise ValueError(f"--buckets {buckets}: must be at least 1")
+    if projects_per_bucket < 1:
+        raise ValueError(f"projects per bucket {projects_per_bucket}: must be at least 1")
     payload = spark.sparkContext.broadcast(champions_payload(champions))
-    rows = tagged_rows(spark, data, groups)
+    rows = tagged_rows(spark, data)
+    buckets = buckets or bucket_count(spark, data, projects_per_bucket)
+    wanted = [c for c in rows.columns if c != KEY]
 
-    def each_group(group: pd.DataFrame) -> pd.DataFrame:
-        return score_group(group, payload.value, parameters)
+    def each_bucket(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        # A partition arrives as Arrow batches (spark.sql.execution.arrow.maxRecordsPerBatch
+        # rows each); a project's rows may straddle two, so the whole partition is one call.
+        parts = list(batches)
+        if parts:
+            tagged = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+            yield score_bucket(tagged, payload.value, parameters)
 
+    # repartition with a number of partitions is kept as asked (adaptive execution does not
+    # coalesce it): one task per bucket, each project in exactly one.
     result = (
-        rows.groupBy(GROUP)
-        .applyInPandas(each_group, schema=output_schema(parameters.explain))
+        rows.repartition(buckets, sf.col(KEY))
+        .select(wanted)
+        .mapInPandas(each_bucket, schema=output_schema(parameters.explain))
         .persist(StorageLevel.MEMORY_AND_DISK)
     )
     try:

@@ -63,12 +63,22 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Trained:
 
 
 @pytest.fixture(scope="module")
-def spark() -> Iterator[Any]:
+def _stop_spark() -> Iterator[None]:
+    yield
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.getActiveSession()
+    if session is not None:
+        session.stop()
+
+
+@pytest.fixture
+def spark(_stop_spark: None) -> Any:
+    """The module's session: reused while it runs, started again when the CLI test's
+    ``forewarn score --engine spark`` has stopped it (the CLI stops what it gets)."""
     from serving.spark_batch import spark_session
 
-    session = spark_session("local[2]")
-    yield session
-    session.stop()
+    return spark_session("local[2]")
 
 
 def _local(trained: Trained, explain: bool) -> pd.DataFrame:
@@ -85,7 +95,7 @@ def _spark(trained: Trained, spark: Any, out: Path, explain: bool) -> pd.DataFra
 
     champions = load_from_registry(trained.uri)
     parameters = ScoringParameters(as_of=trained.as_of.date(), explain=explain, **RAG)
-    done = score_with_spark(spark, str(trained.data), str(out), champions, parameters, groups=3)
+    done = score_with_spark(spark, str(trained.data), str(out), champions, parameters, buckets=3)
     assert done.quarantined == 1  # the bad percent_complete, as the local loader finds it
     frame = pd.read_parquet(out / "scores")
     assert done.projects == len(frame)
@@ -154,3 +164,22 @@ def test_cli_writes_partitioned_parquet(
     local = load_portfolio(trained.data).quarantine
     assert local["column"].tolist() == ["percent_complete"] and local["value"].tolist() == ["lots"]
     assert bad["value"].tolist() == ["lots"]
+
+
+def test_bucket_count_default(trained: Trained, spark: Any) -> None:
+    from serving.spark_batch import bucket_count
+
+    projects = pd.read_csv(trained.data / "projects.csv")["project_id"].nunique()
+    assert projects == 250
+    assert bucket_count(spark, str(trained.data), 100) == 3  # ceil(250 / 100)
+    assert bucket_count(spark, str(trained.data), 2_000) == 2  # one per core of local[2]
+
+
+def test_buckets_only_with_spark(trained: Trained, tmp_path: Path) -> None:
+    from forewarn.cli import app
+
+    result = CliRunner().invoke(
+        app, ["score", str(trained.data), "--out", str(tmp_path / "s.parquet"), "--buckets", "4"]
+    )
+    assert result.exit_code == 2
+    assert "--buckets applies to --engine spark only" in result.stderr
