@@ -331,8 +331,9 @@ def select_recipe(
     recipes: Sequence[str] = RECIPES,
     folds: int = INNER_FOLDS,
 ) -> Selection:
-    """Every candidate's out-of-fold log-loss; the simplest within one standard error of the
-    best wins, and a booster must first beat the rule by two (`_choose`)."""
+    """Every candidate's out-of-fold log-loss over all rows and over each stage's rows, and
+    the choice among them (`_choose`): the anchor unless clearly beaten, else the simplest
+    near the best everywhere."""
     y, w = _labels(frame, target), _weights(frame)
     codes, uniques = pd.factorize(frame["project_id"])
     n_projects = len(uniques)
@@ -376,7 +377,8 @@ def select_recipe(
         threads = 1
     boosters: list[tuple[Candidate, np.ndarray]] = []
     for recipe in ("boost_from_rule", "lightgbm"):
-        if recipe not in wanted and not (stacked and (recipe != "boost_from_rule" or r)):
+        needed = recipe in wanted or (stacked and (recipe == "lightgbm" or r is not None))
+        if not needed:
             continue
         for leaves in shapes:
             boosters.append(
@@ -439,17 +441,22 @@ def select_recipe(
         f"{pick.label()}: out-of-fold log-loss {losses[chosen]:.4f} over {k} project-grouped "
         f"folds of {n_projects} projects"
     )
-    if chosen != best:
+    anchor_name = "the rule" if r is not None else "the logistic regression"
+    if chosen != best and pick.recipe == ("rule" if r is not None else "logistic"):
+        reason += (
+            f"; kept as {anchor_name}: the best ({results[best][0].label()}, "
+            f"{losses[best]:.4f}) did not beat it by two standard errors overall, nor by 2.5 "
+            f"in any of {len(by_stage)} stages"
+        )
+    elif chosen != best:
         reason += (
             f", within one standard error of the best ({results[best][0].label()}, "
             f"{losses[best]:.4f}) overall and in each of {len(by_stage)} stages, and simpler"
         )
     left_out = [results[i][0].label() for i in range(len(results)) if i not in eligible]
     if left_out:
-        anchor_name = "the rule" if r is not None else "the logistic regression"
-        reason += f"; left out for not beating {anchor_name} by two standard errors: " + ", ".join(
-            left_out
-        )
+        reason += f"; left out for not beating {anchor_name} by two standard errors: "
+        reason += ", ".join(left_out)
     selection = Selection(pick, None if r is None else r.name, margin, table, reason)
     if pick.recipe == "stack":
         selection.stack = stack_fit
