@@ -992,17 +992,7 @@ def retrain_target(
         progress,
         run_name=f"retrain-{target}-{as_of.date()}",
     )
-    # Every check is done and the version is registered: now, and only now, move aliases.
-    tracking.set_alias(target, tracking.CHALLENGER, info.version)
-    if decision.promote:
-        previous = tracking.promote(target, info.version)
-        if previous:
-            decision.reasons.append(f"previous champion v{previous} keeps 'previous-champion'")
-        now = tracking.alias_version(target, tracking.CHAMPION)
-        if now is None or now.version != info.version:
-            # Another writer moved the champion while this one was judged (tracking.promote
-            # says why in the version's tags): passed the gate, but not promoted.
-            decision = GateDecision(False, [*decision.reasons, _promotion_note(target, info)])
+    decision = settle_aliases(target, info.version, decision)
     return RetrainResult(
         target,
         decision.word,
@@ -1015,10 +1005,23 @@ def retrain_target(
     )
 
 
-def _promotion_note(target: str, info: tracking.VersionInfo) -> str:
-    again = tracking.version_info(target, info.version)
+def settle_aliases(target: str, version: str, decision: GateDecision) -> GateDecision:
+    """Move the aliases once every check is done and `version` is registered: challenger,
+    then champion when the gate promotes. If another writer moved the champion while this
+    version was judged (`tracking.promote` says why in the version's tags), it passed the
+    gate but is not promoted, and the decision says so."""
+    tracking.set_alias(target, tracking.CHALLENGER, version)
+    if not decision.promote:
+        return decision
+    previous = tracking.promote(target, version)
+    if previous:
+        decision.reasons.append(f"previous champion v{previous} keeps 'previous-champion'")
+    now = tracking.alias_version(target, tracking.CHAMPION)
+    if now is not None and now.version == version:
+        return decision
+    again = tracking.version_info(target, version)
     why = (again.tags if again else {}).get("promotion", "the champion moved meanwhile")
-    return f"passed the gate but {why}"
+    return GateDecision(False, [*decision.reasons, f"passed the gate but {why}"])
 
 
 def _json(value: Any) -> str:

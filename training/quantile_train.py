@@ -38,7 +38,7 @@ from training.intervals import (
     train_quantile_target,
 )
 from training.models import MIN_PROJECTS
-from training.pipeline import RetrainResult, choose_protocol
+from training.pipeline import RetrainResult, choose_protocol, settle_aliases
 from training.quantiles import (
     CLASSIFIER_TARGETS,
     LEVELS,
@@ -427,17 +427,7 @@ def retrain_quantile_target(
         tags,
         run_name=f"retrain-{target}-{as_of.date()}",
     )
-    # Every check is done and the version is registered: now, and only now, move aliases.
-    tracking.set_alias(target, tracking.CHALLENGER, info.version)
-    if decision.promote:
-        previous = tracking.promote(target, info.version)
-        if previous:
-            decision.reasons.append(f"previous champion v{previous} keeps 'previous-champion'")
-        now = tracking.alias_version(target, tracking.CHAMPION)
-        if now is None or now.version != info.version:
-            again = tracking.version_info(target, info.version)
-            why = (again.tags if again else {}).get("promotion", "the champion moved meanwhile")
-            decision = GateDecision(False, [*decision.reasons, f"passed the gate but {why}"])
+    decision = settle_aliases(target, info.version, decision)
     return RetrainResult(
         target,
         decision.word,
